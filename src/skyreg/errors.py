@@ -1,0 +1,48 @@
+"""Exceptions that skyreg raises on purpose.
+
+Every error meant for a user derives from :class:`SkyregError`, so the CLI can print it as one
+line and exit non-zero instead of showing a traceback.
+"""
+
+from __future__ import annotations
+
+
+class SkyregError(Exception):
+    """Base class of all errors that carry a message fit for an end user."""
+
+
+class InputError(SkyregError):
+    """Bad input data, located as precisely as we can: file, row and field."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str | None = None,
+        row: int | None = None,
+        field: str | None = None,
+    ) -> None:
+        self.file = file
+        self.row = row
+        self.field = field
+        self.reason = message
+        where = []
+        if file is not None:
+            where.append(file)
+        if row is not None:
+            where.append(f"row {row}")
+        if field is not None:
+            where.append(f"field {field!r}")
+        super().__init__(f"{': '.join([', '.join(where), message]) if where else message}")
+
+
+class ConflictError(SkyregError):
+    """A record with the same key is already stored with different content."""
+
+
+class NotFoundError(SkyregError):
+    """A named object (CCD, patch, tract, sky map, ...) is not in the registry."""
+
+
+class DatabaseError(SkyregError):
+    """The database could not be reached or set up."""
