@@ -46,3 +46,15 @@ class NotFoundError(SkyregError):
 
 class DatabaseError(SkyregError):
     """The database could not be reached or set up."""
+
+
+class InputErrors(SkyregError):
+    """Several input problems found in one pass; each is an :class:`InputError` line."""
+
+    def __init__(self, problems: list[InputError], total: int | None = None) -> None:
+        self.problems = problems
+        self.total = total if total is not None else len(problems)
+        lines = [str(problem) for problem in problems]
+        if self.total > len(problems):
+            lines.append(f"... and {self.total - len(problems)} more problems")
+        super().__init__("\n".join(lines))

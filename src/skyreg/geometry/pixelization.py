@@ -1,0 +1,62 @@
+"""Pixel coverage of regions, used as the database's spatial index.
+
+A registry indexes every footprint by the pixels of one hierarchical pixelization (HTM or
+HEALPix nested, at one level) that its region touches. The envelope sphgeom computes is
+conservative — it never misses a pixel the region touches — so two overlapping regions always
+share a pixel, and the pixel index can only produce extra candidates, which the exact test then
+removes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+from lsst.sphgeom import HealpixPixelization, HtmPixelization, Region
+
+SchemeName = Literal["htm", "healpix"]
+
+#: Levels accepted per scheme: coarser is useless for CCD-sized regions, finer makes huge indexes.
+LEVEL_RANGE: dict[str, tuple[int, int]] = {"htm": (4, 14), "healpix": (4, 14)}
+
+
+@dataclass(frozen=True)
+class PixelScheme:
+    """One pixelization (scheme + level), chosen once per registry and stored in it."""
+
+    scheme: SchemeName = "htm"
+    level: int = 9
+
+    def __post_init__(self) -> None:
+        if self.scheme not in LEVEL_RANGE:
+            raise ValueError(f"unknown pixelization {self.scheme!r}: use 'htm' or 'healpix'")
+        low, high = LEVEL_RANGE[self.scheme]
+        if not low <= self.level <= high:
+            raise ValueError(f"{self.scheme} level must be within [{low}, {high}]")
+
+    @cached_property
+    def _pixelization(self) -> HtmPixelization | HealpixPixelization:
+        if self.scheme == "htm":
+            return HtmPixelization(self.level)
+        return HealpixPixelization(self.level)
+
+    def __str__(self) -> str:
+        return f"{self.scheme}{self.level}"
+
+    def ranges(self, region: Region, max_ranges: int = 0) -> list[tuple[int, int]]:
+        """Half-open pixel index ranges covering ``region`` (at most ``max_ranges`` if > 0).
+
+        Limiting the number of ranges merges neighbouring ranges, which keeps the cover
+        conservative while keeping a query over a huge region short.
+        """
+        return [(int(a), int(b)) for a, b in self._pixelization.envelope(region, max_ranges)]
+
+    def pixels(self, region: Region) -> npt.NDArray[np.int64]:
+        """Every pixel index touched by ``region``, sorted."""
+        spans = self.ranges(region)
+        if not spans:
+            return np.empty(0, dtype=np.int64)
+        return np.concatenate([np.arange(a, b, dtype=np.int64) for a, b in spans])

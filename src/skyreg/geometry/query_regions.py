@@ -1,0 +1,147 @@
+"""Turn what a user asks about (cone, polygon, point, sphgeom region) into one query region.
+
+Inputs may be plain floats in degrees or astropy objects (``SkyCoord``, ``Angle``,
+``Quantity``), because pipelines hold either. The result carries the sphgeom region used for the
+pixel lookup and the exact predicate used to keep or drop each candidate footprint.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from lsst.sphgeom import Angle, Circle, ConvexPolygon, LonLat, Region, UnitVector3d
+
+from skyreg.geometry.polygons import GeometryError, polygon_from_vertices
+
+RegionKind = Literal["cone", "polygon", "point", "region"]
+
+
+@dataclass(frozen=True)
+class QueryRegion:
+    """A region to search with; ``matches`` is the exact overlap (or containment) test."""
+
+    kind: RegionKind
+    region: Region
+    point: UnitVector3d | None = None
+
+    def matches(self, footprint: ConvexPolygon) -> bool:
+        """True when ``footprint`` overlaps this region (contains it, for a point)."""
+        if self.point is not None:
+            return bool(footprint.contains(self.point))
+        return bool(footprint.overlaps(self.region))
+
+
+def _degrees(value: Any, field: str) -> float:
+    """A float in degrees from a number, an astropy Angle/Quantity, or a numpy scalar."""
+    if hasattr(value, "unit") and hasattr(value, "to_value"):
+        try:
+            result = float(value.to_value("deg"))
+        except Exception as err:  # astropy raises UnitConversionError and friends
+            raise GeometryError(f"{field}: {err}", field=field) from err
+    else:
+        try:
+            result = float(value)
+        except (TypeError, ValueError) as err:
+            raise GeometryError(f"{field}: expected degrees, got {value!r}", field=field) from err
+    if not math.isfinite(result):
+        raise GeometryError(f"{field}: must be finite, got {result}", field=field)
+    return result
+
+
+def _lonlat(value: Any, field: str) -> tuple[float, float]:
+    """RA/Dec in degrees from a SkyCoord or a (ra, dec) pair; RA is wrapped into [0, 360)."""
+    if hasattr(value, "icrs") and hasattr(value, "ra"):
+        coord = value.icrs
+        ra, dec = _degrees(coord.ra, f"{field}.ra"), _degrees(coord.dec, f"{field}.dec")
+    else:
+        try:
+            ra_value, dec_value = value
+        except (TypeError, ValueError) as err:
+            raise GeometryError(
+                f"{field}: expected (ra, dec) or a SkyCoord, got {value!r}", field=field
+            ) from err
+        ra, dec = _degrees(ra_value, f"{field}.ra"), _degrees(dec_value, f"{field}.dec")
+    if not -90.0 <= dec <= 90.0:
+        raise GeometryError(f"{field}: dec {dec} is outside [-90, 90]", field=field)
+    return ra % 360.0, dec
+
+
+def unit_vector(ra: float, dec: float) -> UnitVector3d:
+    """sphgeom unit vector for RA/Dec in degrees."""
+    return UnitVector3d(LonLat.fromDegrees(ra, dec))
+
+
+def _cone(value: Any) -> QueryRegion:
+    if not isinstance(value, Sequence) or len(value) not in (2, 3):
+        raise GeometryError(
+            "cone: expected (ra, dec, radius) or (SkyCoord, radius)", field="cone"
+        )
+    if len(value) == 2:
+        ra, dec = _lonlat(value[0], "cone.center")
+        radius_value = value[1]
+    else:
+        ra, dec = _lonlat((value[0], value[1]), "cone")
+        radius_value = value[2]
+    radius = _degrees(radius_value, "cone.radius")
+    if not 0.0 <= radius <= 180.0:
+        raise GeometryError(f"cone.radius: {radius} is outside [0, 180] degrees", field="radius")
+    circle = Circle(unit_vector(ra, dec), Angle.fromDegrees(radius))
+    return QueryRegion("cone", circle)
+
+
+def _polygon(value: Any) -> QueryRegion:
+    if hasattr(value, "icrs") and hasattr(value, "ra"):
+        coord = value.icrs
+        vertices = [
+            _lonlat((r, d), f"polygon[{i}]")
+            for i, (r, d) in enumerate(zip(coord.ra.deg, coord.dec.deg, strict=True))
+        ]
+    else:
+        try:
+            vertices = [_lonlat(v, f"polygon[{i}]") for i, v in enumerate(value)]
+        except TypeError as err:
+            raise GeometryError("polygon: expected a list of (ra, dec)", field="polygon") from err
+    try:
+        polygon = polygon_from_vertices([v[0] for v in vertices], [v[1] for v in vertices])
+    except GeometryError as err:
+        raise GeometryError(f"polygon: {err}", field="polygon") from err
+    return QueryRegion("polygon", polygon)
+
+
+def _point(value: Any) -> QueryRegion:
+    ra, dec = _lonlat(value, "point")
+    vector = unit_vector(ra, dec)
+    # A zero-radius circle covers every pixel whose closed boundary holds the point.
+    return QueryRegion("point", Circle(vector), point=vector)
+
+
+def make_query_region(
+    *,
+    cone: Any = None,
+    polygon: Any = None,
+    point: Any = None,
+    region: Region | None = None,
+) -> QueryRegion | None:
+    """Build the query region from exactly one of the keyword arguments (None if none given)."""
+    given = {
+        name: value
+        for name, value in (("cone", cone), ("polygon", polygon), ("point", point),
+                            ("region", region))
+        if value is not None
+    }
+    if len(given) > 1:
+        raise GeometryError(f"give only one of {', '.join(sorted(given))}")
+    if cone is not None:
+        return _cone(cone)
+    if polygon is not None:
+        return _polygon(polygon)
+    if point is not None:
+        return _point(point)
+    if region is not None:
+        if not isinstance(region, Region):
+            raise GeometryError("region: expected an lsst.sphgeom Region", field="region")
+        return QueryRegion("region", region)
+    return None

@@ -1,0 +1,1 @@
+"""Bulk ingest: survey manifests (and later FITS files) into the registry."""

@@ -1,0 +1,243 @@
+"""Database stage of ingest: COPY into staging tables, refuse conflicts, insert what is new.
+
+Everything runs in one transaction that first takes an advisory lock, so that
+
+* nothing of a run is visible unless all of it is (a crash or an error rolls back everything),
+* concurrent ingests queue up instead of racing: the second one finds the first one's rows and
+  inserts nothing (no duplicates, no unique-violation failures),
+* re-ingesting the same input inserts nothing and consumes no id sequence values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from psycopg import sql
+from sqlalchemy import (
+    ARRAY,
+    BigInteger,
+    Column,
+    Connection,
+    Double,
+    Engine,
+    Integer,
+    LargeBinary,
+    MetaData,
+    SmallInteger,
+    Table,
+    Text,
+    and_,
+    exists,
+    func,
+    insert,
+    or_,
+    select,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.types import TypeEngine
+
+from skyreg.errors import ConflictError, InputError, InputErrors
+from skyreg.ingest.report import KindCount
+
+#: Key of the advisory lock that serialises ingest transactions.
+INGEST_LOCK_KEY = 0x736B7972_65670002
+
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass
+class Batch:
+    """Rows of one kind to load into ``target`` (in ``columns`` order), plus pixel coverage."""
+
+    kind: str
+    target: Table
+    key: tuple[str, ...]
+    columns: tuple[str, ...]
+    rows: Sequence[Sequence[Any]]
+    pixel_table: Table | None = None
+    id_column: str | None = None
+    pixels: Sequence[Sequence[int]] | None = None
+    source: str = ""
+
+
+def _copy_type(column_type: TypeEngine[Any]) -> str:
+    """psycopg type name for binary COPY of a column type."""
+    if isinstance(column_type, ARRAY):
+        return _copy_type(column_type.item_type) + "[]"
+    for kind, name in ((BigInteger, "int8"), (SmallInteger, "int2"), (Integer, "int4"),
+                       (Double, "float8"), (Text, "text"), (LargeBinary, "bytea"),
+                       (JSONB, "jsonb")):
+        if isinstance(column_type, kind):
+            return name
+    raise TypeError(f"no COPY type for {column_type!r}")
+
+
+def _staging_table(batch: Batch, metadata: MetaData) -> Table:
+    """A temporary table shaped like the batch, dropped at commit."""
+    columns = [Column(name, batch.target.c[name].type) for name in batch.columns]
+    if batch.pixels is not None:
+        columns.append(Column("pixels", ARRAY(BigInteger)))
+    return Table(f"stage_{batch.kind}", metadata, *columns, prefixes=["TEMPORARY"],
+                 postgresql_on_commit="DROP")
+
+
+def _copy_rows(connection: Connection, stage: Table, batch: Batch,
+               progress: Progress | None) -> None:
+    driver = connection.connection.driver_connection
+    assert driver is not None
+    names = [column.name for column in stage.columns]
+    statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
+        sql.Identifier(stage.name), sql.SQL(", ").join(map(sql.Identifier, names))
+    )
+    total = len(batch.rows)
+    step = max(total // 100, 1000)
+    with driver.cursor() as cursor, cursor.copy(statement) as copy:
+        copy.set_types([_copy_type(column.type) for column in stage.columns])
+        if batch.pixels is None:
+            for i, row in enumerate(batch.rows):
+                copy.write_row(row)
+                if progress is not None and i % step == 0:
+                    progress(f"copying {batch.kind}", i, total)
+        else:
+            for i, (row, pixels) in enumerate(zip(batch.rows, batch.pixels, strict=True)):
+                copy.write_row((*row, pixels))
+                if progress is not None and i % step == 0:
+                    progress(f"copying {batch.kind}", i, total)
+    if progress is not None:
+        progress(f"copying {batch.kind}", total, total)
+    analyze(connection, stage.name)  # temporary tables get no autovacuum
+
+
+def analyze(connection: Connection, table_name: str) -> None:
+    """Refresh the planner statistics of one table."""
+    driver = connection.connection.driver_connection
+    assert driver is not None
+    driver.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(table_name)))
+
+
+def _key_match(a: Table, b: Table, key: Sequence[str]) -> Any:
+    return and_(*(a.c[name] == b.c[name] for name in key))
+
+
+def _describe(key: Sequence[str], values: Sequence[Any]) -> str:
+    return ", ".join(f"{name}={value!r}" for name, value in zip(key, values, strict=True))
+
+
+def _refuse_conflicts(connection: Connection, stage: Table, batch: Batch) -> None:
+    """Raise ConflictError if a staged row's key is stored with different content."""
+    compared = [name for name in batch.columns if name not in batch.key]
+    if not compared:
+        return
+    differs = or_(*(stage.c[name].is_distinct_from(batch.target.c[name]) for name in compared))
+    statement = (
+        select(*(stage.c[name] for name in batch.columns),
+               *(batch.target.c[name] for name in compared))
+        .select_from(stage.join(batch.target, _key_match(stage, batch.target, batch.key)))
+        .where(differs)
+        .limit(5)
+    )
+    rows = connection.execute(statement).all()
+    if not rows:
+        return
+    lines = []
+    for row in rows:
+        staged = dict(zip(batch.columns, row[:len(batch.columns)], strict=True))
+        stored = dict(zip(compared, row[len(batch.columns):], strict=True))
+        fields = [name for name in compared if staged[name] != stored[name]]
+        what = "footprint" if any(f.endswith(("region", "_ra", "_dec")) or f in ("ra", "dec")
+                                  for f in fields) else "values"
+        detail = f"different {what} ({', '.join(fields)})"
+        if "hash_sha1_hex" in fields:
+            detail = (f"a different definition: stored hash {stored['hash_sha1_hex']}, "
+                      f"this input has {staged['hash_sha1_hex']}")
+        key_values = [staged[name] for name in batch.key]
+        lines.append(f"{batch.source}: {batch.kind} ({_describe(batch.key, key_values)}) is "
+                     f"already registered with {detail}")
+    raise ConflictError("\n".join(lines) + "\nnothing was written")
+
+
+def _insert_new(connection: Connection, stage: Table, batch: Batch) -> int:
+    """Insert staged rows whose key is not stored yet (and their pixel rows); return count."""
+    target = batch.target
+    missing = ~exists().where(_key_match(target, stage, batch.key))
+    new_count = int(connection.execute(
+        select(func.count()).select_from(stage).where(missing)).scalar_one())
+    if new_count == 0:
+        return 0
+    rows = select(*(stage.c[name] for name in batch.columns)).where(missing)
+    insert_rows = insert(target).from_select(list(batch.columns), rows)
+    if batch.pixel_table is None:
+        connection.execute(insert_rows)
+        return new_count
+    assert batch.id_column is not None
+    inserted = insert_rows.returning(target.c[batch.id_column],
+                                     *(target.c[name] for name in batch.key)).cte("inserted")
+    pixel_rows = select(func.unnest(stage.c.pixels).label("pix"),
+                        inserted.c[batch.id_column]).select_from(
+        inserted.join(stage, _key_match(inserted, stage, batch.key)))
+    connection.execute(
+        insert(batch.pixel_table).from_select(["pix", batch.id_column], pixel_rows)
+    )
+    return new_count
+
+
+def _refuse_unknown(connection: Connection, stage: Table, kind: str, source: str,
+                    columns: Sequence[str], parent: Table, parent_columns: Sequence[str]) -> None:
+    """Rows that refer to a parent that is neither stored nor in this input."""
+    match = and_(*(parent.c[p] == stage.c[c]
+                   for c, p in zip(columns, parent_columns, strict=True)))
+    rows = connection.execute(
+        select(*(stage.c[c] for c in columns)).where(~exists().where(match)).distinct().limit(5)
+    ).all()
+    if rows:
+        raise InputErrors([
+            InputError(f"{parent.name} ({_describe(parent_columns, row)}) is neither in this "
+                       f"manifest nor registered", file=source, field=columns[-1])
+            for row in rows
+        ])
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A batch column group that must name a row of ``parent`` (checked before insert)."""
+
+    kind: str
+    columns: tuple[str, ...]
+    parent: Table
+    parent_columns: tuple[str, ...]
+
+
+def load(engine: Engine, batches: Sequence[Batch], references: Sequence[Reference] = (),
+         progress: Progress | None = None) -> dict[str, KindCount]:
+    """Load the batches (parents first) in one transaction; return counts per kind."""
+    counts: dict[str, KindCount] = {}
+    metadata = MetaData()
+    stages = {batch.kind: _staging_table(batch, metadata) for batch in batches}
+    with engine.begin() as connection:
+        connection.execute(select(func.pg_advisory_xact_lock(INGEST_LOCK_KEY)))
+        for batch in batches:
+            stage = stages[batch.kind]
+            stage.create(connection)
+            _copy_rows(connection, stage, batch, progress)
+            _refuse_conflicts(connection, stage, batch)
+            for ref in references:
+                if ref.kind == batch.kind:
+                    _refuse_unknown(connection, stage, batch.kind, batch.source, ref.columns,
+                                    ref.parent, ref.parent_columns)
+            if progress is not None:
+                progress(f"inserting {batch.kind}", 0, 1)
+            inserted = _insert_new(connection, stage, batch)
+            if progress is not None:
+                progress(f"inserting {batch.kind}", 1, 1)
+            counts[batch.kind] = KindCount(in_input=len(batch.rows), inserted=inserted)
+    # Fresh statistics make the first queries after a big load use the indexes.
+    touched = [b for b in batches if counts[b.kind].inserted]
+    if touched:
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            for batch in touched:
+                for table in (batch.target, batch.pixel_table):
+                    if table is not None:
+                        analyze(connection, table.name)
+    return counts

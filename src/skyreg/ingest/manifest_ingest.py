@@ -1,0 +1,184 @@
+"""``skyreg ingest manifest``: read → validate → geometry → COPY/merge → report.
+
+Nothing reaches the database before the whole manifest has been read and every footprint
+validated, so bad input is refused with its complete list of problems and no transaction is
+even opened.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+from psycopg.types.json import Jsonb
+from sqlalchemy import Engine
+
+from skyreg.geometry.pixelization import PixelScheme
+from skyreg.ingest import manifest_reader as mr
+from skyreg.ingest.footprints import Footprints, encode_column_pair, pixel_coverage
+from skyreg.ingest.loader import Batch, Reference, load
+from skyreg.ingest.problems import Problems
+from skyreg.ingest.report import IngestReport
+from skyreg.schema import (
+    ccd,
+    ccd_pixel,
+    detector,
+    instrument,
+    patch,
+    patch_pixel,
+    skymap,
+    tract,
+    tract_pixel,
+    visit,
+)
+
+Progress = Callable[[str, int, int], None]
+
+
+def _columns(table: pa.Table, names: list[str]) -> list[list[Any]]:
+    return [table.column(name).to_pylist() if name in table.column_names
+            else [None] * table.num_rows for name in names]
+
+
+def _footprint_rows(footprints: Footprints) -> tuple[list[bytes], list[Any], list[Any]]:
+    return footprints.encoded, footprints.ra, footprints.dec
+
+
+def _batches(manifest: mr.Manifest, scheme: PixelScheme, problems: Problems,
+             progress: Progress | None, stage_seconds: dict[str, float]
+             ) -> tuple[list[Batch], list[Reference]]:
+    """Validate geometry and build the row batches, parents before children."""
+    started = time.perf_counter()
+    batches: list[Batch] = []
+    references: list[Reference] = []
+
+    geometry: dict[str, list[Footprints | None]] = {}
+    polygon_columns = {
+        "visit": (manifest.visits, mr.VISITS_FILE, [("region_ra", "region_dec")]),
+        "ccd": (manifest.ccds, mr.CCDS_FILE, [("ra", "dec")]),
+        "tract": (manifest.tracts, mr.TRACTS_FILE,
+                  [("inner_ra", "inner_dec"), ("outer_ra", "outer_dec")]),
+        "patch": (manifest.patches, mr.PATCHES_FILE,
+                  [("inner_ra", "inner_dec"), ("outer_ra", "outer_dec")]),
+    }
+    for kind, (table, file, pairs) in polygon_columns.items():
+        if table is None:
+            continue
+        if progress is not None:
+            progress("checking footprints", 0, 1)
+        geometry[kind] = [encode_column_pair(table, file, ra, dec, problems) for ra, dec in pairs]
+    problems.raise_if_any()
+    stage_seconds["validate footprints"] = time.perf_counter() - started
+
+    started = time.perf_counter()
+    pixels: dict[str, list[list[int]]] = {}
+    for kind in ("tract", "patch", "ccd"):
+        if kind not in geometry:
+            continue
+        outer = geometry[kind][-1]
+        assert outer is not None
+        total = len(outer.encoded)
+        done = 0
+
+        def advance(count: int, kind: str = kind, total: int = total) -> None:
+            nonlocal done
+            done += count
+            if progress is not None:
+                progress(f"pixelizing {kind}", done, total)
+
+        pixels[kind] = pixel_coverage(scheme, outer.encoded, advance)
+    stage_seconds["pixel coverage"] = time.perf_counter() - started
+
+    if manifest.instrument is not None:
+        doc = manifest.instrument
+        batches.append(Batch(
+            "instrument", instrument, ("name",),
+            ("name", "detector_max", "visit_max", "bands", "physical_filters"),
+            [(doc["name"], doc["detector_max"], doc["visit_max"], doc.get("bands"),
+              doc.get("physical_filters"))],
+            source="instrument.json"))
+    if manifest.detectors is not None:
+        assert manifest.instrument is not None
+        table = manifest.detectors
+        names = ["detector", "full_name", "raft", "name_in_raft", "purpose",
+                 "fp_x_min", "fp_x_max", "fp_y_min", "fp_y_max"]
+        rows = list(zip([manifest.instrument["name"]] * table.num_rows,
+                        *_columns(table, names), strict=True))
+        batches.append(Batch("detector", detector, ("instrument", "detector"),
+                             ("instrument", *names), rows, source=mr.DETECTORS_FILE))
+    if manifest.visits is not None:
+        table = manifest.visits
+        source_names = ["instrument", "visit", "day_obs", "seq_num", "band", "physical_filter",
+                        "ra", "dec", "rot_deg", "exposure_time", "mjd_tai_start", "mjd_tai_end"]
+        target_names = ("instrument", "visit", "day_obs", "seq_num", "band", "physical_filter",
+                        "boresight_ra", "boresight_dec", "rotation_deg", "exposure_time",
+                        "mjd_tai_start", "mjd_tai_end", "region", "ra", "dec")
+        region = geometry["visit"][0]
+        assert region is not None
+        rows = list(zip(*_columns(table, source_names), *_footprint_rows(region), strict=True))
+        batches.append(Batch("visit", visit, ("instrument", "visit"), target_names, rows,
+                             source=mr.VISITS_FILE))
+        references.append(Reference("visit", ("instrument",), instrument, ("name",)))
+    if manifest.ccds is not None:
+        table = manifest.ccds
+        region = geometry["ccd"][0]
+        assert region is not None
+        rows = list(zip(*_columns(table, ["instrument", "visit", "detector"]),
+                        *_footprint_rows(region), strict=True))
+        batches.append(Batch("ccd", ccd, ("instrument", "visit", "detector"),
+                             ("instrument", "visit", "detector", "region", "ra", "dec"), rows,
+                             ccd_pixel, "ccd_id", pixels["ccd"], source=mr.CCDS_FILE))
+        references.append(Reference("ccd", ("instrument", "detector"), detector,
+                                    ("instrument", "detector")))
+    if manifest.skymap is not None:
+        doc = manifest.skymap
+        batches.append(Batch(
+            "skymap", skymap, ("name",), ("name", "kind", "hash_sha1_hex", "parameters"),
+            [(doc["name"], doc["kind"], doc["hash_sha1_hex"],
+              Jsonb(mr.skymap_parameters(doc), dumps=json.dumps))],
+            source="skymap.json"))
+    region_names = ("inner_region", "inner_ra", "inner_dec",
+                    "outer_region", "outer_ra", "outer_dec")
+    if manifest.tracts is not None:
+        table = manifest.tracts
+        inner, outer = geometry["tract"]
+        assert inner is not None and outer is not None
+        names = ["skymap", "tract", "ra_center", "dec_center", "ring"]
+        rows = list(zip(*_columns(table, names), *_footprint_rows(inner),
+                        *_footprint_rows(outer), strict=True))
+        batches.append(Batch("tract", tract, ("skymap", "tract"), (*names, *region_names), rows,
+                             tract_pixel, "tract_id", pixels["tract"], source=mr.TRACTS_FILE))
+    if manifest.patches is not None:
+        table = manifest.patches
+        inner, outer = geometry["patch"]
+        assert inner is not None and outer is not None
+        names = ["skymap", "tract", "patch", "cell_x", "cell_y"]
+        rows = list(zip(*_columns(table, names), *_footprint_rows(inner),
+                        *_footprint_rows(outer), strict=True))
+        batches.append(Batch("patch", patch, ("skymap", "tract", "patch"),
+                             (*names, *region_names), rows, patch_pixel, "patch_id",
+                             pixels["patch"], source=mr.PATCHES_FILE))
+    return batches, references
+
+
+def ingest_manifest(engine: Engine, scheme: PixelScheme, root: Path,
+                    progress: Progress | None = None) -> IngestReport:
+    """Load one manifest directory; see :meth:`skyreg.Registry.ingest_manifest`."""
+    started = time.perf_counter()
+    report = IngestReport(source=str(root))
+    if progress is not None:
+        progress("reading", 0, 1)
+    manifest, problems = mr.read_manifest(root)
+    problems.raise_if_any()
+    assert manifest is not None
+    report.stage_seconds["read"] = time.perf_counter() - started
+    batches, references = _batches(manifest, scheme, problems, progress, report.stage_seconds)
+    loading = time.perf_counter()
+    report.counts = load(engine, batches, references, progress)
+    report.stage_seconds["database"] = time.perf_counter() - loading
+    report.seconds = time.perf_counter() - started
+    return report

@@ -1,0 +1,1 @@
+"""Alembic migrations of the registry schema (reviewed code, one file per revision)."""

@@ -1,0 +1,7 @@
+"""The registry API: :class:`Registry` and its result rows."""
+
+from skyreg.registry.registry import QueryError, Registry, parse_pixelization
+from skyreg.registry.results import CcdRef, PatchRef, ResultList, TractRef
+
+__all__ = ["CcdRef", "PatchRef", "QueryError", "Registry", "ResultList", "TractRef",
+           "parse_pixelization"]

@@ -1,0 +1,330 @@
+"""The :class:`Registry`: the Python entry point to a skyreg database.
+
+A query runs as: user input → :func:`make_query_region` (validation, astropy conversion) → pixel
+ranges of the region → one SQL statement that returns candidates → exact sphgeom test → sorted
+result rows. Candidates never leave this module unfiltered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from os import PathLike
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from lsst.sphgeom import ConvexPolygon, Region
+from sqlalchemy import Connection, Engine, Select, func, select
+
+from skyreg.db.engine import make_engine, resolve_url
+from skyreg.db.migrate import ensure_schema
+from skyreg.errors import NotFoundError, SkyregError
+from skyreg.geometry.pixelization import PixelScheme
+from skyreg.geometry.query_regions import QueryRegion, make_query_region
+from skyreg.registry import queries
+from skyreg.registry.results import (
+    CcdRef,
+    PatchRef,
+    ResultList,
+    TractRef,
+    ccd_results,
+    patch_results,
+    tract_results,
+)
+from skyreg.schema import ccd, patch, skymap, tract, visit
+
+if TYPE_CHECKING:
+    from skyreg.ingest.report import IngestReport
+
+#: Upper bound on pixel ranges per query: huge regions get a coarser (still conservative) cover.
+MAX_QUERY_RANGES = 64
+
+
+class QueryError(SkyregError, ValueError):
+    """A query was asked with arguments that do not make sense."""
+
+
+def _names(value: str | Sequence[str] | None, what: str) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return (value,)
+    names = tuple(value)
+    if not all(isinstance(name, str) for name in names):
+        raise QueryError(f"{what}: expected a name or a list of names, got {value!r}")
+    return names
+
+
+def _mjd_tai(value: Any, what: str) -> float:
+    """MJD (TAI) from an astropy Time or a number already in MJD TAI."""
+    if hasattr(value, "tai") and hasattr(value, "mjd"):
+        return float(value.tai.mjd)
+    try:
+        return float(value)
+    except (TypeError, ValueError) as err:
+        raise QueryError(f"{what}: expected an astropy Time or an MJD (TAI) number") from err
+
+
+def _key(value: Any, types: tuple[type, ...], what: str, example: str) -> tuple[Any, ...]:
+    """Check a tuple key such as (skymap, tract, patch) and coerce its integers."""
+    if not isinstance(value, Sequence) or isinstance(value, str) or len(value) != len(types):
+        raise QueryError(f"{what}: expected {example}, got {value!r}")
+    try:
+        return tuple(kind(item) if kind is int else item for kind, item in
+                     zip(types, value, strict=True))
+    except (TypeError, ValueError) as err:
+        raise QueryError(f"{what}: expected {example}, got {value!r}") from err
+
+
+class Registry:
+    """A connection to one skyreg registry (embedded or on a PostgreSQL server).
+
+    Use :meth:`connect` rather than the constructor. A Registry holds one database connection;
+    close it (or use it as a context manager) when done.
+    """
+
+    def __init__(self, engine: Engine, scheme: PixelScheme) -> None:
+        self.engine = engine
+        self.pixel_scheme = scheme
+        self._connection: Connection | None = None
+
+    # -- life cycle ---------------------------------------------------------------------------
+
+    @classmethod
+    def connect(
+        cls,
+        url: str | None = None,
+        *,
+        home: str | PathLike[str] | None = None,
+        pixelization: str | PixelScheme | None = None,
+    ) -> Registry:
+        """Open a registry, creating its schema if the database is empty.
+
+        Parameters
+        ----------
+        url
+            PostgreSQL URL (``postgresql://user@host/db``). Default: ``$SKYREG_DATABASE_URL``,
+            else the embedded server in ``home``.
+        home
+            skyreg's data directory for the embedded server (default ``$SKYREG_HOME`` or the
+            platform's user data directory).
+        pixelization
+            ``"htm9"``, ``"healpix10"``, ... — only used when the registry is created.
+        """
+        scheme = parse_pixelization(pixelization) if pixelization is not None else None
+        resolved = resolve_url(url)
+        if resolved is None:
+            from skyreg.db.embedded import acquire_embedded
+
+            resolved = acquire_embedded(Path(home) if home is not None else None)
+        engine = make_engine(resolved)
+        try:
+            stored = ensure_schema(engine, scheme)
+        except Exception:
+            engine.dispose()
+            raise
+        return cls(engine, stored)
+
+    def close(self) -> None:
+        """Release the database connection."""
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+        self.engine.dispose()
+
+    def __enter__(self) -> Registry:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @property
+    def _conn(self) -> Connection:
+        """A connection in autocommit mode: read queries need no BEGIN/COMMIT round trips."""
+        if self._connection is None or self._connection.closed:
+            self._connection = self.engine.connect().execution_options(
+                isolation_level="AUTOCOMMIT"
+            )
+        return self._connection
+
+    # -- ingest -------------------------------------------------------------------------------
+
+    def ingest_manifest(
+        self,
+        path: str | PathLike[str],
+        *,
+        progress: Callable[[str, int, int], None] | None = None,
+    ) -> IngestReport:
+        """Load a survey manifest directory (format v1); see ``docs/manifest-format.md``.
+
+        All or nothing: on any error nothing of this manifest is written. Idempotent: loading
+        the same manifest again writes nothing and succeeds.
+        """
+        from skyreg.ingest.manifest_ingest import ingest_manifest
+
+        return ingest_manifest(self.engine, self.pixel_scheme, Path(path), progress=progress)
+
+    # -- spatial queries ----------------------------------------------------------------------
+
+    def find_ccds(
+        self,
+        *,
+        patch: tuple[str, int, int] | None = None,
+        tract: tuple[str, int] | None = None,
+        cone: Any = None,
+        polygon: Any = None,
+        point: Any = None,
+        region: Region | None = None,
+        instrument: str | Sequence[str] | None = None,
+        band: str | Sequence[str] | None = None,
+        time: tuple[Any, Any] | None = None,
+        inner: bool = False,
+    ) -> ResultList[CcdRef]:
+        """CCDs whose footprint overlaps the given patch, tract or region.
+
+        Give exactly one of ``patch`` (skymap, tract, patch), ``tract`` (skymap, tract),
+        ``cone`` (ra, dec, radius) or (SkyCoord, radius), ``polygon`` [(ra, dec), ...],
+        ``point`` (ra, dec) or SkyCoord (CCDs containing it), or ``region`` (sphgeom Region).
+        Degrees unless astropy quantities are given. ``inner=True`` uses the inner polygon of
+        a patch or tract. ``time`` is (start, end) as astropy Time or MJD (TAI): visits whose
+        exposure overlaps it.
+        """
+        query = self._query_region(
+            patch=patch, tract=tract, cone=cone, polygon=polygon, point=point, region=region,
+            inner=inner,
+        )
+        time_range = None
+        if time is not None:
+            if not isinstance(time, Sequence) or len(time) != 2:
+                raise QueryError("time: expected (start, end)")
+            time_range = (_mjd_tai(time[0], "time[0]"), _mjd_tai(time[1], "time[1]"))
+        filters = queries.CcdFilters(
+            instruments=_names(instrument, "instrument"),
+            bands=_names(band, "band"),
+            mjd_tai_range=time_range,
+        )
+        rows = self._exact(queries.ccd_candidates(filters), query)
+        return ccd_results(CcdRef(*row[:-1]) for row in rows)
+
+    def find_patches(
+        self,
+        *,
+        ccd: tuple[str, int, int] | None = None,
+        cone: Any = None,
+        polygon: Any = None,
+        point: Any = None,
+        region: Region | None = None,
+        skymap: str | Sequence[str] | None = None,
+        inner: bool = False,
+    ) -> ResultList[PatchRef]:
+        """Patches whose outer polygon (inner with ``inner=True``) overlaps a CCD or region."""
+        query = self._query_region(ccd=ccd, cone=cone, polygon=polygon, point=point, region=region)
+        rows = self._exact(queries.patch_candidates(_names(skymap, "skymap"), inner), query)
+        return patch_results(PatchRef(*row[:-1]) for row in rows)
+
+    def find_tracts(
+        self,
+        *,
+        ccd: tuple[str, int, int] | None = None,
+        cone: Any = None,
+        polygon: Any = None,
+        point: Any = None,
+        region: Region | None = None,
+        skymap: str | Sequence[str] | None = None,
+        inner: bool = False,
+    ) -> ResultList[TractRef]:
+        """Tracts whose outer polygon (inner with ``inner=True``) overlaps a CCD or region."""
+        query = self._query_region(ccd=ccd, cone=cone, polygon=polygon, point=point, region=region)
+        rows = self._exact(queries.tract_candidates(_names(skymap, "skymap"), inner), query)
+        return tract_results(TractRef(*row[:-1]) for row in rows)
+
+    # -- lookups --------------------------------------------------------------------------------
+
+    def ccd_region(self, instrument: str, visit_id: int, detector: int) -> ConvexPolygon:
+        """The footprint of one CCD (NotFoundError if it is not registered)."""
+        key = _key((instrument, visit_id, detector), (str, int, int), "ccd",
+                   "(instrument, visit, detector)")
+        return self._region(queries.ccd_region(*key), f"CCD {key}")
+
+    def patch_region(
+        self, skymap_name: str, tract_id: int, patch_id: int, *, inner: bool = False
+    ) -> ConvexPolygon:
+        """The outer (or inner) polygon of one patch."""
+        key = _key((skymap_name, tract_id, patch_id), (str, int, int), "patch",
+                   "(skymap, tract, patch)")
+        return self._region(queries.patch_region(*key, inner), f"patch {key}")
+
+    def tract_region(self, skymap_name: str, tract_id: int, *, inner: bool = False) -> ConvexPolygon:
+        """The outer (or inner) polygon of one tract."""
+        key = _key((skymap_name, tract_id), (str, int), "tract", "(skymap, tract)")
+        return self._region(queries.tract_region(*key, inner), f"tract {key}")
+
+    def counts(self) -> dict[str, int]:
+        """Number of rows of each kind, for summaries."""
+        tables = {"visits": visit, "ccds": ccd, "skymaps": skymap, "tracts": tract,
+                  "patches": patch}
+        return {
+            name: int(self._conn.execute(select(func.count()).select_from(table)).scalar_one())
+            for name, table in tables.items()
+        }
+
+    # -- internals ------------------------------------------------------------------------------
+
+    def _region(self, statement: Select[tuple[bytes]], what: str) -> ConvexPolygon:
+        encoded = self._conn.execute(statement).scalar_one_or_none()
+        if encoded is None:
+            raise NotFoundError(f"{what} is not in the registry")
+        return ConvexPolygon.decode(encoded)
+
+    def _query_region(
+        self,
+        *,
+        patch: Any = None,
+        tract: Any = None,
+        ccd: Any = None,
+        inner: bool = False,
+        **regions: Any,
+    ) -> QueryRegion:
+        """Exactly one search region, from a stored footprint or from user geometry."""
+        stored = {name: value for name, value in (("patch", patch), ("tract", tract),
+                                                  ("ccd", ccd)) if value is not None}
+        given = [*stored, *(name for name, value in regions.items() if value is not None)]
+        if len(given) != 1:
+            choices = "patch=, tract=, " if "ccd" not in regions else ""
+            raise QueryError(
+                f"give exactly one search region ({choices}cone=, polygon=, point=, region=), "
+                f"got {', '.join(given) or 'none'}"
+            )
+        if patch is not None:
+            return QueryRegion("region", self.patch_region(*_key(
+                patch, (str, int, int), "patch", "(skymap, tract, patch)"), inner=inner))
+        if tract is not None:
+            return QueryRegion("region", self.tract_region(*_key(
+                tract, (str, int), "tract", "(skymap, tract)"), inner=inner))
+        if ccd is not None:
+            return QueryRegion("region", self.ccd_region(*_key(
+                ccd, (str, int, int), "ccd", "(instrument, visit, detector)")))
+        query = make_query_region(**regions)
+        assert query is not None
+        return query
+
+    def _exact(self, statement: Select[Any], query: QueryRegion) -> Iterable[Any]:
+        """Run a candidate statement for the region's pixels; keep exact matches only."""
+        ranges = self.pixel_scheme.ranges(query.region, MAX_QUERY_RANGES)
+        if not ranges:
+            return []
+        lo, hi = zip(*ranges, strict=True)
+        rows = self._conn.execute(statement, {"lo": list(lo), "hi": list(hi)}).all()
+        decode = ConvexPolygon.decode
+        matches = query.matches
+        return [row for row in rows if matches(decode(row[-1]))]
+
+
+def parse_pixelization(value: str | PixelScheme) -> PixelScheme:
+    """``"htm9"`` / ``"healpix10"`` → PixelScheme."""
+    if isinstance(value, PixelScheme):
+        return value
+    text = value.strip().lower()
+    for scheme in ("healpix", "htm"):
+        if text.startswith(scheme) and text[len(scheme):].isdigit():
+            return PixelScheme(scheme, int(text[len(scheme):]))  # type: ignore[arg-type]
+    raise QueryError(f"pixelization {value!r}: expected e.g. 'htm9' or 'healpix10'")
