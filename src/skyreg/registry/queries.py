@@ -8,10 +8,22 @@ keys and encoded polygons come back for the exact test done by :mod:`skyreg.regi
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import BigInteger, ColumnElement, Select, and_, bindparam, func, select, true
+from sqlalchemy import (
+    BigInteger,
+    BindParameter,
+    ColumnElement,
+    Double,
+    Text,
+    Select,
+    and_,
+    any_,
+    bindparam,
+    func,
+    select,
+    true,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from skyreg.schema import ccd, ccd_pixel, patch, patch_pixel, tract, tract_pixel, visit
@@ -22,51 +34,63 @@ _HI = bindparam("hi", type_=ARRAY(BigInteger))
 
 @dataclass(frozen=True)
 class CcdFilters:
-    """Non-spatial restrictions on CCD searches (None means no restriction)."""
+    """Which non-spatial restrictions a CCD search applies (values are bound parameters).
 
-    instruments: tuple[str, ...] | None = None
-    bands: tuple[str, ...] | None = None
-    mjd_tai_range: tuple[float, float] | None = None
+    Only the *shape* of the filter is part of the statement, so a handful of statements serve
+    every query and each is compiled and prepared once.
+    """
 
-    @property
-    def needs_visit(self) -> bool:
-        return self.bands is not None or self.mjd_tai_range is not None
+    instrument: bool = False
+    band: bool = False
+    time: bool = False
 
 
-def _candidate_ids(pixel_table: object, id_column: str) -> Select[tuple[int]]:
-    """Ids whose pixel rows fall into any of the bound half-open ranges [lo, hi)."""
+def _candidate_ids(pixel_table: object, id_column: str) -> ColumnElement[object]:
+    """Array of ids whose pixel rows fall into any of the bound half-open ranges [lo, hi).
+
+    Returned as ``ARRAY(subquery)`` to compare with ``= ANY(...)``: the planner then fetches
+    candidates by primary key, whereas ``IN (subquery)`` with its pessimistic estimate for
+    range conditions on bind parameters chose a sequential scan of the footprint table.
+    """
     pixels = pixel_table.c  # type: ignore[attr-defined]
     ranges = func.unnest(_LO, _HI).table_valued("lo", "hi").render_derived(name="r")
-    return (
+    ids = (
         select(pixels[id_column])
         .select_from(ranges)
         .join(pixel_table, and_(pixels.pix >= ranges.c.lo, pixels.pix < ranges.c.hi))  # type: ignore[arg-type]
     )
+    return any_(func.array(ids.scalar_subquery()))
 
 
 def ccd_candidates(filters: CcdFilters) -> Select[tuple[str, int, int, bytes]]:
-    """CCDs with a pixel in the bound ranges that pass ``filters``, with their polygons."""
+    """CCDs with a pixel in the bound ranges that pass ``filters``, with their polygons.
+
+    Parameters: ``lo``, ``hi`` (pixel ranges), and per filter ``instruments``/``bands``
+    (text arrays) and ``mjd_start``/``mjd_end`` (visits whose exposure overlaps the span).
+    """
     statement = select(ccd.c.instrument, ccd.c.visit, ccd.c.detector, ccd.c.region).where(
-        ccd.c.ccd_id.in_(_candidate_ids(ccd_pixel, "ccd_id"))
+        ccd.c.ccd_id == _candidate_ids(ccd_pixel, "ccd_id")
     )
     conditions: list[ColumnElement[bool]] = []
-    if filters.instruments is not None:
-        conditions.append(ccd.c.instrument.in_(filters.instruments))
-    if filters.needs_visit:
+    if filters.instrument:
+        conditions.append(ccd.c.instrument == any_(_TEXTS("instruments")))
+    if filters.band or filters.time:
         statement = statement.join(
             visit, and_(visit.c.instrument == ccd.c.instrument, visit.c.visit == ccd.c.visit)
         )
-        if filters.bands is not None:
-            conditions.append(visit.c.band.in_(filters.bands))
-        if filters.mjd_tai_range is not None:
-            start, end = filters.mjd_tai_range
-            conditions.append(and_(visit.c.mjd_tai_end >= start, visit.c.mjd_tai_start <= end))
+    if filters.band:
+        conditions.append(visit.c.band == any_(_TEXTS("bands")))
+    if filters.time:
+        conditions.append(visit.c.mjd_tai_end >= bindparam("mjd_start", type_=Double))
+        conditions.append(visit.c.mjd_tai_start <= bindparam("mjd_end", type_=Double))
     return statement.where(and_(true(), *conditions))
 
 
-def patch_candidates(
-    skymaps: Sequence[str] | None, inner: bool
-) -> Select[tuple[str, int, int, bytes]]:
+def _TEXTS(name: str) -> BindParameter[list[str]]:  # noqa: N802 - reads like a type
+    return bindparam(name, type_=ARRAY(Text))
+
+
+def patch_candidates(by_skymap: bool, inner: bool) -> Select[tuple[str, int, int, bytes]]:
     """Patches with a pixel in the bound ranges (outer-polygon index), with the chosen polygon.
 
     The index is built from outer polygons only: an inner polygon lies within its outer one, so
@@ -74,40 +98,47 @@ def patch_candidates(
     """
     region = patch.c.inner_region if inner else patch.c.outer_region
     statement = select(patch.c.skymap, patch.c.tract, patch.c.patch, region).where(
-        patch.c.patch_id.in_(_candidate_ids(patch_pixel, "patch_id"))
+        patch.c.patch_id == _candidate_ids(patch_pixel, "patch_id")
     )
-    if skymaps is not None:
-        statement = statement.where(patch.c.skymap.in_(skymaps))
+    if by_skymap:
+        statement = statement.where(patch.c.skymap == any_(_TEXTS("skymaps")))
     return statement
 
 
-def tract_candidates(skymaps: Sequence[str] | None, inner: bool) -> Select[tuple[str, int, bytes]]:
+def tract_candidates(by_skymap: bool, inner: bool) -> Select[tuple[str, int, bytes]]:
     """Tracts with a pixel in the bound ranges, with the chosen polygon (see patch_candidates)."""
     region = tract.c.inner_region if inner else tract.c.outer_region
     statement = select(tract.c.skymap, tract.c.tract, region).where(
-        tract.c.tract_id.in_(_candidate_ids(tract_pixel, "tract_id"))
+        tract.c.tract_id == _candidate_ids(tract_pixel, "tract_id")
     )
-    if skymaps is not None:
-        statement = statement.where(tract.c.skymap.in_(skymaps))
+    if by_skymap:
+        statement = statement.where(tract.c.skymap == any_(_TEXTS("skymaps")))
     return statement
 
 
-def ccd_region(instrument: str, visit_id: int, detector: int) -> Select[tuple[bytes]]:
-    """The encoded footprint of one CCD."""
+def ccd_region() -> Select[tuple[bytes]]:
+    """The encoded footprint of one CCD (parameters ``instrument``, ``visit``, ``detector``)."""
     return select(ccd.c.region).where(
-        ccd.c.instrument == instrument, ccd.c.visit == visit_id, ccd.c.detector == detector
+        ccd.c.instrument == bindparam("instrument", type_=Text),
+        ccd.c.visit == bindparam("visit", type_=BigInteger),
+        ccd.c.detector == bindparam("detector", type_=BigInteger),
     )
 
 
-def patch_region(skymap: str, tract_id: int, patch_id: int, inner: bool) -> Select[tuple[bytes]]:
-    """The encoded inner or outer polygon of one patch."""
+def patch_region(inner: bool) -> Select[tuple[bytes]]:
+    """The encoded inner or outer polygon of one patch (``skymap``, ``tract``, ``patch``)."""
     region = patch.c.inner_region if inner else patch.c.outer_region
     return select(region).where(
-        patch.c.skymap == skymap, patch.c.tract == tract_id, patch.c.patch == patch_id
+        patch.c.skymap == bindparam("skymap", type_=Text),
+        patch.c.tract == bindparam("tract", type_=BigInteger),
+        patch.c.patch == bindparam("patch", type_=BigInteger),
     )
 
 
-def tract_region(skymap: str, tract_id: int, inner: bool) -> Select[tuple[bytes]]:
-    """The encoded inner or outer polygon of one tract."""
+def tract_region(inner: bool) -> Select[tuple[bytes]]:
+    """The encoded inner or outer polygon of one tract (``skymap``, ``tract``)."""
     region = tract.c.inner_region if inner else tract.c.outer_region
-    return select(region).where(tract.c.skymap == skymap, tract.c.tract == tract_id)
+    return select(region).where(
+        tract.c.skymap == bindparam("skymap", type_=Text),
+        tract.c.tract == bindparam("tract", type_=BigInteger),
+    )

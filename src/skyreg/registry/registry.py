@@ -7,13 +7,16 @@ result rows. Candidates never leave this module unfiltered.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
+from functools import lru_cache
 from os import PathLike
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lsst.sphgeom import ConvexPolygon, Region
+import psycopg
 from sqlalchemy import Connection, Engine, Select, func, select
+from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
 
 from skyreg.db.engine import make_engine, resolve_url
 from skyreg.db.migrate import ensure_schema
@@ -37,6 +40,19 @@ if TYPE_CHECKING:
 
 #: Upper bound on pixel ranges per query: huge regions get a coarser (still conservative) cover.
 MAX_QUERY_RANGES = 64
+
+
+_DIALECT = PGDialect_psycopg()
+
+
+@lru_cache(maxsize=128)
+def _sql(builder: Callable[..., Select[Any]], *args: Any) -> str:
+    """SQL text of a composed statement, compiled once per statement shape.
+
+    Hot queries skip SQLAlchemy's per-execution work (cache keys, result processing) and go to
+    psycopg as prepared statements; the statements themselves are still composed objects.
+    """
+    return str(builder(*args).compile(dialect=_DIALECT))
 
 
 class QueryError(SkyregError, ValueError):
@@ -197,12 +213,17 @@ class Registry:
             if not isinstance(time, Sequence) or len(time) != 2:
                 raise QueryError("time: expected (start, end)")
             time_range = (_mjd_tai(time[0], "time[0]"), _mjd_tai(time[1], "time[1]"))
-        filters = queries.CcdFilters(
-            instruments=_names(instrument, "instrument"),
-            bands=_names(band, "band"),
-            mjd_tai_range=time_range,
-        )
-        rows = self._exact(queries.ccd_candidates(filters), query)
+        instruments, bands = _names(instrument, "instrument"), _names(band, "band")
+        filters = queries.CcdFilters(instruments is not None, bands is not None,
+                                     time_range is not None)
+        params: dict[str, Any] = {}
+        if instruments is not None:
+            params["instruments"] = list(instruments)
+        if bands is not None:
+            params["bands"] = list(bands)
+        if time_range is not None:
+            params["mjd_start"], params["mjd_end"] = time_range
+        rows = self._exact(_sql(queries.ccd_candidates, filters), query, params)
         return ccd_results(CcdRef(*row[:-1]) for row in rows)
 
     def find_patches(
@@ -218,7 +239,9 @@ class Registry:
     ) -> ResultList[PatchRef]:
         """Patches whose outer polygon (inner with ``inner=True``) overlaps a CCD or region."""
         query = self._query_region(ccd=ccd, cone=cone, polygon=polygon, point=point, region=region)
-        rows = self._exact(queries.patch_candidates(_names(skymap, "skymap"), inner), query)
+        skymaps = _names(skymap, "skymap")
+        rows = self._exact(_sql(queries.patch_candidates, skymaps is not None, inner), query,
+                           {"skymaps": list(skymaps)} if skymaps is not None else {})
         return patch_results(PatchRef(*row[:-1]) for row in rows)
 
     def find_tracts(
@@ -234,7 +257,9 @@ class Registry:
     ) -> ResultList[TractRef]:
         """Tracts whose outer polygon (inner with ``inner=True``) overlaps a CCD or region."""
         query = self._query_region(ccd=ccd, cone=cone, polygon=polygon, point=point, region=region)
-        rows = self._exact(queries.tract_candidates(_names(skymap, "skymap"), inner), query)
+        skymaps = _names(skymap, "skymap")
+        rows = self._exact(_sql(queries.tract_candidates, skymaps is not None, inner), query,
+                           {"skymaps": list(skymaps)} if skymaps is not None else {})
         return tract_results(TractRef(*row[:-1]) for row in rows)
 
     # -- lookups --------------------------------------------------------------------------------
@@ -243,7 +268,9 @@ class Registry:
         """The footprint of one CCD (NotFoundError if it is not registered)."""
         key = _key((instrument, visit_id, detector), (str, int, int), "ccd",
                    "(instrument, visit, detector)")
-        return self._region(queries.ccd_region(*key), f"CCD {key}")
+        return self._region(_sql(queries.ccd_region),
+                            dict(zip(("instrument", "visit", "detector"), key, strict=True)),
+                            f"CCD {key}")
 
     def patch_region(
         self, skymap_name: str, tract_id: int, patch_id: int, *, inner: bool = False
@@ -251,12 +278,15 @@ class Registry:
         """The outer (or inner) polygon of one patch."""
         key = _key((skymap_name, tract_id, patch_id), (str, int, int), "patch",
                    "(skymap, tract, patch)")
-        return self._region(queries.patch_region(*key, inner), f"patch {key}")
+        return self._region(_sql(queries.patch_region, inner),
+                            dict(zip(("skymap", "tract", "patch"), key, strict=True)),
+                            f"patch {key}")
 
     def tract_region(self, skymap_name: str, tract_id: int, *, inner: bool = False) -> ConvexPolygon:
         """The outer (or inner) polygon of one tract."""
         key = _key((skymap_name, tract_id), (str, int), "tract", "(skymap, tract)")
-        return self._region(queries.tract_region(*key, inner), f"tract {key}")
+        return self._region(_sql(queries.tract_region, inner),
+                            dict(zip(("skymap", "tract"), key, strict=True)), f"tract {key}")
 
     def counts(self) -> dict[str, int]:
         """Number of rows of each kind, for summaries."""
@@ -269,11 +299,16 @@ class Registry:
 
     # -- internals ------------------------------------------------------------------------------
 
-    def _region(self, statement: Select[tuple[bytes]], what: str) -> ConvexPolygon:
-        encoded = self._conn.execute(statement).scalar_one_or_none()
-        if encoded is None:
+    def _fetch(self, sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+        """Run compiled SQL as a prepared statement on the registry's connection."""
+        driver: psycopg.Connection[Any] = self._conn.connection.driver_connection  # type: ignore[assignment]
+        return driver.execute(sql, params, prepare=True).fetchall()
+
+    def _region(self, sql: str, params: dict[str, Any], what: str) -> ConvexPolygon:
+        rows = self._fetch(sql, params)
+        if not rows:
             raise NotFoundError(f"{what} is not in the registry")
-        return ConvexPolygon.decode(encoded)
+        return ConvexPolygon.decode(rows[0][0])
 
     def _query_region(
         self,
@@ -307,13 +342,14 @@ class Registry:
         assert query is not None
         return query
 
-    def _exact(self, statement: Select[Any], query: QueryRegion) -> Iterable[Any]:
+    def _exact(self, sql: str, query: QueryRegion, params: dict[str, Any]
+               ) -> list[tuple[Any, ...]]:
         """Run a candidate statement for the region's pixels; keep exact matches only."""
         ranges = self.pixel_scheme.ranges(query.region, MAX_QUERY_RANGES)
         if not ranges:
             return []
         lo, hi = zip(*ranges, strict=True)
-        rows = self._conn.execute(statement, {"lo": list(lo), "hi": list(hi)}).all()
+        rows = self._fetch(sql, {**params, "lo": list(lo), "hi": list(hi)})
         decode = ConvexPolygon.decode
         matches = query.matches
         return [row for row in rows if matches(decode(row[-1]))]

@@ -1,0 +1,1 @@
+"""The ``skyreg`` command line (click)."""

@@ -1,0 +1,421 @@
+"""``skyreg``: ingest survey metadata and ask exact spatial questions about it.
+
+Every command works on the embedded database in ``$SKYREG_HOME`` unless ``--db URL`` (or
+``SKYREG_DATABASE_URL``) names a PostgreSQL server. Errors are printed as one line each, never as
+a traceback, and the exit status is non-zero.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
+
+import click
+
+from skyreg.cli.output import FORMATS, render
+from skyreg.cli.progress import IngestProgress
+from skyreg.errors import SkyregError
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _angle(text: str, what: str, default_unit: str = "deg") -> float:
+    """Degrees from '150.1', '10h00m28.6s', '12arcmin', '0.2deg'... (astropy parses units)."""
+    from astropy.coordinates import Angle
+
+    try:
+        value = float(text)
+        return value
+    except ValueError:
+        pass
+    try:
+        return float(Angle(text, unit=default_unit if text[-1].isdigit() else None).deg)
+    except Exception as err:
+        raise click.BadParameter(f"{text!r} is not an angle ({err})", param_hint=what) from err
+
+
+def friendly_errors(command: Callable[P, R]) -> Callable[P, R]:
+    """Turn skyreg's own errors into 'error: ...' lines and exit status 1."""
+
+    @functools.wraps(command)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return command(*args, **kwargs)
+        except SkyregError as err:
+            for line in str(err).splitlines():
+                click.echo(f"error: {line}", err=True)
+            sys.exit(1)
+        except KeyboardInterrupt:
+            click.echo("interrupted; nothing of an unfinished ingest was kept", err=True)
+            sys.exit(130)
+
+    return wrapper
+
+
+def _registry(ctx: click.Context) -> Any:
+    from skyreg.registry import Registry
+
+    options = ctx.find_root().obj
+    return Registry.connect(options["db"], home=options["home"],
+                            pixelization=options.get("pixelization"))
+
+
+format_option = click.option(
+    "--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True,
+    help="Output format.",
+)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option("--db", metavar="URL", envvar="SKYREG_DATABASE_URL",
+              help="PostgreSQL URL, e.g. postgresql://user@host/dbname "
+                   "[env SKYREG_DATABASE_URL]. Default: the embedded server.")
+@click.option("--home", type=click.Path(file_okay=False, path_type=Path), envvar="SKYREG_HOME",
+              help="Data directory of the embedded server [env SKYREG_HOME; default: the "
+                   "platform's user data dir].")
+@click.version_option(package_name="skyreg")
+@click.pass_context
+def cli(ctx: click.Context, db: str | None, home: Path | None) -> None:
+    """skyreg: a spatially indexed metadata registry for survey data.
+
+    \b
+    Quick start:
+      skyreg demo                              # synthetic survey → embedded DB → queries
+      skyreg ingest manifest path/to/survey    # load a survey manifest (format v1)
+      skyreg ccds --patch rings 9813 40        # CCDs overlapping patch 40 of tract 9813
+      skyreg patches --ccd LSSTCam 2027010100042 94
+      skyreg ccds --cone 150.1 2.2 0.2 --band r --format csv
+
+    Answers are exact: a CCD is returned if and only if its polygon overlaps the region.
+    """
+    ctx.obj = {"db": db, "home": home}
+
+
+# -- ingest -----------------------------------------------------------------------------------
+
+
+@cli.group()
+def ingest() -> None:
+    """Load metadata into the registry."""
+
+
+@ingest.command("manifest")
+@click.argument("directory", type=click.Path(path_type=Path))
+@click.option("--progress/--no-progress", default=True, show_default=True,
+              help="Progress bars (shown on a terminal only).")
+@format_option
+@click.pass_context
+@friendly_errors
+def ingest_manifest(ctx: click.Context, directory: Path, progress: bool, fmt: str) -> None:
+    """Load a survey manifest directory (format version 1).
+
+    All or nothing and idempotent: bad input is refused with one line per problem (file, row,
+    field) and nothing is written; loading the same manifest twice changes nothing.
+    """
+    with _registry(ctx) as registry, IngestProgress(progress) as bar:
+        report = registry.ingest_manifest(directory, progress=bar)
+    if fmt == "json":
+        click.echo(json.dumps(report.as_dict(), indent=2))
+    else:
+        click.echo("\n".join(report.lines()))
+
+
+# -- queries ----------------------------------------------------------------------------------
+
+
+def _region_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    options = [
+        click.option("--cone", nargs=3, metavar="RA DEC RADIUS",
+                     help="Cone: centre and radius (degrees, or with units: 12arcmin)."),
+        click.option("--polygon", metavar="'RA,DEC RA,DEC ...'",
+                     help="Convex polygon, vertices in order (either direction)."),
+        click.option("--point", nargs=2, metavar="RA DEC", help="Footprints containing a point."),
+        click.option("--inner", is_flag=True,
+                     help="Use the inner (owned) polygon of patches and tracts, not the outer."),
+        format_option,
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _region_kwargs(cone: tuple[str, str, str] | None, polygon: str | None,
+                   point: tuple[str, str] | None) -> dict[str, Any]:
+    if cone:
+        return {"cone": (_angle(cone[0], "--cone RA", "hourangle" if "h" in cone[0] else "deg"),
+                         _angle(cone[1], "--cone DEC"), _angle(cone[2], "--cone RADIUS"))}
+    if polygon:
+        try:
+            vertices = [tuple(float(v) for v in pair.split(",")) for pair in polygon.split()]
+        except ValueError as err:
+            raise click.BadParameter("expected 'RA,DEC RA,DEC RA,DEC ...' in degrees",
+                                     param_hint="--polygon") from err
+        return {"polygon": vertices}
+    if point:
+        return {"point": (_angle(point[0], "--point RA"), _angle(point[1], "--point DEC"))}
+    return {}
+
+
+def _emit(results: Any, fmt: str) -> None:
+    click.echo(render(results.columns, results, fmt))
+
+
+@cli.command()
+@click.option("--patch", nargs=3, metavar="SKYMAP TRACT PATCH", help="Overlapping a patch.")
+@click.option("--tract", nargs=2, metavar="SKYMAP TRACT", help="Overlapping a tract.")
+@_region_options
+@click.option("--instrument", multiple=True, help="Only this instrument (repeatable).")
+@click.option("--band", multiple=True, help="Only visits in this band (repeatable).")
+@click.option("--time", "time_range", nargs=2, metavar="START END",
+              help="Only visits overlapping this span: MJD (TAI) or ISO times (UTC).")
+@click.pass_context
+@friendly_errors
+def ccds(ctx: click.Context, patch: tuple[str, str, str] | None,
+         tract: tuple[str, str] | None, cone: Any, polygon: Any, point: Any, inner: bool,
+         fmt: str, instrument: tuple[str, ...], band: tuple[str, ...],
+         time_range: tuple[str, str] | None) -> None:
+    """CCDs whose footprint overlaps a patch, a tract or a region.
+
+    \b
+    Examples:
+      skyreg ccds --patch rings 9813 40
+      skyreg ccds --tract rings 9813 --band r --band i
+      skyreg ccds --cone 150.1 2.2 0.2 --format json
+      skyreg ccds --cone 10h00m24s 2d12m 12arcmin
+      skyreg ccds --point 150.1 2.2
+      skyreg ccds --polygon '150,2 150.3,2 150.3,2.3 150,2.3' --format csv
+    """
+    kwargs = _region_kwargs(cone, polygon, point)
+    if patch:
+        kwargs["patch"] = patch
+    if tract:
+        kwargs["tract"] = tract
+    if time_range:
+        kwargs["time"] = tuple(_time(value) for value in time_range)
+    with _registry(ctx) as registry:
+        results = registry.find_ccds(instrument=instrument or None, band=band or None,
+                                     inner=inner, **kwargs)
+    _emit(results, fmt)
+
+
+def _time(value: str) -> Any:
+    try:
+        return float(value)
+    except ValueError:
+        from astropy.time import Time
+
+        try:
+            return Time(value, scale="utc")
+        except ValueError as err:
+            raise click.BadParameter(f"{value!r} is neither an MJD nor an ISO time",
+                                     param_hint="--time") from err
+
+
+def _ccd_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--ccd", nargs=3, metavar="INSTRUMENT VISIT DETECTOR",
+                        help="Overlapping this CCD's footprint.")(command)
+
+
+@cli.command()
+@_ccd_option
+@_region_options
+@click.option("--skymap", multiple=True, help="Only this sky map (repeatable).")
+@click.pass_context
+@friendly_errors
+def patches(ctx: click.Context, ccd: tuple[str, str, str] | None, cone: Any, polygon: Any,
+            point: Any, inner: bool, fmt: str, skymap: tuple[str, ...]) -> None:
+    """Patches whose outer polygon (inner with --inner) overlaps a CCD or a region.
+
+    \b
+    Examples:
+      skyreg patches --ccd LSSTCam 2027010100042 94
+      skyreg patches --cone 150.1 2.2 0.3 --skymap rings
+    """
+    kwargs = _region_kwargs(cone, polygon, point)
+    if ccd:
+        kwargs["ccd"] = ccd
+    with _registry(ctx) as registry:
+        results = registry.find_patches(skymap=skymap or None, inner=inner, **kwargs)
+    _emit(results, fmt)
+
+
+@cli.command()
+@_ccd_option
+@_region_options
+@click.option("--skymap", multiple=True, help="Only this sky map (repeatable).")
+@click.pass_context
+@friendly_errors
+def tracts(ctx: click.Context, ccd: tuple[str, str, str] | None, cone: Any, polygon: Any,
+           point: Any, inner: bool, fmt: str, skymap: tuple[str, ...]) -> None:
+    """Tracts whose outer polygon (inner with --inner) overlaps a CCD or a region.
+
+    \b
+    Examples:
+      skyreg tracts --ccd LSSTCam 2027010100042 94
+      skyreg tracts --point 150.1 2.2 --inner
+    """
+    kwargs = _region_kwargs(cone, polygon, point)
+    if ccd:
+        kwargs["ccd"] = ccd
+    with _registry(ctx) as registry:
+        results = registry.find_tracts(skymap=skymap or None, inner=inner, **kwargs)
+    _emit(results, fmt)
+
+
+# -- database and server ------------------------------------------------------------------------
+
+
+@cli.group()
+def db() -> None:
+    """Schema management."""
+
+
+@db.command("upgrade")
+@click.option("--pixelization", default=None, metavar="SCHEME",
+              help="For a new registry only: htm9 (default), htm10, healpix10, ...")
+@click.pass_context
+@friendly_errors
+def db_upgrade(ctx: click.Context, pixelization: str | None) -> None:
+    """Create the schema, or migrate it to this version of skyreg."""
+    from skyreg.db.engine import make_engine, resolve_url
+    from skyreg.db.migrate import head_revision, upgrade
+    from skyreg.registry import parse_pixelization
+
+    options = ctx.find_root().obj
+    url = resolve_url(options["db"])
+    if url is None:
+        from skyreg.db.embedded import acquire_embedded
+
+        url = acquire_embedded(options["home"])
+    engine = make_engine(url)
+    try:
+        scheme = upgrade(engine, parse_pixelization(pixelization) if pixelization else None)
+    finally:
+        engine.dispose()
+    click.echo(f"schema at revision {head_revision()}, pixelization {scheme}")
+
+
+@db.command("status")
+@format_option
+@click.pass_context
+@friendly_errors
+def db_status(ctx: click.Context, fmt: str) -> None:
+    """Where the registry is, its schema revision, pixelization and row counts."""
+    from skyreg.db.migrate import current_revision, server_version
+
+    with _registry(ctx) as registry:
+        with registry.engine.connect() as connection:
+            info: dict[str, Any] = {
+                "url": registry.engine.url.render_as_string(hide_password=True),
+                "server_version": server_version(connection),
+                "revision": current_revision(connection),
+                "pixelization": str(registry.pixel_scheme),
+            }
+        info.update(registry.counts())
+    _emit_mapping(info, fmt)
+
+
+def _emit_mapping(info: dict[str, Any], fmt: str) -> None:
+    if fmt == "json":
+        click.echo(json.dumps(info, indent=2, default=str))
+    else:
+        click.echo(render(("key", "value"), list(info.items()), fmt))
+
+
+@cli.group()
+def server() -> None:
+    """The embedded PostgreSQL server (not used with --db)."""
+
+
+@server.command("status")
+@format_option
+@click.pass_context
+@friendly_errors
+def server_status(ctx: click.Context, fmt: str) -> None:
+    """Is the embedded server running, where are its files and socket."""
+    from skyreg.db.embedded import EmbeddedServer, default_home
+
+    home = ctx.find_root().obj["home"] or default_home()
+    _emit_mapping(EmbeddedServer(Path(home)).status(), fmt)
+
+
+@server.command("stop")
+@click.pass_context
+@friendly_errors
+def server_stop(ctx: click.Context) -> None:
+    """Stop the embedded server now (it restarts on next use)."""
+    from skyreg.db.embedded import EmbeddedServer, default_home
+
+    home = ctx.find_root().obj["home"] or default_home()
+    EmbeddedServer(Path(home)).stop()
+    click.echo("embedded server stopped")
+
+
+# -- demo -------------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--visits", default=60, show_default=True, help="Visits in the synthetic survey.")
+@click.option("--seed", default=1, show_default=True)
+@click.pass_context
+@friendly_errors
+def demo(ctx: click.Context, visits: int, seed: int) -> None:
+    """Generate a small synthetic survey, ingest it and answer example queries.
+
+    The survey (LSSTCam-like focal plane, rings sky map around COSMOS) is written to
+    <home>/demo-survey; the registry is the one --db/--home point at.
+    """
+    from skyreg.db.embedded import default_home
+    from skyreg.synthetic import SurveySpec, generate_survey
+
+    home = Path(ctx.find_root().obj["home"] or default_home())
+    target = home / "demo-survey"
+    summary = generate_survey(target, SurveySpec(n_visits=visits, seed=seed))
+    click.echo(f"generated {summary.n_visits} visits, {summary.n_ccds:,} CCDs, "
+               f"{summary.n_tracts} tracts, {summary.n_patches:,} patches in {target}")
+    with _registry(ctx) as registry, IngestProgress(True) as bar:
+        report = registry.ingest_manifest(target, progress=bar)
+        click.echo("\n".join(report.lines()))
+        spec = SurveySpec()
+        center = (spec.center_ra, spec.center_dec)
+        _demo_query(f"CCDs containing the point RA={center[0]}, Dec={center[1]}:",
+                    f"skyreg ccds --point {center[0]} {center[1]}",
+                    registry.find_ccds(point=center))
+        near = registry.find_ccds(cone=(*center, 1.0))
+        if not near:
+            click.echo("no CCD within 1 degree of the survey centre; try more --visits")
+            return
+        ccd = near[0]
+        found = registry.find_patches(ccd=ccd)
+        _demo_query(f"Patches overlapping CCD {tuple(ccd)}:",
+                    f"skyreg patches --ccd {ccd.instrument} {ccd.visit} {ccd.detector}", found)
+        if found:
+            patch = found[0]
+            _demo_query(f"CCDs overlapping patch {tuple(patch)} (coadd inputs):",
+                        f"skyreg ccds --patch {patch.skymap} {patch.tract} {patch.patch}",
+                        registry.find_ccds(patch=patch))
+        _demo_query("CCDs within 0.2 degrees of the survey centre, r band:",
+                    f"skyreg ccds --cone {center[0]} {center[1]} 0.2 --band r",
+                    registry.find_ccds(cone=(*center, 0.2), band="r"))
+
+
+def _demo_query(title: str, command: str, results: Any) -> None:
+    click.echo(f"\n{title}\n  $ {command}")
+    shown = results[:10]
+    click.echo(render(results.columns, shown, "table"))
+    if len(results) > len(shown):
+        click.echo(f"... {len(results)} in all")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="skyreg")
+
+
+if __name__ == "__main__":
+    main()
