@@ -26,14 +26,13 @@ class InputError(SkyregError):
         self.row = row
         self.field = field
         self.reason = message
-        where = []
-        if file is not None:
-            where.append(file)
+        location = []
         if row is not None:
-            where.append(f"row {row}")
+            location.append(f"row {row}")
         if field is not None:
-            where.append(f"field {field!r}")
-        super().__init__(f"{': '.join([', '.join(where), message]) if where else message}")
+            location.append(f"field {field!r}")
+        prefix = [part for part in (file, ", ".join(location)) if part]
+        super().__init__(": ".join([*prefix, message]))
 
 
 class ConflictError(SkyregError):
