@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any, Generic, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar
 
-from astropy.table import Table
+if TYPE_CHECKING:
+    from astropy.table import Table
 
 
 class CcdRef(NamedTuple):
@@ -42,6 +43,8 @@ class ResultList(list[Row], Generic[Row]):
 
     def to_table(self) -> Table:
         """The rows as an astropy Table (one column per field, even when empty)."""
+        from astropy.table import Table  # astropy is slow to import; only load it when asked
+
         if not self:
             return Table(names=self.columns, dtype=[_empty_dtype(c) for c in self.columns])
         return Table(rows=[tuple(row) for row in self], names=self.columns)

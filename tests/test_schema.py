@@ -1,0 +1,107 @@
+"""Schema: migrations equal the metadata, upgrades are safe, and the planner uses the indexes."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from manifest_builder import box, survey_spec, write_manifest
+from sqlalchemy import create_engine, text
+
+from skyreg import Registry
+from skyreg.db.engine import make_engine, normalize_url
+from skyreg.db.migrate import current_revision, head_revision, upgrade
+from skyreg.errors import DatabaseError
+from skyreg.geometry.pixelization import PixelScheme
+from skyreg.registry.registry import _sql
+from skyreg.registry import queries
+from skyreg.schema import metadata
+
+
+def test_migrated_schema_equals_metadata(database_url: str) -> None:
+    engine = make_engine(database_url)
+    upgrade(engine)
+    with engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        assert compare_metadata(context, metadata) == []
+        assert current_revision(connection) == head_revision()
+        comment = connection.execute(text(
+            "SELECT obj_description('ccd'::regclass, 'pg_class')")).scalar_one()
+        assert "CCDs" in comment
+    engine.dispose()
+
+
+def test_connect_creates_schema_once_and_keeps_pixelization(database_url: str) -> None:
+    with Registry.connect(database_url, pixelization="htm10") as registry:
+        assert str(registry.pixel_scheme) == "htm10"
+    with Registry.connect(database_url) as registry:  # second open: nothing to do
+        assert registry.pixel_scheme == PixelScheme("htm", 10)
+    with pytest.raises(DatabaseError, match="indexed with htm10; it cannot switch to healpix8"):
+        Registry.connect(database_url, pixelization="healpix8")
+    engine = make_engine(database_url)
+    assert upgrade(engine) == PixelScheme("htm", 10)  # idempotent
+    engine.dispose()
+
+
+def test_foreign_or_outdated_database_is_not_touched(database_url: str) -> None:
+    engine = create_engine(database_url)
+    with engine.begin() as connection:
+        connection.execute(text("CREATE TABLE ccd (x int)"))
+    with pytest.raises(DatabaseError, match="point skyreg at an empty database"):
+        Registry.connect(database_url)
+    with engine.begin() as connection:
+        connection.execute(text("DROP TABLE ccd"))
+        connection.execute(text("CREATE TABLE alembic_version (version_num varchar(32))"))
+        connection.execute(text("INSERT INTO alembic_version VALUES ('0000')"))
+    with pytest.raises(DatabaseError, match="run `skyreg db upgrade`"):
+        Registry.connect(database_url)
+    engine.dispose()
+
+
+def test_urls_are_checked() -> None:
+    assert normalize_url("postgresql://u@h/db").startswith("postgresql+psycopg://")
+    with pytest.raises(DatabaseError, match="needs PostgreSQL"):
+        normalize_url("sqlite:///x.db")
+    with pytest.raises(DatabaseError, match="not a database URL"):
+        normalize_url("::nonsense::")
+
+
+def _plan(registry: Registry, sql: str, params: dict[str, object]) -> str:
+    driver = registry._conn.connection.driver_connection
+    assert driver is not None
+    rows = driver.execute("EXPLAIN " + sql, params).fetchall()  # type: ignore[attr-defined]
+    return "\n".join(row[0] for row in rows)
+
+
+def test_spatial_queries_use_the_indexes(database_factory: Callable[[], str],
+                                         tmp_path: Path) -> None:
+    """With enough rows that a sequential scan would be tempting, plans stay on the indexes."""
+    ccds = [box((i * 0.37) % 360, -60 + (i * 0.11) % 120, 0.1) for i in range(3000)]
+    tracts = [box(1.7 * t, -20.0 + (t % 40), 0.5) for t in range(200)]
+    patches = [[box(1.7 * t - 0.4 + 0.04 * p, -20.0 + (t % 40), 0.05) for p in range(20)]
+               for t in range(200)]
+    root = write_manifest(tmp_path / "m", survey_spec(ccds, per_visit=100,
+                                                       tract_polygons=tracts,
+                                                       patch_polygons=patches))
+    with Registry.connect(database_factory()) as registry:
+        registry.ingest_manifest(root)
+        ranges = {"lo": [1, 100], "hi": [5, 120]}
+        plans = {
+            "ccd": _plan(registry, _sql(queries.ccd_candidates, queries.CcdFilters()), ranges),
+            "ccd+filters": _plan(registry, _sql(queries.ccd_candidates,
+                                                queries.CcdFilters(True, True, True)),
+                                 {**ranges, "instruments": ["TestCam"], "bands": ["r"],
+                                  "mjd_start": 0.0, "mjd_end": 1e5}),
+            "patch": _plan(registry, _sql(queries.patch_candidates, False, False), ranges),
+            "tract": _plan(registry, _sql(queries.tract_candidates, True, True),
+                           {**ranges, "skymaps": ["testmap"]}),
+        }
+    large = re.compile(r"Seq Scan on (ccd|ccd_pixel|patch|patch_pixel|tract|tract_pixel)\b")
+    for name, plan in plans.items():
+        assert not large.search(plan), f"{name}:\n{plan}"
+    assert "pk_ccd_pixel" in plans["ccd"] and "pk_ccd" in plans["ccd"]
+    assert "pk_patch_pixel" in plans["patch"] and "pk_tract_pixel" in plans["tract"]
