@@ -8,8 +8,8 @@ import json
 from pathlib import Path
 
 from click.testing import CliRunner
-from manifest_builder import box, survey_spec, write_manifest
 
+from manifest_builder import box, survey_spec, write_manifest
 from skyreg.cli.main import cli
 
 

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from manifest_builder import ManifestSpec, box, survey_spec, write_manifest
 from sqlalchemy import create_engine, text
 
+from manifest_builder import ManifestSpec, box, survey_spec, write_manifest
 from skyreg import ConflictError, InputError, Registry, SkyregError
 from skyreg.errors import InputErrors
 
@@ -83,7 +83,7 @@ def test_skymap_with_other_hash_is_refused(registry: Registry, tmp_path: Path) -
     other = small_spec()
     assert other.skymap is not None
     other.skymap["hash_sha1_hex"] = "cd" * 20
-    with pytest.raises(ConflictError, match="skymap .*name='testmap'.*different definition"):
+    with pytest.raises(ConflictError, match=r"skymap .*name='testmap'.*different definition"):
         registry.ingest_manifest(write_manifest(tmp_path / "b", other))
 
 

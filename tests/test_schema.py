@@ -9,16 +9,16 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from manifest_builder import box, survey_spec, write_manifest
 from sqlalchemy import create_engine, text
 
+from manifest_builder import box, survey_spec, write_manifest
 from skyreg import Registry
 from skyreg.db.engine import make_engine, normalize_url
 from skyreg.db.migrate import current_revision, head_revision, upgrade
 from skyreg.errors import DatabaseError
 from skyreg.geometry.pixelization import PixelScheme
-from skyreg.registry.registry import _sql
 from skyreg.registry import queries
+from skyreg.registry.registry import _sql
 from skyreg.schema import metadata
 
 

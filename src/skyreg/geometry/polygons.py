@@ -18,6 +18,7 @@ exact polygon the input described.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -50,7 +51,7 @@ def unit_vectors(ra_deg: npt.ArrayLike, dec_deg: npt.ArrayLike) -> FloatArray:
 def _coordinate_errors(ra: FloatArray, dec: FloatArray) -> npt.NDArray[np.object_]:
     """Per polygon (rows of ``ra``/``dec``), the first coordinate problem found, else None."""
     errors = np.full(ra.shape[0], None, dtype=object)
-    checks: list[tuple[npt.NDArray[np.bool_], str]] = [
+    checks: list[tuple[Any, str]] = [
         (~np.isfinite(dec).all(axis=1), "dec: vertex is NaN or infinite"),
         (((dec < -90.0) | (dec > 90.0)).any(axis=1), "dec: vertex outside [-90, 90]"),
         (~np.isfinite(ra).all(axis=1), "ra: vertex is NaN or infinite"),
@@ -75,10 +76,10 @@ def _orient_and_check(xyz: FloatArray) -> tuple[FloatArray, npt.NDArray[np.bool_
     sides = np.einsum("pik,pjk->pij", edges, xyz)  # (P, n, n): side of vertex j w.r.t. edge i
     idx = np.arange(n)
     off_edge = (idx[None, :] != idx[:, None]) & (idx[None, :] != ((idx[:, None] + 1) % n))
-    ccw = np.where(off_edge[None], sides > 0.0, True).all(axis=(1, 2))
-    cw = np.where(off_edge[None], sides < 0.0, True).all(axis=(1, 2))
+    ccw = np.asarray(np.where(off_edge[None], sides > 0.0, True).all(axis=(1, 2)), dtype=bool)
+    cw = np.asarray(np.where(off_edge[None], sides < 0.0, True).all(axis=(1, 2)), dtype=bool)
     oriented = np.where(cw[:, None, None], xyz[:, ::-1, :], xyz)
-    return oriented, ccw | cw
+    return oriented.astype(np.float64), ccw | cw
 
 
 IntArray = npt.NDArray[np.int64]
@@ -151,6 +152,13 @@ def encode_polygons(
     return encoded, errors
 
 
+def decode_polygon(encoded: bytes) -> ConvexPolygon:
+    """A polygon from bytes written by :func:`encode_flat_polygons` (or sphgeom's encode)."""
+    polygon = ConvexPolygon.decode(encoded)
+    assert isinstance(polygon, ConvexPolygon)
+    return polygon
+
+
 def polygon_from_vertices(ra: Sequence[float], dec: Sequence[float]) -> ConvexPolygon:
     """Build one validated polygon; raises :class:`GeometryError` for invalid input."""
     encoded, errors = encode_polygons([ra], [dec])
@@ -158,4 +166,4 @@ def polygon_from_vertices(ra: Sequence[float], dec: Sequence[float]) -> ConvexPo
         field = errors[0].split(":", 1)[0] if errors[0].startswith(("ra:", "dec:")) else None
         raise GeometryError(errors[0], field=field)
     assert encoded[0] is not None
-    return ConvexPolygon.decode(encoded[0])
+    return decode_polygon(encoded[0])

@@ -7,12 +7,14 @@ footprint (~30 µs at HTM 9), so large batches are spread over a process pool.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from multiprocessing import get_context
 
 import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 from lsst.sphgeom import ConvexPolygon
 
@@ -37,7 +39,7 @@ class Footprints:
     dec: list[list[float]]
 
 
-def _flat(column: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:  # type: ignore[type-arg]
+def _flat(column: pa.ChunkedArray) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64]]:
     array = column.combine_chunks()
     offsets = array.offsets.to_numpy().astype(np.int64)
     values = array.values.to_numpy(zero_copy_only=False).astype(np.float64)
@@ -98,8 +100,11 @@ def pixel_coverage(scheme: PixelScheme, encoded: list[bytes],
             if progress is not None:
                 progress(len(chunk))
         return result
-    # "spawn" keeps the workers free of the parent's database connections and threads.
-    with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+    # On Linux, fork: no re-import of __main__ (which fails for scripts read from stdin) and no
+    # start-up cost. Workers only compute, and leave through os._exit, so the database
+    # connections they inherit are never touched.
+    context = get_context("fork" if sys.platform == "linux" else "spawn")
+    with ProcessPoolExecutor(workers, mp_context=context) as pool:
         chunks = list(_chunks(encoded))
         for chunk, pixels in zip(chunks, pool.map(_pixels_of, [scheme] * len(chunks), chunks),
                                  strict=True):

@@ -10,6 +10,7 @@ Everything runs in one transaction that first takes an advisory lock, so that
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -117,7 +118,7 @@ def analyze(connection: Connection, table_name: str) -> None:
     driver.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(table_name)))
 
 
-def _key_match(a: Table, b: Table, key: Sequence[str]) -> Any:
+def _key_match(a: Any, b: Any, key: Sequence[str]) -> Any:
     return and_(*(a.c[name] == b.c[name] for name in key))
 
 
@@ -210,17 +211,25 @@ class Reference:
 
 
 def load(engine: Engine, batches: Sequence[Batch], references: Sequence[Reference] = (),
-         progress: Progress | None = None) -> dict[str, KindCount]:
-    """Load the batches (parents first) in one transaction; return counts per kind."""
+         progress: Progress | None = None,
+         timings: dict[str, float] | None = None) -> dict[str, KindCount]:
+    """Load the batches (parents first) in one transaction; return counts per kind.
+
+    ``timings``, when given, receives the seconds spent copying and inserting each kind.
+    """
     counts: dict[str, KindCount] = {}
+    timings = timings if timings is not None else {}
     metadata = MetaData()
     stages = {batch.kind: _staging_table(batch, metadata) for batch in batches}
     with engine.begin() as connection:
         connection.execute(select(func.pg_advisory_xact_lock(INGEST_LOCK_KEY)))
         for batch in batches:
             stage = stages[batch.kind]
+            started = time.perf_counter()
             stage.create(connection)
             _copy_rows(connection, stage, batch, progress)
+            timings[f"copy {batch.kind}"] = time.perf_counter() - started
+            started = time.perf_counter()
             _refuse_conflicts(connection, stage, batch)
             for ref in references:
                 if ref.kind == batch.kind:
@@ -232,7 +241,9 @@ def load(engine: Engine, batches: Sequence[Batch], references: Sequence[Referenc
             if progress is not None:
                 progress(f"inserting {batch.kind}", 1, 1)
             counts[batch.kind] = KindCount(in_input=len(batch.rows), inserted=inserted)
+            timings[f"check+insert {batch.kind}"] = time.perf_counter() - started
     # Fresh statistics make the first queries after a big load use the indexes.
+    started = time.perf_counter()
     touched = [b for b in batches if counts[b.kind].inserted]
     if touched:
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
@@ -240,4 +251,5 @@ def load(engine: Engine, batches: Sequence[Batch], references: Sequence[Referenc
                 for table in (batch.target, batch.pixel_table):
                     if table is not None:
                         analyze(connection, table.name)
+    timings["analyze"] = time.perf_counter() - started
     return counts

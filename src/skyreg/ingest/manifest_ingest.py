@@ -178,7 +178,9 @@ def ingest_manifest(engine: Engine, scheme: PixelScheme, root: Path,
     report.stage_seconds["read"] = time.perf_counter() - started
     batches, references = _batches(manifest, scheme, problems, progress, report.stage_seconds)
     loading = time.perf_counter()
-    report.counts = load(engine, batches, references, progress)
+    database_seconds: dict[str, float] = {}
+    report.counts = load(engine, batches, references, progress, database_seconds)
     report.stage_seconds["database"] = time.perf_counter() - loading
+    report.stage_seconds.update({f"database: {k}": v for k, v in database_seconds.items()})
     report.seconds = time.perf_counter() - started
     return report

@@ -9,14 +9,15 @@ keys and encoded polygons come back for the exact test done by :mod:`skyreg.regi
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
     BindParameter,
     ColumnElement,
     Double,
-    Text,
     Select,
+    Text,
     and_,
     any_,
     bindparam,
@@ -45,7 +46,7 @@ class CcdFilters:
     time: bool = False
 
 
-def _candidate_ids(pixel_table: object, id_column: str) -> ColumnElement[object]:
+def _candidate_ids(pixel_table: object, id_column: str) -> ColumnElement[bool]:
     """Array of ids whose pixel rows fall into any of the bound half-open ranges [lo, hi).
 
     Returned as ``ARRAY(subquery)`` to compare with ``= ANY(...)``: the planner then fetches
@@ -86,7 +87,7 @@ def ccd_candidates(filters: CcdFilters) -> Select[tuple[str, int, int, bytes]]:
     return statement.where(and_(true(), *conditions))
 
 
-def _TEXTS(name: str) -> BindParameter[list[str]]:  # noqa: N802 - reads like a type
+def _TEXTS(name: str) -> BindParameter[Any]:
     return bindparam(name, type_=ARRAY(Text))
 
 

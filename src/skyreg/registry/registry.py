@@ -13,8 +13,8 @@ from os import PathLike
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lsst.sphgeom import ConvexPolygon, Region
 import psycopg
+from lsst.sphgeom import ConvexPolygon, Region
 from sqlalchemy import Connection, Engine, Select, func, select
 from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
 
@@ -22,6 +22,7 @@ from skyreg.db.engine import make_engine, resolve_url
 from skyreg.db.migrate import ensure_schema
 from skyreg.errors import NotFoundError, SkyregError
 from skyreg.geometry.pixelization import PixelScheme
+from skyreg.geometry.polygons import decode_polygon
 from skyreg.geometry.query_regions import QueryRegion, make_query_region
 from skyreg.registry import queries
 from skyreg.registry.results import (
@@ -42,7 +43,7 @@ if TYPE_CHECKING:
 MAX_QUERY_RANGES = 64
 
 
-_DIALECT = PGDialect_psycopg()
+_DIALECT = PGDialect_psycopg()  # type: ignore[no-untyped-call]
 
 
 @lru_cache(maxsize=128)
@@ -282,7 +283,9 @@ class Registry:
                             dict(zip(("skymap", "tract", "patch"), key, strict=True)),
                             f"patch {key}")
 
-    def tract_region(self, skymap_name: str, tract_id: int, *, inner: bool = False) -> ConvexPolygon:
+    def tract_region(
+        self, skymap_name: str, tract_id: int, *, inner: bool = False
+    ) -> ConvexPolygon:
         """The outer (or inner) polygon of one tract."""
         key = _key((skymap_name, tract_id), (str, int), "tract", "(skymap, tract)")
         return self._region(_sql(queries.tract_region, inner),
@@ -308,7 +311,7 @@ class Registry:
         rows = self._fetch(sql, params)
         if not rows:
             raise NotFoundError(f"{what} is not in the registry")
-        return ConvexPolygon.decode(rows[0][0])
+        return decode_polygon(rows[0][0])
 
     def _query_region(
         self,
@@ -350,7 +353,7 @@ class Registry:
             return []
         lo, hi = zip(*ranges, strict=True)
         rows = self._fetch(sql, {**params, "lo": list(lo), "hi": list(hi)})
-        decode = ConvexPolygon.decode
+        decode = decode_polygon
         matches = query.matches
         return [row for row in rows if matches(decode(row[-1]))]
 
@@ -362,5 +365,5 @@ def parse_pixelization(value: str | PixelScheme) -> PixelScheme:
     text = value.strip().lower()
     for scheme in ("healpix", "htm"):
         if text.startswith(scheme) and text[len(scheme):].isdigit():
-            return PixelScheme(scheme, int(text[len(scheme):]))  # type: ignore[arg-type]
+            return PixelScheme(scheme, int(text[len(scheme):]))
     raise QueryError(f"pixelization {value!r}: expected e.g. 'htm9' or 'healpix10'")

@@ -1,0 +1,197 @@
+"""Benchmark skyreg on a synthetic LSST-like survey: ingest rate, query latency, size per CCD.
+
+Usage::
+
+    python benchmarks/run_benchmarks.py --visits 10000          # embedded server, temp home
+    python benchmarks/run_benchmarks.py --visits 1000 --db postgresql://postgres@127.0.0.1/test
+
+It generates the survey (cached under benchmarks/data/), ingests it into a fresh registry,
+times >= 200 different warm queries of each kind through the in-process Python API, checks a
+sample of the answers against a brute-force sphgeom scan, and prints a table (also written as
+JSON with --json). Speed is never reported without the exactness check passing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow.parquet as pq
+from lsst.sphgeom import Angle, Circle, ConvexPolygon, LonLat, UnitVector3d
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from skyreg import Registry
+from skyreg.db.engine import normalize_url
+from skyreg.synthetic import SurveySpec, generate_survey
+
+DATA = Path(__file__).resolve().parent / "data"
+
+
+def survey(visits: int, seed: int) -> Path:
+    target = DATA / f"survey-{visits}-{seed}"
+    if not (target / "manifest.json").exists():
+        shutil.rmtree(target, ignore_errors=True)
+        summary = generate_survey(target, SurveySpec(n_visits=visits, seed=seed))
+        print(f"generated {summary.n_ccds:,} CCDs in {summary.seconds:.1f} s", file=sys.stderr)
+    return target
+
+
+def fresh_database(url: str) -> str:
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    name = f"skyreg_bench_{os.getpid()}"
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return make_url(url).set(database=name).render_as_string(hide_password=False)
+
+
+def timed(calls: list[Callable[[], Any]]) -> tuple[list[float], list[int]]:
+    for call in calls:  # warm-up pass: caches, prepared statements
+        call()
+    times, sizes = [], []
+    for call in calls:
+        start = time.perf_counter()
+        result = call()
+        times.append((time.perf_counter() - start) * 1000)
+        sizes.append(len(result))
+    return times, sizes
+
+
+def polygon(ra: list[float], dec: list[float]) -> ConvexPolygon:
+    return ConvexPolygon([UnitVector3d(LonLat.fromDegrees(r, d)) for r, d in
+                          zip(ra, dec, strict=True)])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--visits", type=int, default=10_000)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--verify", type=int, default=5,
+                        help="queries per kind checked against a brute-force scan")
+    parser.add_argument("--db", help="PostgreSQL URL of a server (a fresh database is made "
+                        "there); default: an embedded server in a temporary home")
+    parser.add_argument("--pixelization", default="htm9")
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    args = parser.parse_args()
+
+    root = survey(args.visits, args.seed)
+    home = None
+    if args.db:
+        url = fresh_database(normalize_url(args.db))
+        where = "PostgreSQL server " + make_url(args.db).render_as_string(hide_password=True)
+    else:
+        home = Path(tempfile.mkdtemp(prefix="skyreg-bench-"))
+        url = None
+        where = "embedded server"
+    registry = Registry.connect(url, home=home, pixelization=args.pixelization)
+    report = registry.ingest_manifest(root)
+    n_ccds = report.counts["ccd"].in_input
+
+    with registry.engine.connect() as connection:
+        sizes = dict(connection.execute(text(
+            "SELECT relname, pg_total_relation_size(oid) FROM pg_class WHERE relname IN "
+            "('ccd', 'ccd_pixel', 'visit', 'patch', 'patch_pixel', 'tract', 'tract_pixel')"
+        )).all())
+        pixel_rows = connection.execute(text("SELECT count(*) FROM ccd_pixel")).scalar_one()
+        version = connection.execute(text("SHOW server_version")).scalar_one()
+
+    rng = np.random.default_rng(args.seed)
+    ccd_table = pq.read_table(root / "visit_detector_regions.parquet",
+                              columns=["instrument", "visit", "detector", "ra", "dec"])
+    picks = rng.choice(ccd_table.num_rows, size=args.queries, replace=False)
+    sample = ccd_table.take(picks).to_pylist()
+    ccd_keys = [(r["instrument"], r["visit"], r["detector"]) for r in sample]
+    centers = [(float(np.mean(r["ra"])) if max(r["ra"]) - min(r["ra"]) < 180 else r["ra"][0],
+                float(np.mean(r["dec"]))) for r in sample]
+    patches = []
+    for key in ccd_keys:
+        found = registry.find_patches(ccd=key)
+        patches.append(found[int(rng.integers(len(found)))])
+
+    kinds: dict[str, list[Callable[[], Any]]] = {
+        "find_ccds(patch=...)": [lambda p=p: registry.find_ccds(patch=p) for p in patches],
+        "find_patches(ccd=...)": [lambda k=k: registry.find_patches(ccd=k) for k in ccd_keys],
+        "find_ccds(cone r=0.2°)": [lambda c=c: registry.find_ccds(cone=(*c, 0.2))
+                                   for c in centers],
+        "find_tracts(ccd=...)": [lambda k=k: registry.find_tracts(ccd=k) for k in ccd_keys],
+    }
+    results: dict[str, Any] = {}
+    for name, calls in kinds.items():
+        times, counts = timed(calls)
+        results[name] = {
+            "median_ms": statistics.median(times),
+            "p95_ms": float(np.percentile(times, 95)),
+            "mean_rows": statistics.mean(counts),
+        }
+
+    # Truth: brute-force sphgeom over every CCD for a sample of the timed queries.
+    verified = 0
+    if args.verify:
+        all_polys = [polygon(r, d) for r, d in zip(ccd_table.column("ra").to_pylist(),
+                                                    ccd_table.column("dec").to_pylist(),
+                                                    strict=True)]
+        keys = list(zip(ccd_table.column("instrument").to_pylist(),
+                        ccd_table.column("visit").to_pylist(),
+                        ccd_table.column("detector").to_pylist(), strict=True))
+        for i in range(args.verify):
+            patch_poly = registry.patch_region(*patches[i])
+            cone = Circle(UnitVector3d(LonLat.fromDegrees(*centers[i])), Angle.fromDegrees(0.2))
+            for region, got in ((patch_poly, registry.find_ccds(patch=patches[i])),
+                                (cone, registry.find_ccds(cone=(*centers[i], 0.2)))):
+                truth = {k for k, p in zip(keys, all_polys, strict=True) if p.overlaps(region)}
+                if truth != {tuple(row) for row in got}:
+                    raise SystemExit(f"MISMATCH against brute force for query {i}")
+                verified += 1
+    registry.close()
+
+    db_bytes = sum(sizes.values())
+    ccd_bytes = sizes.get("ccd", 0) + sizes.get("ccd_pixel", 0)
+    summary = {
+        "visits": args.visits, "ccds": n_ccds, "server": f"{where} (PostgreSQL {version})",
+        "pixelization": args.pixelization,
+        "ingest_seconds": report.seconds, "ingest_ccds_per_second": report.ccds_per_second(),
+        "ingest_stage_seconds": report.stage_seconds,
+        "ccd_pixel_rows_per_ccd": pixel_rows / n_ccds,
+        "bytes_per_ccd": ccd_bytes / n_ccds, "database_bytes": db_bytes,
+        "table_bytes": sizes, "queries": results, "verified_against_brute_force": verified,
+    }
+    print(f"\n## {args.visits:,} visits, {n_ccds:,} CCDs — {summary['server']}, "
+          f"{args.pixelization}, {os.cpu_count()} cores\n")
+    print("| measurement | value |\n|---|---|")
+    print(f"| ingest, manifest on disk → committed | {report.seconds:.1f} s = "
+          f"{report.ccds_per_second():,.0f} CCDs/s |")
+    for stage, seconds in report.stage_seconds.items():
+        print(f"| … {stage} | {seconds:.1f} s |")
+    print(f"| pixel rows per CCD | {pixel_rows / n_ccds:.2f} |")
+    print(f"| ccd + ccd_pixel size per CCD (tables + indexes) | {ccd_bytes / n_ccds:,.0f} B |")
+    print(f"| whole database (tables + indexes) | {db_bytes / 2**20:,.0f} MiB |")
+    print(f"\n| query ({args.queries} different, warm) | median | p95 | mean rows |")
+    print("|---|---|---|---|")
+    for name, row in results.items():
+        print(f"| {name} | {row['median_ms']:.2f} ms | {row['p95_ms']:.2f} ms | "
+              f"{row['mean_rows']:.1f} |")
+    print(f"\nexactness: {verified} answers equal the brute-force sphgeom scan")
+    if args.json:
+        args.json.write_text(json.dumps(summary, indent=2, default=str))
+    if home is not None:
+        from skyreg.db.embedded import EmbeddedServer
+
+        EmbeddedServer(home).release()
+        shutil.rmtree(home, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Database access: connection set-up and the embedded default server (:mod:`.embedded`)."""
