@@ -360,7 +360,7 @@ def server_stop(ctx: click.Context) -> None:
 
 
 @cli.command()
-@click.option("--visits", default=60, show_default=True, help="Visits in the synthetic survey.")
+@click.option("--visits", default=100, show_default=True, help="Visits in the synthetic survey.")
 @click.option("--seed", default=1, show_default=True)
 @click.pass_context
 @friendly_errors
@@ -375,13 +375,14 @@ def demo(ctx: click.Context, visits: int, seed: int) -> None:
 
     home = Path(ctx.find_root().obj["home"] or default_home())
     target = home / "demo-survey"
-    summary = generate_survey(target, SurveySpec(n_visits=visits, seed=seed))
+    # A compact 8°x6° field around COSMOS: deep enough that every query below finds something.
+    spec = SurveySpec(n_visits=visits, seed=seed, width_deg=8.0, height_deg=6.0)
+    summary = generate_survey(target, spec)
     click.echo(f"generated {summary.n_visits} visits, {summary.n_ccds:,} CCDs, "
                f"{summary.n_tracts} tracts, {summary.n_patches:,} patches in {target}")
     with _registry(ctx) as registry, IngestProgress(True) as bar:
         report = registry.ingest_manifest(target, progress=bar)
         click.echo("\n".join(report.lines()))
-        spec = SurveySpec()
         center = (spec.center_ra, spec.center_dec)
         _demo_query(f"CCDs containing the point RA={center[0]}, Dec={center[1]}:",
                     f"skyreg ccds --point {center[0]} {center[1]}",
@@ -399,9 +400,12 @@ def demo(ctx: click.Context, visits: int, seed: int) -> None:
             _demo_query(f"CCDs overlapping patch {tuple(patch)} (coadd inputs):",
                         f"skyreg ccds --patch {patch.skymap} {patch.tract} {patch.patch}",
                         registry.find_ccds(patch=patch))
-        _demo_query("CCDs within 0.2 degrees of the survey centre, r band:",
-                    f"skyreg ccds --cone {center[0]} {center[1]} 0.2 --band r",
-                    registry.find_ccds(cone=(*center, 0.2), band="r"))
+        _demo_query("CCDs within 0.2 degrees of the survey centre, bands g, r, i:",
+                    f"skyreg ccds --cone {center[0]} {center[1]} 0.2 --band g --band r --band i",
+                    registry.find_ccds(cone=(*center, 0.2), band=("g", "r", "i")))
+        _demo_query("CCDs overlapping patch 40 of tract 9813 (COSMOS):",
+                    "skyreg ccds --patch rings 9813 40",
+                    registry.find_ccds(patch=("rings", 9813, 40)))
 
 
 def _demo_query(title: str, command: str, results: Any) -> None:
