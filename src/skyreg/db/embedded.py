@@ -296,8 +296,8 @@ class EmbeddedServer:
         count = 0
         for line in lines:
             fields = line.split()
-            if len(fields) >= 6 and fields[1] == "FLOCK" and fields[3] == "READ":
-                count += fields[5] == dev
+            if len(fields) >= 6 and (fields[1], fields[3], fields[5]) == ("FLOCK", "READ", dev):
+                count += 1
         return count
 
     # -- start ------------------------------------------------------------------------------
@@ -330,10 +330,15 @@ class EmbeddedServer:
             prefix = _privilege_prefix()
             if prefix:
                 _check_reachable_without_override(self.home)
-            self._ensure_cluster(prefix)
-            self._write_settings()
-            self._clear_stale_state()
-            launched = self._launch(prefix)
+            try:
+                self._ensure_cluster(prefix)
+                self._write_settings()
+                self._clear_stale_state()
+                launched = self._launch(prefix)
+            except OSError as exc:
+                raise DatabaseError(
+                    f"cannot start the embedded server in {self.home}: {exc}"
+                ) from exc
             pid = launched.pid
         self._wait_ready(pid, launched, deadline)
 
@@ -350,6 +355,8 @@ class EmbeddedServer:
                     f"tools and reload it, or move the directory away to start afresh"
                 )
             return
+        with contextlib.suppress(OSError):
+            self.data_dir.rmdir()  # an empty directory is as good as none
         if self.data_dir.exists():
             raise DatabaseError(
                 f"{self.data_dir} exists but is not a PostgreSQL data directory; "
@@ -516,7 +523,7 @@ class EmbeddedServer:
                     self._create_database(conn)
                 return
             except psycopg.OperationalError as exc:
-                last_error = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+                last_error = (str(exc).strip().splitlines() or [""])[0]
             if time.monotonic() > deadline:
                 raise DatabaseError(
                     f"the embedded PostgreSQL server (pid {pid}) did not accept connections "

@@ -52,7 +52,11 @@ class PixelScheme:
         Limiting the number of ranges merges neighbouring ranges, which keeps the cover
         conservative while keeping a query over a huge region short.
         """
-        return [(int(a), int(b)) for a, b in self._pixelization.envelope(region, max_ranges)]
+        if self.scheme == "htm":
+            return [(int(a), int(b)) for a, b in self._pixelization.envelope(region, max_ranges)]
+        # sphgeom's HEALPix envelope does not implement max_ranges: merge here instead.
+        spans = [(int(a), int(b)) for a, b in self._pixelization.envelope(region)]
+        return _merge_smallest_gaps(spans, max_ranges) if max_ranges > 0 else spans
 
     def pixels(self, region: Region) -> npt.NDArray[np.int64]:
         """Every pixel index touched by ``region``, sorted."""
@@ -60,3 +64,17 @@ class PixelScheme:
         if not spans:
             return np.empty(0, dtype=np.int64)
         return np.concatenate([np.arange(a, b, dtype=np.int64) for a, b in spans])
+
+
+def _merge_smallest_gaps(spans: list[tuple[int, int]], limit: int) -> list[tuple[int, int]]:
+    """At most ``limit`` ranges covering ``spans``, by bridging the smallest gaps first."""
+    if len(spans) <= limit:
+        return spans
+    starts = np.array([a for a, _ in spans], dtype=np.int64)
+    ends = np.array([b for _, b in spans], dtype=np.int64)
+    gaps = starts[1:] - ends[:-1]
+    # Keep the (limit - 1) largest gaps; every other gap is bridged.
+    keep = np.sort(np.argsort(gaps, kind="stable")[len(gaps) - (limit - 1):])
+    merged_starts = np.concatenate([starts[:1], starts[keep + 1]])
+    merged_ends = np.concatenate([ends[keep], ends[-1:]])
+    return [(int(a), int(b)) for a, b in zip(merged_starts, merged_ends, strict=True)]
