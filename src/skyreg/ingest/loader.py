@@ -44,6 +44,8 @@ from skyreg.ingest.report import KindCount
 
 #: Key of the advisory lock that serialises ingest transactions.
 INGEST_LOCK_KEY = 0x736B7972_65670002
+#: work_mem for the ingest transaction only.
+BULK_WORK_MEM = "256MB"
 
 Progress = Callable[[str, int, int], None]
 
@@ -177,7 +179,8 @@ def _insert_new(connection: Connection, stage: Table, batch: Batch) -> int:
                                      *(target.c[name] for name in batch.key)).cte("inserted")
     pixel_rows = select(func.unnest(stage.c.pixels).label("pix"),
                         inserted.c[batch.id_column]).select_from(
-        inserted.join(stage, _key_match(inserted, stage, batch.key)))
+        inserted.join(stage, _key_match(inserted, stage, batch.key))
+    ).order_by("pix")  # B-tree inserts in key order touch each leaf page once
     connection.execute(
         insert(batch.pixel_table).from_select(["pix", batch.id_column], pixel_rows)
     )
@@ -223,6 +226,8 @@ def load(engine: Engine, batches: Sequence[Batch], references: Sequence[Referenc
     stages = {batch.kind: _staging_table(batch, metadata) for batch in batches}
     with engine.begin() as connection:
         connection.execute(select(func.pg_advisory_xact_lock(INGEST_LOCK_KEY)))
+        # Joins and sorts over a whole batch must stay in memory (defaults spill to disk).
+        connection.execute(select(func.set_config("work_mem", BULK_WORK_MEM, True)))
         for batch in batches:
             stage = stages[batch.kind]
             started = time.perf_counter()

@@ -305,7 +305,9 @@ class Registry:
     def _fetch(self, sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
         """Run compiled SQL as a prepared statement on the registry's connection."""
         driver: psycopg.Connection[Any] = self._conn.connection.driver_connection  # type: ignore[assignment]
-        return driver.execute(sql, params, prepare=True).fetchall()
+        # Binary results: bytea arrives as raw bytes instead of hex text to decode.
+        with driver.cursor(binary=True) as cursor:
+            return cursor.execute(sql, params, prepare=True).fetchall()
 
     def _region(self, sql: str, params: dict[str, Any], what: str) -> ConvexPolygon:
         rows = self._fetch(sql, params)
