@@ -15,10 +15,12 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 import sqlalchemy as sa
 
@@ -33,12 +35,10 @@ LINUX = sys.platform.startswith("linux")
 Child = tuple[subprocess.Popen[bytes], Path, Path]  # process, its "ready" file, its "go" file
 Spawn = Callable[[Path], Child]
 
-# A second skyreg process: acquire the server for argv[1], prove it works, report the URL in
-# argv[2], then wait for argv[3] to appear (or be killed) and exit normally, which releases.
-# It loads the module under test without skyreg/__init__.py, whose imports (astropy, ...)
-# would cost more than everything else the child does.
-CHILD = """
-import importlib.util, sys, time, types
+# Child processes load the module under test without skyreg/__init__.py, whose imports
+# (astropy, ...) would cost more than everything else a child does.
+PREAMBLE = """
+import importlib.util, sys, types
 from pathlib import Path
 
 package = types.ModuleType("skyreg")
@@ -46,6 +46,14 @@ package.__path__ = list(importlib.util.find_spec("skyreg").submodule_search_loca
 sys.modules["skyreg"] = package
 
 import psycopg
+"""
+
+# A second skyreg process: acquire the server for argv[1], prove it works, report the URL in
+# argv[2], then wait for argv[3] to appear (or be killed) and exit normally, which releases.
+CHILD = (
+    PREAMBLE
+    + """
+import time
 from skyreg.db.embedded import EmbeddedServer, acquire_embedded
 
 home, ready, go = (Path(a) for a in sys.argv[1:4])
@@ -55,13 +63,32 @@ with psycopg.connect(host=str(server.socket_dir), port=5432, user="postgres",
                      dbname="skyreg") as conn:
     conn.execute("SELECT 1").fetchone()
 tmp = ready.with_suffix(".tmp")
-tmp.write_text(f"{url}\n{server.status()['pid']}")
+tmp.write_text(f"{url}\\n{server.status()['pid']}")
 tmp.rename(ready)
 deadline = time.monotonic() + 60
 while not go.exists() and time.monotonic() < deadline:
     time.sleep(0.02)
 """
+)
 
+# Users coming and going at random moments: each round acquires, queries and releases, so
+# starts and stops of the server race with other processes' arrivals.
+CHURN = (
+    PREAMBLE
+    + """
+import random
+from skyreg.db.embedded import EmbeddedServer
+
+home = Path(sys.argv[1])
+for _ in range(int(sys.argv[2])):
+    server = EmbeddedServer(home)
+    server.acquire()
+    with psycopg.connect(host=str(server.socket_dir), port=5432, user="postgres",
+                         dbname="skyreg") as conn:
+        conn.execute("SELECT pg_sleep(%s)", (random.random() / 20,))
+    server.release()
+"""
+)
 
 # -- helpers ----------------------------------------------------------------------------------
 
@@ -88,7 +115,11 @@ def server_pids(data_dir: Path) -> list[int]:
             continue
         try:
             state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-            if state != "Z" and os.readlink(entry / "cwd") == target:
+            if (
+                state != "Z"
+                and (entry / "comm").read_text().strip() == "postgres"
+                and os.readlink(entry / "cwd") == target
+            ):
                 pids.append(int(entry.name))
         except (OSError, IndexError):
             continue
@@ -251,10 +282,10 @@ def test_acquire_is_idempotent_within_a_process(cluster_home: Path) -> None:
     if LINUX:
         assert server.status()["users"] == 1
 
-    # The process-wide entry point reuses one server object per home.
+    # The process-wide entry point reuses one server object per home, however it is spelled:
+    # two calls make one more user, not two.
     assert acquire_embedded(cluster_home) == url
     assert acquire_embedded(cluster_home / ".." / cluster_home.name) == url
-    assert len([k for k in embedded._SERVERS if k == cluster_home.resolve()]) == 1
     if LINUX:
         assert server.status()["users"] == 2
     embedded._SERVERS.pop(cluster_home.resolve()).release()
@@ -353,6 +384,41 @@ def test_killed_postmaster_recovers_committed_data(cluster_home: Path) -> None:
     assert query(other, "SELECT count(*) FROM survived") == 3
     other.release()
     assert not other.is_running()
+
+
+@pytest.mark.skipif(not LINUX, reason="orphans are found through /proc")
+def test_orphaned_backend_is_ended_before_restart(cluster_home: Path) -> None:
+    # A busy backend does not notice its postmaster was killed; while it lives, it still uses
+    # the old shared memory, and a new postmaster must not start next to it.
+    server = EmbeddedServer(cluster_home)
+    server.acquire()
+    conn = psycopg.connect(host=str(server.socket_dir), port=5432, user="postgres", dbname="skyreg")
+    backend = conn.info.backend_pid
+
+    def spin() -> None:
+        with contextlib.suppress(psycopg.Error):
+            conn.execute("DO $$BEGIN LOOP PERFORM 1; END LOOP; END$$")
+
+    busy = threading.Thread(target=spin, daemon=True)
+    busy.start()
+    try:
+        postmaster = server.status()["pid"]
+        assert isinstance(postmaster, int)
+        time.sleep(0.2)
+        os.kill(postmaster, signal.SIGKILL)
+        wait_dead(postmaster)
+        assert backend in server_pids(server.data_dir), "the busy backend should outlive it"
+
+        server.acquire()
+        assert backend not in server_pids(server.data_dir)
+        assert query(server, "SELECT 1") == 1
+        server.release()
+        assert not server.is_running()
+    finally:
+        with contextlib.suppress(psycopg.Error):
+            conn.cancel_safe(timeout=2)  # only matters if the test failed early
+        busy.join(timeout=10)
+        conn.close()
 
 
 def test_stale_pid_files_do_not_block_start(cluster_home: Path) -> None:
@@ -470,3 +536,32 @@ def test_concurrent_first_use_makes_one_cluster(home: Path, spawn: Spawn) -> Non
     # The last child to leave stopped the server.
     assert not server.is_running()
     assert server_pids(server.data_dir) == []
+
+
+def test_users_coming_and_going_concurrently(cluster_home: Path) -> None:
+    procs = [
+        subprocess.Popen([sys.executable, "-c", CHURN, str(cluster_home), "6"]) for _ in range(3)
+    ]
+    try:
+        codes = [proc.wait(timeout=60) for proc in procs]
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert codes == [0, 0, 0]
+    server = EmbeddedServer(cluster_home)
+    assert not server.is_running()
+    assert server_pids(server.data_dir) == []
+
+
+@pytest.mark.skipif(not LINUX or os.geteuid() != 0, reason="concerns root on Linux only")
+def test_root_explains_unreachable_home(home: Path) -> None:
+    # Root's server runs in a user namespace, without root's power to ignore permissions.
+    locked = home.parent / "locked"
+    locked.mkdir(parents=True)
+    os.chown(locked, 65534, 65534)
+    locked.chmod(0o700)
+    with pytest.raises(DatabaseError, match="permission overrides"):
+        EmbeddedServer(locked / "home").acquire()
+    assert not (locked / "home" / "pgdata").exists()

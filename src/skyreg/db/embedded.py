@@ -167,7 +167,7 @@ class EmbeddedServer:
                 try:
                     # Only a process holding lifecycle.lock ever locks users.lock exclusively,
                     # and we hold lifecycle.lock, so this is granted at once.
-                    fcntl.flock(fd, fcntl.LOCK_SH)
+                    _flock(fd, fcntl.LOCK_SH, self.home / "users.lock")
                     self._ensure_started()
                 except BaseException:
                     os.close(fd)
@@ -251,7 +251,7 @@ class EmbeddedServer:
             deadline = time.monotonic() + LOCK_TIMEOUT
             while True:
                 try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    _flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, self.home / "lifecycle.lock")
                     break
                 except BlockingIOError:
                     if time.monotonic() > deadline:
@@ -267,7 +267,7 @@ class EmbeddedServer:
     def _nobody_else_uses_it(self) -> bool:
         fd = _open_lock_file(self.home / "users.lock")
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            _flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, self.home / "users.lock")
         except BlockingIOError:
             return False
         finally:
@@ -854,6 +854,19 @@ def _open_lock_file(path: Path) -> int:
         return os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     except OSError as exc:
         raise DatabaseError(f"cannot open lock file {path}: {exc}") from exc
+
+
+def _flock(fd: int, operation: int, path: Path) -> None:
+    """``flock``, with failures other than "held by someone else" turned into DatabaseError."""
+    try:
+        fcntl.flock(fd, operation)
+    except BlockingIOError:
+        raise
+    except OSError as exc:
+        raise DatabaseError(
+            f"cannot lock {path} ({exc.strerror}); the skyreg home must be on a file system "
+            f"that supports file locks"
+        ) from exc
 
 
 def _read_lock_pid(path: Path) -> int | None:
