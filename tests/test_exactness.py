@@ -42,7 +42,6 @@ from skyreg import Registry
 from skyreg.geometry.pixelization import PixelScheme
 
 ARCSEC = 1.0 / 3600.0
-SKYMAP = "testmap"
 MAIN_CAM, OTHER_CAM = "TestCam", "OtherCam"
 
 Key = tuple[Any, ...]
@@ -67,10 +66,7 @@ def circle(ra: float, dec: float, radius: float) -> Circle:
 
 def _ra_dec(xyz: np.ndarray) -> tuple[float, float]:
     x, y, z = (float(c) for c in xyz / np.linalg.norm(xyz))
-    ra = math.degrees(math.atan2(y, x)) % 360.0
-    if ra >= 360.0:  # a tiny negative angle rounds up to 360
-        ra = 0.0
-    return ra, math.degrees(math.asin(max(-1.0, min(1.0, z))))
+    return wrap(math.degrees(math.atan2(y, x))), math.degrees(math.asin(max(-1.0, min(1.0, z))))
 
 
 def _frame(ra: float, dec: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -116,7 +112,7 @@ def uniform_sky(rng: np.random.Generator) -> tuple[float, float]:
 
 def near_ra0(rng: np.random.Generator, width: float, dec_limit: float = 75.0
              ) -> tuple[float, float]:
-    return float(rng.uniform(-width, width) % 360.0), float(rng.uniform(-dec_limit, dec_limit))
+    return wrap(float(rng.uniform(-width, width))), float(rng.uniform(-dec_limit, dec_limit))
 
 
 # -- the data set and its oracle -----------------------------------------------------------------
@@ -149,12 +145,6 @@ class Sky:
     ccds: list[Ccd]
     tracts: list[Tile]
     patches: list[Tile]
-
-    def ccd(self, key: Key) -> Ccd:
-        return next(c for c in self.ccds if c.key == key)
-
-    def tile(self, key: Key) -> Tile:
-        return next(t for t in (*self.tracts, *self.patches) if t.key == key)
 
 
 def overlap_test(query: Query) -> Callable[[ConvexPolygon], bool]:
@@ -200,8 +190,9 @@ def expected_tiles(tiles: Sequence[Tile], test: Callable[[ConvexPolygon], bool],
     return {t.key for t in tiles if test(t.inner_region if inner else t.outer_region)}
 
 
-def ccd_quads(rng: np.random.Generator, counts: dict[str, int]) -> list[Polygon]:
-    """CCD-like quads (half size 1 arcsec to 2 degrees, any rotation) in the named places."""
+def ccd_footprints(rng: np.random.Generator, counts: dict[str, int]) -> list[Polygon]:
+    """CCD-like quads (half size 1 arcsec to 2 degrees, any rotation) in the named places,
+    one in ten an irregular 3- to 8-gon instead, one in four listed clockwise."""
     places: dict[str, Callable[[], tuple[float, float]]] = {
         "anywhere": lambda: uniform_sky(rng),
         "ra0": lambda: near_ra0(rng, 4.0),
@@ -212,14 +203,59 @@ def ccd_quads(rng: np.random.Generator, counts: dict[str, int]) -> list[Polygon]
         "pole": lambda: (float(rng.uniform(0.0, 360.0)), float(rng.choice([-90.0, 90.0]))),
         "cluster": lambda: (float(rng.uniform(149.0, 151.0)), float(rng.uniform(1.0, 3.0))),
     }
-    quads = []
+    footprints = []
     for place, n in counts.items():
         top = 0.3 if place == "cluster" else 2.0
         for _ in range(n):
             ra, dec = places[place]()
-            quads.append(box(ra, dec, log_uniform(rng, ARCSEC, top), float(rng.uniform(0, 90))))
-    order = rng.permutation(len(quads))  # mix places within visits
-    return [quads[i] for i in order]
+            half = log_uniform(rng, ARCSEC, top)
+            if rng.random() < 0.1:
+                poly = ngon(ra, dec, half * math.sqrt(2),
+                            random_angles(rng, int(rng.integers(3, 9))))
+            else:
+                poly = box(ra, dec, half, float(rng.uniform(0, 90)))
+            if rng.random() < 0.25:
+                poly = (poly[0][::-1], poly[1][::-1])
+            footprints.append(poly)
+    order = rng.permutation(len(footprints))  # mix places within visits
+    return [footprints[i] for i in order]
+
+
+def wrap(ra: float) -> float:
+    """RA in [0, 360): a tiny negative angle would otherwise round up to 360."""
+    ra = ra % 360.0
+    return 0.0 if ra >= 360.0 else ra
+
+
+#: Points where HTM trixels meet (and the poles), where aligned footprints share vertices.
+CORNERS = [(0.0, 0.0), (90.0, 0.0), (180.0, 0.0), (270.0, 0.0), (0.0, 90.0), (0.0, -90.0)]
+
+
+def aligned_polygons() -> list[Polygon]:
+    """Footprints with vertices on the corners of the HTM root triangles and edges along the
+    equator and the meridians 0/90/180/270 (pixel edges at every level): squares on both
+    sides of each edge, and triangles meeting at each pole."""
+    polygons: list[Polygon] = []
+    for ra0 in (0.0, 90.0, 180.0, 270.0):
+        for east in (1.0, -1.0):
+            for north in (1.0, -1.0):
+                ra1 = wrap(ra0 + east)
+                polygons.append(([ra0, ra1, ra1, ra0], [0.0, 0.0, north, north]))
+    for pole in (90.0, -90.0):
+        rim = pole - math.copysign(1.0, pole)
+        for ra0 in (0.0, 90.0, 180.0, 270.0):
+            polygons.append(([ra0, wrap(ra0 + 90.0), 0.0], [rim, rim, pole]))
+    return polygons
+
+
+def aligned_points() -> list[tuple[float, float]]:
+    """Shared vertices and points on shared edges of the aligned footprints."""
+    points = list(CORNERS)
+    for ra0 in (0.0, 90.0, 180.0, 270.0):
+        points += [(wrap(ra0 + 0.5), 0.0), (wrap(ra0 - 0.5), 0.0), (ra0, 0.5), (ra0, -0.5),
+                   (wrap(ra0 + 1.0), 0.0), (ra0, 1.0), (wrap(ra0 - 1.0), -1.0),
+                   (ra0, 89.5), (ra0, -89.5), (ra0, 89.0), (ra0, -89.0)]
+    return points
 
 
 def sky_tiles(rng: np.random.Generator, n_tracts: int, max_half: float
@@ -256,14 +292,14 @@ def build_specs(rng: np.random.Generator, main_counts: dict[str, int],
                 ) -> list[ManifestSpec]:
     """Two manifests: TestCam with the sky map, OtherCam (other bands and times) without."""
     tract_outer, tract_inner, patch_outer, patch_inner = sky_tiles(rng, n_tracts, max_half)
-    main = survey_spec(ccd_quads(rng, main_counts), per_visit=10, tract_polygons=tract_outer,
-                       patch_polygons=patch_outer)
+    main = survey_spec(ccd_footprints(rng, main_counts) + aligned_polygons(), per_visit=10,
+                       tract_polygons=tract_outer, patch_polygons=patch_outer)
     for row in main.tracts:
         row["inner_ra"], row["inner_dec"] = tract_inner[row["tract"]]
     for row in main.patches:
         row["inner_ra"], row["inner_dec"] = patch_inner[row["tract"]][row["patch"]]
 
-    other = survey_spec(ccd_quads(rng, other_counts), per_visit=7)
+    other = survey_spec(ccd_footprints(rng, other_counts), per_visit=7)
     assert other.instrument is not None
     other.instrument.update(name=OTHER_CAM, bands=["i", "r"], physical_filters=["i_2", "r_2"])
     for row in other.visits:
@@ -349,21 +385,23 @@ class Tally:
             self.wrong.append(f"{what}({query!r}): missing {sorted(expected - answer)[:5]}, "
                               f"extra {sorted(answer - expected)[:5]}")
 
-    def verify(self, min_non_empty: float, main: str = "find_ccds") -> None:
-        """No wrong answer; a share of the ``main`` calls and one of every other call found
-        something (so that nothing passes vacuously)."""
+    def verify(self, min_non_empty: float, main: str | None = "find_ccds",
+               every: bool = True) -> None:
+        """No wrong answer; a share of the ``main`` calls (of all calls if None) and, with
+        ``every``, at least one of each kind of call found something (no vacuous pass)."""
         assert not self.wrong, f"{len(self.wrong)} wrong answers:\n" + "\n".join(self.wrong[:20])
-        assert self.non_empty[main] >= min_non_empty * self.queries[main], (
-            f"only {self.non_empty[main]} of {self.queries[main]} {main} answers are non-empty")
-        assert all(self.non_empty.values()), f"some call never found anything: {self.non_empty}"
+        queries = self.queries[main] if main else sum(self.queries.values())
+        non_empty = self.non_empty[main] if main else sum(self.non_empty.values())
+        assert non_empty >= min_non_empty * queries, (
+            f"only {non_empty} of {queries} {main or ''} answers are non-empty: {self}")
+        if every:
+            assert all(self.non_empty.values()), f"a call never found anything: {self}"
 
 
-def check_region_query(sky: Sky, tally: Tally, query: Query, *, tiles: bool = True) -> None:
-    """find_ccds, and (for tiles) find_patches/find_tracts outer and inner, for one region."""
+def check_region_query(sky: Sky, tally: Tally, query: Query) -> None:
+    """find_ccds, find_patches and find_tracts (outer and inner) for one region."""
     test = overlap_test(query)
     tally.check("find_ccds", query, sky.registry.find_ccds(**query), expected_ccds(sky, test))
-    if not tiles:
-        return
     for inner in (False, True):
         tally.check(f"find_patches[inner={inner}]", query,
                     sky.registry.find_patches(**query, inner=inner),
@@ -376,10 +414,11 @@ def check_region_query(sky: Sky, tally: Tally, query: Query, *, tiles: bool = Tr
 # -- query generators ----------------------------------------------------------------------------
 
 
-def cone_queries(rng: np.random.Generator, kind: str, n: int) -> list[Query]:
+def cone_queries(rng: np.random.Generator, kind: str, n: int, max_radius: float = 30.0
+                 ) -> list[Query]:
     queries = []
     for _ in range(n):
-        radius = log_uniform(rng, ARCSEC, 30.0)
+        radius = log_uniform(rng, ARCSEC, max_radius)
         if kind == "anywhere":
             ra, dec = uniform_sky(rng)
         elif kind == "on_ra0":
@@ -390,7 +429,11 @@ def cone_queries(rng: np.random.Generator, kind: str, n: int) -> list[Query]:
             ra, dec = float(rng.uniform(0, 360)), float(rng.choice([-90.0, 90.0, -89.9, 89.9]))
         elif kind == "cluster":
             ra, dec = float(rng.uniform(149.0, 151.0)), float(rng.uniform(1.0, 3.0))
-            radius = log_uniform(rng, ARCSEC, 1.0)
+            radius = log_uniform(rng, ARCSEC, min(1.0, max_radius))
+        elif kind == "aligned":
+            points = aligned_points()
+            ra, dec = points[int(rng.integers(len(points)))]
+            radius = 0.0 if rng.random() < 0.3 else log_uniform(rng, ARCSEC, min(2.0, max_radius))
         else:
             raise AssertionError(kind)
         queries.append({"cone": (ra, dec, radius)})
@@ -401,10 +444,11 @@ def box_query(poly: Polygon) -> Query:
     return {"polygon": list(zip(*poly, strict=True))}
 
 
-def polygon_queries(rng: np.random.Generator, kind: str, n: int) -> list[Query]:
+def polygon_queries(rng: np.random.Generator, kind: str, n: int, max_half: float = 20.0
+                    ) -> list[Query]:
     queries = []
     for _ in range(n):
-        half, angle = log_uniform(rng, ARCSEC, 20.0), float(rng.uniform(0, 90))
+        half, angle = log_uniform(rng, ARCSEC, max_half), float(rng.uniform(0, 90))
         if kind == "anywhere":
             poly = box(*uniform_sky(rng), half, angle)
         elif kind == "straddle_ra0":
@@ -414,26 +458,40 @@ def polygon_queries(rng: np.random.Generator, kind: str, n: int) -> list[Query]:
             poly = box(float(rng.uniform(0, 360)), dec, half, angle)
         elif kind == "cluster":
             poly = box(float(rng.uniform(149.0, 151.0)), float(rng.uniform(1.0, 3.0)),
-                       log_uniform(rng, ARCSEC, 1.0), angle)
+                       log_uniform(rng, ARCSEC, min(1.0, max_half)), angle)
         elif kind == "ngon":
             ra, dec = uniform_sky(rng) if rng.random() < 0.7 else near_ra0(rng, 1.0, 89.0)
-            poly = ngon(ra, dec, log_uniform(rng, ARCSEC, 40.0),
+            poly = ngon(ra, dec, log_uniform(rng, ARCSEC, 2 * max_half),
                         random_angles(rng, int(rng.integers(3, 9))))
+        elif kind == "aligned":
+            # Squares next to the aligned footprints, touching them along an edge or at a
+            # corner only, or small boxes around a corner of the HTM root triangles.
+            if rng.random() < 0.25:
+                poly = box(*CORNERS[int(rng.integers(len(CORNERS)))], half / 20, angle)
+            else:
+                ra0 = float(rng.choice([0.0, 90.0, 180.0, 270.0]))
+                dra, ddec = float(rng.choice([-2.0, -1.0, 1.0])), float(rng.choice([-2, -1, 1]))
+                lo_ra, hi_ra = sorted((ra0 + dra, ra0 + dra + 1.0))
+                lo_dec, hi_dec = sorted((ddec, ddec + 1.0))
+                poly = ([wrap(lo_ra), wrap(hi_ra), wrap(hi_ra), wrap(lo_ra)],
+                        [lo_dec, lo_dec, hi_dec, hi_dec])
         else:
             raise AssertionError(kind)
+        if rng.random() < 0.3:
+            poly = (poly[0][::-1], poly[1][::-1])  # clockwise
         queries.append(box_query(poly))
     return queries
 
 
 def point_queries(sky: Sky, rng: np.random.Generator, kind: str, n: int) -> list[Query]:
-    points: list[tuple[float, float]] = []
+    points: list[tuple[float, float]] = aligned_points() if kind == "aligned" else []
     while len(points) < n:
         if kind == "ccd_vertex":
             ccd = sky.ccds[int(rng.integers(len(sky.ccds)))]
             k = int(rng.integers(len(ccd.poly[0])))
             points.append((ccd.poly[0][k], ccd.poly[1][k]))
-        elif kind == "tile_vertex":
-            tiles = sky.tracts + sky.patches
+        elif kind in ("patch_vertex", "tract_vertex"):
+            tiles = sky.patches if kind == "patch_vertex" else sky.tracts
             tile = tiles[int(rng.integers(len(tiles)))]
             poly = tile.inner if rng.random() < 0.5 else tile.outer
             k = int(rng.integers(len(poly[0])))
@@ -457,42 +515,59 @@ def point_queries(sky: Sky, rng: np.random.Generator, kind: str, n: int) -> list
 
 # -- parametrised checks against the HTM data set ------------------------------------------------
 
-CONE_KINDS = {"anywhere": (1, 120), "on_ra0": (2, 40), "near_ra0": (3, 40), "pole": (4, 60),
-              "cluster": (5, 40)}
-POLYGON_KINDS = {"anywhere": (11, 120), "straddle_ra0": (12, 50), "pole": (13, 50),
-                 "cluster": (14, 40), "ngon": (15, 60)}
-POINT_KINDS = {"ccd_vertex": (21, 120), "tile_vertex": (22, 40), "ccd_centre": (23, 60),
-               "ra0": (24, 40), "pole": (25, 20), "anywhere": (26, 40)}
-# Share of queries that must find something, so that no check passes vacuously.
-MIN_NON_EMPTY = {"cone": 0.4, "polygon": 0.4, "ccd_vertex": 0.9, "tile_vertex": 0.9,
-                 "ccd_centre": 0.9, "ra0": 0.2, "pole": 0.3, "anywhere": 0.0}
+
+@dataclass(frozen=True)
+class Batch:
+    """A batch of random queries: seed, count, and the share that must find something in
+    ``main`` (None: over all calls; ``every``: each kind of call finds something at least once).
+    """
+
+    seed: int
+    n: int
+    min_non_empty: float
+    main: str | None = "find_ccds"
+    every: bool = True
 
 
-@pytest.mark.parametrize("kind", sorted(CONE_KINDS))
+CONES = {"anywhere": Batch(1, 120, 0.25), "on_ra0": Batch(2, 40, 0.4),
+         "near_ra0": Batch(3, 40, 0.4), "pole": Batch(4, 60, 0.4),
+         "cluster": Batch(5, 40, 0.7), "aligned": Batch(6, 40, 0.9, every=False)}
+POLYGONS = {"anywhere": Batch(11, 120, 0.2), "straddle_ra0": Batch(12, 50, 0.4),
+            "pole": Batch(13, 50, 0.4), "cluster": Batch(14, 40, 0.7),
+            "ngon": Batch(15, 60, 0.25), "aligned": Batch(16, 40, 0.8, every=False)}
+POINTS = {"ccd_vertex": Batch(21, 120, 1.0), "ccd_centre": Batch(23, 60, 1.0),
+          "patch_vertex": Batch(22, 30, 1.0, "find_patches[inner=False]", every=False),
+          "tract_vertex": Batch(27, 30, 1.0, "find_tracts[inner=False]", every=False),
+          "ra0": Batch(24, 40, 0.2, every=False), "pole": Batch(25, 20, 0.5, every=False),
+          "aligned": Batch(0, 0, 1.0, every=False),
+          "anywhere": Batch(26, 40, 0.0, every=False)}
+
+
+@pytest.mark.parametrize("kind", sorted(CONES))
 def test_cone_queries_are_exact(sky: Sky, kind: str) -> None:
-    seed, n = CONE_KINDS[kind]
+    batch = CONES[kind]
     tally = Tally()
-    for query in cone_queries(np.random.default_rng(seed), kind, n):
+    for query in cone_queries(np.random.default_rng(batch.seed), kind, batch.n):
         check_region_query(sky, tally, query)
-    tally.verify(MIN_NON_EMPTY["cone"])
+    tally.verify(batch.min_non_empty, batch.main, batch.every)
 
 
-@pytest.mark.parametrize("kind", sorted(POLYGON_KINDS))
+@pytest.mark.parametrize("kind", sorted(POLYGONS))
 def test_polygon_queries_are_exact(sky: Sky, kind: str) -> None:
-    seed, n = POLYGON_KINDS[kind]
+    batch = POLYGONS[kind]
     tally = Tally()
-    for query in polygon_queries(np.random.default_rng(seed), kind, n):
+    for query in polygon_queries(np.random.default_rng(batch.seed), kind, batch.n):
         check_region_query(sky, tally, query)
-    tally.verify(MIN_NON_EMPTY["polygon"])
+    tally.verify(batch.min_non_empty, batch.main, batch.every)
 
 
-@pytest.mark.parametrize("kind", sorted(POINT_KINDS))
+@pytest.mark.parametrize("kind", sorted(POINTS))
 def test_point_queries_are_exact(sky: Sky, kind: str) -> None:
-    seed, n = POINT_KINDS[kind]
+    batch = POINTS[kind]
     tally = Tally()
-    for query in point_queries(sky, np.random.default_rng(seed), kind, n):
+    for query in point_queries(sky, np.random.default_rng(batch.seed), kind, batch.n):
         check_region_query(sky, tally, query)
-    tally.verify(MIN_NON_EMPTY[kind])
+    tally.verify(batch.min_non_empty, batch.main, batch.every)
 
 
 def test_tiles_of_ccds_are_exact(sky: Sky) -> None:
@@ -504,8 +579,8 @@ def test_tiles_of_ccds_are_exact(sky: Sky) -> None:
     tally = Tally()
     for ccd in chosen:
         query = {"ccd": ccd.key}
+        test = overlap_test({"region": ccd.region})
         for inner in (False, True):
-            test = overlap_test({"region": ccd.region})
             tally.check(f"find_patches[inner={inner}]", query,
                         sky.registry.find_patches(ccd=ccd.key, inner=inner),
                         expected_tiles(sky.patches, test, inner))
@@ -526,7 +601,7 @@ def test_ccds_of_tiles_are_exact(sky: Sky, kind: str) -> None:
             got = sky.registry.find_ccds(**{kind: tile.key}, inner=inner)
             tally.check(f"find_ccds[inner={inner}]", {kind: tile.key}, got,
                         expected_ccds(sky, overlap_test({"region": region})))
-    tally.verify(0.7, main="find_ccds[inner=False]")
+    tally.verify(0.4, main="find_ccds[inner=False]")
 
 
 def test_inner_and_outer_answers_differ(sky: Sky) -> None:
@@ -562,24 +637,31 @@ def filter_queries(sky: Sky, rng: np.random.Generator, n: int) -> list[Query]:
             filters["band"] = [["g"], ["r"], ["i"], ["g", "i"], ["r", "z"]][int(rng.integers(5))]
         if choice & 4 or not filters:
             start = float(rng.uniform(span_start - 5, span_end))
-            filters["time"] = (start, start + log_uniform(rng, 1e-4, 300.0))
+            filters["time"] = (start, start + log_uniform(rng, 0.01, 300.0))
+            if rng.random() < 0.2:  # a window that just touches one exposure
+                ccd = sky.ccds[int(rng.integers(len(sky.ccds)))]
+                filters["time"] = ((ccd.mjd_end, ccd.mjd_end + 0.3) if rng.random() < 0.5
+                                   else (ccd.mjd_start - 0.3, ccd.mjd_start))
         queries.append({**region, **filters})
     return queries
 
 
 def test_filters_combined_with_regions_are_exact(sky: Sky) -> None:
-    """instrument=, band= and time= restrict exactly the CCDs whose visit matches."""
+    """instrument=, band= and time= keep exactly the CCDs whose visit matches (time windows
+    are closed: touching an exposure counts)."""
     tally = Tally()
     for query in filter_queries(sky, np.random.default_rng(41), 240):
         region = {k: v for k, v in query.items() if k in ("cone", "polygon")}
+        names = sorted(k for k in query if k not in region)
         expected = expected_ccds(sky, overlap_test(region), instrument=query.get("instrument"),
                                  band=query.get("band"), time=query.get("time"))
-        tally.check("find_ccds", query, sky.registry.find_ccds(**query), expected)
-    tally.verify(0.3)
+        tally.check(f"find_ccds[{'+'.join(names)}]", query, sky.registry.find_ccds(**query),
+                    expected)
+    tally.verify(0.2, main=None)
 
 
-def test_single_name_filters(sky: Sky) -> None:
-    """A plain string works like a one-element list."""
+def test_name_filters(sky: Sky) -> None:
+    """A plain string works like a one-element list; skymap= restricts tiles."""
     query: Query = {"cone": (150.0, 2.0, 1.5)}
     test = overlap_test(query)
     for band in ("g", "r", "i"):
@@ -590,6 +672,26 @@ def test_single_name_filters(sky: Sky) -> None:
         expected = expected_ccds(sky, test, instrument=[instrument])
         assert expected
         assert set(sky.registry.find_ccds(**query, instrument=instrument)) == expected
+    tiles = expected_tiles(sky.patches, test)
+    assert tiles
+    assert set(sky.registry.find_patches(**query, skymap="testmap")) == tiles
+    assert set(sky.registry.find_patches(**query, skymap=["nomap", "testmap"])) == tiles
+    assert sky.registry.find_patches(**query, skymap="nomap") == []
+    assert sky.registry.find_tracts(**query, skymap="nomap") == []
+
+
+def test_data_set_covers_the_awkward_places(sky: Sky) -> None:
+    """The data set holds what the queries are meant to stress (so they stay meaningful)."""
+    north, south = vector(0.0, 90.0), vector(0.0, -90.0)
+    ras = [c.poly[0] for c in sky.ccds]
+    assert sum(c.region.contains(north) for c in sky.ccds) >= 10
+    assert sum(c.region.contains(south) for c in sky.ccds) >= 10
+    assert sum(max(r) > 300.0 and min(r) < 60.0 for r in ras) >= 150  # straddle RA 0
+    assert sum(t.outer_region.contains(north) or t.outer_region.contains(south)
+               for t in sky.tracts) >= 2
+    assert sum(max(t.outer[0]) > 300.0 and min(t.outer[0]) < 60.0 for t in sky.tracts) >= 2
+    halves = [c.region.getBoundingCircle().getOpeningAngle().asDegrees() for c in sky.ccds]
+    assert min(halves) < 2 * ARCSEC and max(halves) > 2.0
 
 
 # -- degenerate and huge regions ------------------------------------------------------------------
@@ -636,7 +738,7 @@ def test_stored_polygon_as_query_returns_itself(sky: Sky) -> None:
         got = sky.registry.find_ccds(**query)
         assert ccd.key in {tuple(r) for r in got}
         tally.check("find_ccds", query, got, expected_ccds(sky, overlap_test(query)))
-        # The same CCD through region= and ccd=: identical answers.
+        # The same polygon given as a sphgeom region: the same answer.
         assert set(sky.registry.find_ccds(region=ccd.region)) == {tuple(r) for r in got}
     for tile in (*sky.tracts, *sky.patches):
         query = box_query(tile.inner)
@@ -647,15 +749,19 @@ def test_stored_polygon_as_query_returns_itself(sky: Sky) -> None:
 
 
 def test_zero_radius_cone_is_a_point(sky: Sky) -> None:
-    """A cone of radius 0 at a CCD vertex or centre finds what the point query finds."""
+    """A cone of radius 0 at a CCD vertex or centre, or on an aligned edge, is exact and finds
+    at least what the point query finds (sphgeom's circle overlap test is the more lenient of
+    the two on a polygon's boundary: at (90, 0.5) it accepts both squares sharing that edge,
+    where ``contains`` accepts one)."""
     rng = np.random.default_rng(71)
     tally = Tally()
     for query in point_queries(sky, rng, "ccd_vertex", 30) + point_queries(
-            sky, rng, "ccd_centre", 30):
+            sky, rng, "ccd_centre", 30) + point_queries(sky, rng, "aligned", 0):
         cone = {"cone": (*query["point"], 0.0)}
-        tally.check("find_ccds", cone, sky.registry.find_ccds(**cone),
-                    expected_ccds(sky, overlap_test(cone)))
-    tally.verify(0.9)
+        got = sky.registry.find_ccds(**cone)
+        tally.check("find_ccds", cone, got, expected_ccds(sky, overlap_test(cone)))
+        assert set(sky.registry.find_ccds(**query)) <= set(got), query
+    tally.verify(1.0)
 
 
 # -- property tests ----------------------------------------------------------------------------
@@ -665,7 +771,7 @@ decs = st.floats(-90.0, 90.0)
 
 
 @settings(max_examples=120, deadline=None)
-@given(ra=ras, dec=decs, radius=st.floats(0.0, 30.0))
+@given(ra=ras, dec=decs, radius=st.one_of(st.floats(0.0, 2.0), st.floats(0.0, 180.0)))
 def test_property_random_cones(sky: Sky, ra: float, dec: float, radius: float) -> None:
     query = {"cone": (ra, dec, radius)}
     test = overlap_test(query)
@@ -685,11 +791,27 @@ def test_property_random_boxes(sky: Sky, ra: float, dec: float, half: float,
         sky.patches, test)
 
 
+@settings(max_examples=60, deadline=None)
+@given(ra=ras, dec=decs, radius=st.floats(ARCSEC, 60.0),
+       angles=st.lists(st.floats(0.0, 360.0, exclude_max=True), min_size=3, max_size=9))
+def test_property_random_convex_polygons(sky: Sky, ra: float, dec: float, radius: float,
+                                         angles: list[float]) -> None:
+    angles = sorted(angles)
+    gaps = np.diff([*angles, angles[0] + 360.0])
+    if gaps.min() < 1.0:  # nearly collinear vertices
+        angles = [a * 360.0 / len(angles) for a in range(len(angles))]
+    query = box_query(ngon(ra, dec, radius, angles))
+    test = overlap_test(query)
+    assert {tuple(r) for r in sky.registry.find_ccds(**query)} == expected_ccds(sky, test)
+    assert {tuple(r) for r in sky.registry.find_tracts(**query, inner=True)} == expected_tiles(
+        sky.tracts, test, inner=True)
+
+
 @st.composite
 def polygon_and_points(draw: st.DrawFn, max_radius: float) -> tuple[Polygon, list[UnitVector3d]]:
     """A random convex polygon and points inside it (vertices, and near edges and corners)."""
     ra, dec = draw(ras), draw(decs)
-    radius = draw(st.floats(max_radius / 1000, max_radius))
+    radius = draw(st.floats(max_radius / 1000, min(max_radius, 60.0)))
     n = draw(st.integers(3, 8))
     seed = draw(st.integers(0, 2**32 - 1))
     rng = np.random.default_rng(seed)
@@ -702,7 +824,7 @@ def polygon_and_points(draw: st.DrawFn, max_radius: float) -> tuple[Polygon, lis
     return poly, points
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(level=st.integers(4, 14), data=st.data())
 def test_property_htm_cover_is_conservative(level: int, data: st.DataObject) -> None:
     """Every HTM pixel holding a point of a polygon (or the point of a query) is in its cover."""
@@ -739,28 +861,45 @@ def test_property_healpix_cover_is_conservative(level: int, data: st.DataObject)
 # -- the same exactness under HEALPix ----------------------------------------------------------
 
 
-def test_healpix_registry_is_exact(healpix_sky: Sky) -> None:
+# sphgeom's HEALPix envelope is slow for big regions (about 10 s for a 30 degree cone at
+# order 8, with memory to match), so queries here stay small.
+@pytest.mark.parametrize("kind", ["cone", "polygon", "point"])
+def test_healpix_region_queries_are_exact(healpix_sky: Sky, kind: str) -> None:
     sky = healpix_sky
-    rng = np.random.default_rng(81)
+    rng = np.random.default_rng({"cone": 81, "polygon": 82, "point": 83}[kind])
     queries: list[Query] = []
-    for kind in ("anywhere", "on_ra0", "pole", "cluster"):
-        queries += cone_queries(rng, kind, 8)
-    for kind in ("anywhere", "straddle_ra0", "pole", "cluster", "ngon"):
-        queries += polygon_queries(rng, kind, 6)
-    for kind in ("ccd_vertex", "ccd_centre", "ra0", "pole"):
-        queries += point_queries(sky, rng, kind, 6)
+    if kind == "cone":
+        for where in ("anywhere", "on_ra0", "pole", "cluster", "aligned"):
+            queries += cone_queries(rng, where, 8, max_radius=3.0)
+    elif kind == "polygon":
+        for where in ("anywhere", "straddle_ra0", "pole", "cluster", "ngon", "aligned"):
+            queries += polygon_queries(rng, where, 6, max_half=2.0)
+    else:
+        for where in ("ccd_vertex", "ccd_centre", "ra0", "pole", "aligned"):
+            queries += point_queries(sky, rng, where, 8)
     tally = Tally()
     for query in queries:
         check_region_query(sky, tally, query)
+    tally.verify(0.4)
+
+
+def test_healpix_stored_region_queries_are_exact(healpix_sky: Sky) -> None:
+    sky = healpix_sky
+    tally = Tally()
     for tile in (*sky.tracts, *sky.patches[::3]):
         kind = "tract" if len(tile.key) == 2 else "patch"
         for inner in (False, True):
             region = tile.inner_region if inner else tile.outer_region
-            tally.check(f"find_ccds[inner={inner}]", {kind: tile.key},
+            tally.check(f"find_ccds[{kind}, inner={inner}]", {kind: tile.key},
                         sky.registry.find_ccds(**{kind: tile.key}, inner=inner),
                         expected_ccds(sky, overlap_test({"region": region})))
-    for i in rng.choice(len(sky.ccds), 20, replace=False):
-        ccd = sky.ccds[int(i)]
-        tally.check("find_tracts", {"ccd": ccd.key}, sky.registry.find_tracts(ccd=ccd.key),
-                    expected_tiles(sky.tracts, overlap_test({"region": ccd.region})))
-    tally.verify(0.4)
+    rng = np.random.default_rng(84)
+    in_tracts = [c for c in sky.ccds if any(c.region.overlaps(t.outer_region) for t in sky.tracts)]
+    chosen = [in_tracts[i] for i in rng.choice(len(in_tracts), 20, replace=False)]
+    for ccd in chosen + [sky.ccds[i] for i in rng.choice(len(sky.ccds), 10, replace=False)]:
+        test = overlap_test({"region": ccd.region})
+        tally.check("find_tracts[ccd]", {"ccd": ccd.key},
+                    sky.registry.find_tracts(ccd=ccd.key), expected_tiles(sky.tracts, test))
+        tally.check("find_patches[ccd]", {"ccd": ccd.key},
+                    sky.registry.find_patches(ccd=ccd.key), expected_tiles(sky.patches, test))
+    tally.verify(0.3, main=None, every=False)

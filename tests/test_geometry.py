@@ -11,7 +11,7 @@ from astropy.coordinates import Angle as AstropyAngle
 from astropy.coordinates import SkyCoord
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from lsst.sphgeom import ConvexPolygon, LonLat, UnitVector3d
+from lsst.sphgeom import Angle, Box, ConvexPolygon, LonLat, UnitVector3d
 
 from skyreg.geometry import GeometryError, make_query_region, polygon_from_vertices
 from skyreg.geometry.pixelization import PixelScheme, _merge_smallest_gaps
@@ -101,3 +101,22 @@ def test_merging_pixel_ranges_stays_conservative() -> None:
         capped = scheme.ranges(region.region, 16)
         assert len(capped) <= 16
         assert all(any(a <= p < b for a, b in capped) for p in full)
+
+
+def test_undecidable_regions_are_refused_not_guessed() -> None:
+    region = make_query_region(region=Box(LonLat.fromDegrees(10, 20), Angle.fromDegrees(0.1),
+                                          Angle.fromDegrees(0.1)))
+    assert region is not None
+    footprint = polygon_from_vertices([9.5, 10.5, 10.5, 9.5], [19.5, 19.5, 20.5, 20.5])
+    answer = footprint.overlaps(region.region)
+    if answer is None:
+        with pytest.raises(GeometryError, match="cannot decide"):
+            region.matches(footprint)
+    else:
+        assert region.matches(footprint) == answer
+
+
+def test_tiny_negative_ra_wraps_to_zero() -> None:
+    region = make_query_region(polygon=[(-1e-15, 19.8), (10, 19.8), (10, 20.2),
+                                        (-1e-15, 20.2)])
+    assert region is not None

@@ -251,3 +251,12 @@ def test_killed_ingest_leaves_nothing(registry: Registry, database_url: str,
     assert counts["ccd"] == 0 and counts["visit"] == 0 and counts["ccd_pixel"] == 0
     report = registry.ingest_manifest(root)  # and the next run loads everything
     assert report.counts["ccd"].inserted == 400
+
+
+def test_inner_polygon_outside_outer_is_still_found(registry: Registry, tmp_path: Path) -> None:
+    spec = small_spec()
+    spec.tracts[0]["inner_ra"], spec.tracts[0]["inner_dec"] = box(30.0, 20.0, 1.0)
+    registry.ingest_manifest(write_manifest(tmp_path / "m", spec))
+    assert [tuple(t) for t in registry.find_tracts(point=(30.0, 20.0), inner=True)] == \
+        [("testmap", 0)]
+    assert registry.find_tracts(point=(30.0, 20.0)) == []

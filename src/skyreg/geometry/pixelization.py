@@ -54,9 +54,16 @@ class PixelScheme:
         """
         if self.scheme == "htm":
             return [(int(a), int(b)) for a, b in self._pixelization.envelope(region, max_ranges)]
-        # sphgeom's HEALPix envelope does not implement max_ranges: merge here instead.
-        spans = [(int(a), int(b)) for a, b in self._pixelization.envelope(region)]
-        return _merge_smallest_gaps(spans, max_ranges) if max_ranges > 0 else spans
+        if max_ranges <= 0:
+            return [(int(a), int(b)) for a, b in self._pixelization.envelope(region)]
+        # sphgeom's HEALPix envelope has no max_ranges and grows very slow (and memory hungry)
+        # for large regions at fine orders. Cover at a coarser order instead — a nested pixel
+        # p of order k is the range [p * 4**d, (p + 1) * 4**d) at order k + d — then merge.
+        order = _coarse_healpix_order(region, self.level)
+        shift = 2 * (self.level - order)
+        coarse = HealpixPixelization(order).envelope(region)
+        spans = [(int(a) << shift, int(b) << shift) for a, b in coarse]
+        return _merge_smallest_gaps(spans, max_ranges)
 
     def pixels(self, region: Region) -> npt.NDArray[np.int64]:
         """Every pixel index touched by ``region``, sorted."""
@@ -64,6 +71,16 @@ class PixelScheme:
         if not spans:
             return np.empty(0, dtype=np.int64)
         return np.concatenate([np.arange(a, b, dtype=np.int64) for a, b in spans])
+
+
+def _coarse_healpix_order(region: Region, level: int) -> int:
+    """The finest order <= level at which ``region`` spans at most ~16 pixels across."""
+    radius = region.getBoundingCircle().getOpeningAngle().asDegrees()
+    if radius <= 0.0:
+        return level
+    # A HEALPix pixel of order k is about 58.6 / 2**k degrees wide.
+    order = int(np.floor(np.log2(58.6 * 8.0 / (2.0 * radius))))
+    return max(0, min(level, order))
 
 
 def _merge_smallest_gaps(spans: list[tuple[int, int]], limit: int) -> list[tuple[int, int]]:

@@ -31,7 +31,14 @@ class QueryRegion:
         """True when ``footprint`` overlaps this region (contains it, for a point)."""
         if self.point is not None:
             return bool(footprint.contains(self.point))
-        return bool(footprint.overlaps(self.region))
+        answer = footprint.overlaps(self.region)
+        if answer is None:
+            # sphgeom answers "don't know" for some region types (Box, Ellipse); guessing
+            # would silently drop or invent results.
+            raise GeometryError(
+                f"region: sphgeom cannot decide overlaps with a {type(self.region).__name__}; "
+                "give a ConvexPolygon or Circle", field="region")
+        return bool(answer)
 
 
 def _degrees(value: Any, field: str) -> float:
@@ -66,7 +73,8 @@ def _lonlat(value: Any, field: str) -> tuple[float, float]:
         ra, dec = _degrees(ra_value, f"{field}.ra"), _degrees(dec_value, f"{field}.dec")
     if not -90.0 <= dec <= 90.0:
         raise GeometryError(f"{field}: dec {dec} is outside [-90, 90]", field=field)
-    return ra % 360.0, dec
+    ra %= 360.0
+    return (0.0 if ra >= 360.0 else ra), dec  # -1e-15 % 360 rounds up to 360.0
 
 
 def unit_vector(ra: float, dec: float) -> UnitVector3d:

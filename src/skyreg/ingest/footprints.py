@@ -84,6 +84,21 @@ def _pixels_of(scheme: PixelScheme, encoded: list[bytes]) -> list[list[int]]:
     return [pixels(decode(blob)).tolist() for blob in encoded]
 
 
+def add_uncontained(scheme: PixelScheme, outer: list[bytes], inner: list[bytes],
+                    pixels: list[list[int]]) -> None:
+    """Add the pixels of each inner polygon that is not inside its outer one.
+
+    Tiles are indexed by their outer polygon, which serves inner-polygon searches too as long
+    as inner lies within outer; for input where it does not, the index gets the union.
+    """
+    decode = ConvexPolygon.decode
+    for i, (outer_blob, inner_blob) in enumerate(zip(outer, inner, strict=True)):
+        inner_polygon = decode(inner_blob)
+        if not decode(outer_blob).contains(inner_polygon):
+            extra = scheme.pixels(inner_polygon).tolist()
+            pixels[i] = sorted(set(pixels[i]).union(extra))
+
+
 def _chunks(items: list[bytes]) -> Iterator[list[bytes]]:
     for start in range(0, len(items), CHUNK):
         yield items[start:start + CHUNK]

@@ -170,6 +170,10 @@ def _insert_new(connection: Connection, stage: Table, batch: Batch) -> int:
     if new_count == 0:
         return 0
     rows = select(*(stage.c[name] for name in batch.columns)).where(missing)
+    if batch.pixels is not None:
+        # Store footprints in spatial order (their first pixel): the rows, and the ids that
+        # the pixel index points to, of one patch's CCDs then sit on few pages.
+        rows = rows.order_by(stage.c.pixels[1])
     insert_rows = insert(target).from_select(list(batch.columns), rows)
     if batch.pixel_table is None:
         connection.execute(insert_rows)

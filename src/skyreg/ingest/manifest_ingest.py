@@ -19,7 +19,12 @@ from sqlalchemy import Engine
 
 from skyreg.geometry.pixelization import PixelScheme
 from skyreg.ingest import manifest_reader as mr
-from skyreg.ingest.footprints import Footprints, encode_column_pair, pixel_coverage
+from skyreg.ingest.footprints import (
+    Footprints,
+    add_uncontained,
+    encode_column_pair,
+    pixel_coverage,
+)
 from skyreg.ingest.loader import Batch, Reference, load
 from skyreg.ingest.problems import Problems
 from skyreg.ingest.report import IngestReport
@@ -91,6 +96,10 @@ def _batches(manifest: mr.Manifest, scheme: PixelScheme, problems: Problems,
                 progress(f"pixelizing {kind}", done, total)
 
         pixels[kind] = pixel_coverage(scheme, outer.encoded, advance)
+        if len(geometry[kind]) == 2:
+            inner = geometry[kind][0]
+            assert inner is not None
+            add_uncontained(scheme, outer.encoded, inner.encoded, pixels[kind])
     stage_seconds["pixel coverage"] = time.perf_counter() - started
 
     if manifest.instrument is not None:
