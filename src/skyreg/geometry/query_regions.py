@@ -27,6 +27,22 @@ class QueryRegion:
     region: Region
     point: UnitVector3d | None = None
 
+    def keep_matching(self, rows: list[Any]) -> list[Any]:
+        """The rows whose last field, an encoded polygon, matches; the hot loop of queries."""
+        decode = ConvexPolygon.decode
+        if self.point is not None:
+            point = self.point
+            return [row for row in rows if decode(row[-1]).contains(point)]
+        region = self.region
+        kept = []
+        for row in rows:
+            answer = decode(row[-1]).overlaps(region)
+            if answer:
+                kept.append(row)
+            elif answer is None:
+                self.matches(footprint=decode(row[-1]))  # type: ignore[arg-type]  # raises
+        return kept
+
     def matches(self, footprint: ConvexPolygon) -> bool:
         """True when ``footprint`` overlaps this region (contains it, for a point)."""
         if self.point is not None:

@@ -225,7 +225,7 @@ class Registry:
         if time_range is not None:
             params["mjd_start"], params["mjd_end"] = time_range
         rows = self._exact(_sql(queries.ccd_candidates, filters), query, params)
-        return ccd_results(CcdRef(*row[:-1]) for row in rows)
+        return ccd_results(CcdRef(row[0], row[1], row[2]) for row in rows)
 
     def find_patches(
         self,
@@ -243,7 +243,7 @@ class Registry:
         skymaps = _names(skymap, "skymap")
         rows = self._exact(_sql(queries.patch_candidates, skymaps is not None, inner), query,
                            {"skymaps": list(skymaps)} if skymaps is not None else {})
-        return patch_results(PatchRef(*row[:-1]) for row in rows)
+        return patch_results(PatchRef(row[0], row[1], row[2]) for row in rows)
 
     def find_tracts(
         self,
@@ -261,7 +261,7 @@ class Registry:
         skymaps = _names(skymap, "skymap")
         rows = self._exact(_sql(queries.tract_candidates, skymaps is not None, inner), query,
                            {"skymaps": list(skymaps)} if skymaps is not None else {})
-        return tract_results(TractRef(*row[:-1]) for row in rows)
+        return tract_results(TractRef(row[0], row[1]) for row in rows)
 
     # -- lookups --------------------------------------------------------------------------------
 
@@ -354,10 +354,7 @@ class Registry:
         if not ranges:
             return []
         lo, hi = zip(*ranges, strict=True)
-        rows = self._fetch(sql, {**params, "lo": list(lo), "hi": list(hi)})
-        decode = decode_polygon
-        matches = query.matches
-        return [row for row in rows if matches(decode(row[-1]))]
+        return query.keep_matching(self._fetch(sql, {**params, "lo": list(lo), "hi": list(hi)}))
 
 
 def parse_pixelization(value: str | PixelScheme) -> PixelScheme:
