@@ -94,7 +94,7 @@ def test_merging_pixel_ranges_stays_conservative() -> None:
     assert _merge_smallest_gaps(spans, 3) == [(0, 5), (10, 20), (100, 101)]
     assert _merge_smallest_gaps(spans, 1) == [(0, 101)]
     assert _merge_smallest_gaps(spans, 9) == spans
-    region = make_query_region(cone=(10.0, 80.0, 25.0))
+    region = make_query_region(cone=(10.0, 80.0, 8.0))
     assert region is not None
     for scheme in (PixelScheme("htm", 9), PixelScheme("healpix", 8)):
         full = set(scheme.pixels(region.region).tolist())

@@ -10,6 +10,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import create_engine, text
+from sqlalchemy.exc import IntegrityError
 
 from manifest_builder import box, survey_spec, write_manifest
 from skyreg import Registry
@@ -105,3 +106,27 @@ def test_spatial_queries_use_the_indexes(database_factory: Callable[[], str],
         assert not large.search(plan), f"{name}:\n{plan}"
     assert "pk_ccd_pixel" in plans["ccd"] and "pk_ccd" in plans["ccd"]
     assert "pk_patch_pixel" in plans["patch"] and "pk_tract_pixel" in plans["tract"]
+
+
+def test_bulk_load_restores_every_constraint(database_url: str, tmp_path: Path) -> None:
+    """A first load rebuilds the pixel index and foreign keys: they must all be back."""
+    ccds = [box(5.0 + 0.3 * i, 5.0, 0.1) for i in range(30)]
+    root = write_manifest(tmp_path / "m", survey_spec(ccds, tract_polygons=[box(8, 5, 2)],
+                                                       patch_polygons=[[box(8, 5, 0.5)]]))
+    with Registry.connect(database_url) as registry:
+        report = registry.ingest_manifest(root)
+        assert report.counts["ccd"].inserted == 30
+    engine = make_engine(database_url)
+    with engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        assert compare_metadata(context, metadata) == []
+        names = set(connection.execute(text(
+            "SELECT conname FROM pg_constraint WHERE conrelid IN "
+            "('ccd'::regclass, 'ccd_pixel'::regclass, 'patch_pixel'::regclass)")).scalars())
+    assert {"pk_ccd_pixel", "pk_patch_pixel", "fk_ccd_instrument_visit_visit",
+            "fk_ccd_instrument_detector_detector"} <= names
+    with pytest.raises(IntegrityError), engine.begin() as connection:
+        connection.execute(text(
+            "INSERT INTO ccd (instrument, visit, detector, region, ra, dec) "
+            "VALUES ('TestCam', 424242, 0, '\\x00', '{0}', '{0}')"))
+    engine.dispose()

@@ -6,6 +6,11 @@ Everything runs in one transaction that first takes an advisory lock, so that
 * concurrent ingests queue up instead of racing: the second one finds the first one's rows and
   inserts nothing (no duplicates, no unique-violation failures),
 * re-ingesting the same input inserts nothing and consumes no id sequence values.
+
+A load into an empty table (the first bulk load of a registry) drops the pixel index and the
+foreign keys inside that transaction and re-creates them after the insert: one sort and one
+validating join instead of a B-tree descent and a trigger call per row. Being DDL inside the
+same transaction, this too is all or nothing.
 """
 
 from __future__ import annotations
@@ -45,7 +50,7 @@ from skyreg.ingest.report import KindCount
 
 #: Key of the advisory lock that serialises ingest transactions.
 INGEST_LOCK_KEY = 0x736B7972_65670002
-#: work_mem for the ingest transaction only.
+#: work_mem and maintenance_work_mem of the ingest transaction (sorts, joins, index builds).
 BULK_WORK_MEM = "256MB"
 
 Progress = Callable[[str, int, int], None]
