@@ -14,6 +14,7 @@ JSON with --json). Speed is never reported without the exactness check passing.
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
 import shutil
@@ -94,6 +95,9 @@ def main() -> None:
         where = "PostgreSQL server " + make_url(args.db).render_as_string(hide_password=True)
     else:
         home = Path(tempfile.mkdtemp(prefix="skyreg-bench-"))
+        # atexit runs last-registered first: the server (registered by connect) is released
+        # before its temporary home is removed.
+        atexit.register(shutil.rmtree, home, True)
         url = None
         where = "embedded server"
     registry = Registry.connect(url, home=home, pixelization=args.pixelization)
@@ -186,11 +190,6 @@ def main() -> None:
     print(f"\nexactness: {verified} answers equal the brute-force sphgeom scan")
     if args.json:
         args.json.write_text(json.dumps(summary, indent=2, default=str))
-    if home is not None:
-        from skyreg.db.embedded import EmbeddedServer
-
-        EmbeddedServer(home).release()
-        shutil.rmtree(home, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -216,15 +216,28 @@ def _time(value: str) -> Any:
                                      param_hint="--time") from err
 
 
-def _ccd_option(command: Callable[..., Any]) -> Callable[..., Any]:
+def _tile_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Options shared by the patch and tract searches."""
+    command = click.option("--skymap", multiple=True,
+                           help="Only this sky map (repeatable).")(command)
+    command = _region_options(command)
     return click.option("--ccd", nargs=3, metavar="INSTRUMENT VISIT DETECTOR",
                         help="Overlapping this CCD's footprint.")(command)
 
 
+def _find_tiles(ctx: click.Context, method: str, ccd: tuple[str, str, str] | None, cone: Any,
+                polygon: Any, point: Any, inner: bool, fmt: str,
+                skymap: tuple[str, ...]) -> None:
+    kwargs = _region_kwargs(cone, polygon, point)
+    if ccd:
+        kwargs["ccd"] = ccd
+    with _registry(ctx) as registry:
+        results = getattr(registry, method)(skymap=skymap or None, inner=inner, **kwargs)
+    _emit(results, fmt)
+
+
 @cli.command()
-@_ccd_option
-@_region_options
-@click.option("--skymap", multiple=True, help="Only this sky map (repeatable).")
+@_tile_options
 @click.pass_context
 @friendly_errors
 def patches(ctx: click.Context, ccd: tuple[str, str, str] | None, cone: Any, polygon: Any,
@@ -236,18 +249,11 @@ def patches(ctx: click.Context, ccd: tuple[str, str, str] | None, cone: Any, pol
       skyreg patches --ccd LSSTCam 2027010100042 94
       skyreg patches --cone 150.1 2.2 0.3 --skymap rings
     """
-    kwargs = _region_kwargs(cone, polygon, point)
-    if ccd:
-        kwargs["ccd"] = ccd
-    with _registry(ctx) as registry:
-        results = registry.find_patches(skymap=skymap or None, inner=inner, **kwargs)
-    _emit(results, fmt)
+    _find_tiles(ctx, "find_patches", ccd, cone, polygon, point, inner, fmt, skymap)
 
 
 @cli.command()
-@_ccd_option
-@_region_options
-@click.option("--skymap", multiple=True, help="Only this sky map (repeatable).")
+@_tile_options
 @click.pass_context
 @friendly_errors
 def tracts(ctx: click.Context, ccd: tuple[str, str, str] | None, cone: Any, polygon: Any,
@@ -259,12 +265,7 @@ def tracts(ctx: click.Context, ccd: tuple[str, str, str] | None, cone: Any, poly
       skyreg tracts --ccd LSSTCam 2027010100042 94
       skyreg tracts --point 150.1 2.2 --inner
     """
-    kwargs = _region_kwargs(cone, polygon, point)
-    if ccd:
-        kwargs["ccd"] = ccd
-    with _registry(ctx) as registry:
-        results = registry.find_tracts(skymap=skymap or None, inner=inner, **kwargs)
-    _emit(results, fmt)
+    _find_tiles(ctx, "find_tracts", ccd, cone, polygon, point, inner, fmt, skymap)
 
 
 # -- database and server ------------------------------------------------------------------------

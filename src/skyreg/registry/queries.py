@@ -17,6 +17,7 @@ from sqlalchemy import (
     ColumnElement,
     Double,
     Select,
+    Table,
     Text,
     and_,
     any_,
@@ -91,30 +92,32 @@ def _TEXTS(name: str) -> BindParameter[Any]:
     return bindparam(name, type_=ARRAY(Text))
 
 
-def patch_candidates(by_skymap: bool, inner: bool) -> Select[tuple[str, int, int, bytes]]:
-    """Patches with a pixel in the bound ranges (outer-polygon index), with the chosen polygon.
+def _tile_candidates(tiles: Table, pixels: Table, id_column: str, keys: tuple[str, ...],
+                     by_skymap: bool, inner: bool) -> Select[Any]:
+    """Patches or tracts with a pixel in the bound ranges, with the chosen polygon.
 
-    The index is built from outer polygons only: an inner polygon lies within its outer one, so
-    the outer pixels are a valid (superset) cover for inner-polygon searches too.
+    The index is built from outer polygons (plus, where it sticks out, the inner one), so the
+    same pixel rows serve searches with either polygon.
     """
-    region = patch.c.inner_region if inner else patch.c.outer_region
-    statement = select(patch.c.skymap, patch.c.tract, patch.c.patch, region).where(
-        patch.c.patch_id == _candidate_ids(patch_pixel, "patch_id")
+    region = tiles.c.inner_region if inner else tiles.c.outer_region
+    statement = select(*(tiles.c[key] for key in keys), region).where(
+        tiles.c[id_column] == _candidate_ids(pixels, id_column)
     )
     if by_skymap:
-        statement = statement.where(patch.c.skymap == any_(_TEXTS("skymaps")))
+        statement = statement.where(tiles.c.skymap == any_(_TEXTS("skymaps")))
     return statement
 
 
-def tract_candidates(by_skymap: bool, inner: bool) -> Select[tuple[str, int, bytes]]:
-    """Tracts with a pixel in the bound ranges, with the chosen polygon (see patch_candidates)."""
-    region = tract.c.inner_region if inner else tract.c.outer_region
-    statement = select(tract.c.skymap, tract.c.tract, region).where(
-        tract.c.tract_id == _candidate_ids(tract_pixel, "tract_id")
-    )
-    if by_skymap:
-        statement = statement.where(tract.c.skymap == any_(_TEXTS("skymaps")))
-    return statement
+def patch_candidates(by_skymap: bool, inner: bool) -> Select[Any]:
+    """Patches (skymap, tract, patch, polygon) for the bound pixel ranges."""
+    return _tile_candidates(patch, patch_pixel, "patch_id", ("skymap", "tract", "patch"),
+                            by_skymap, inner)
+
+
+def tract_candidates(by_skymap: bool, inner: bool) -> Select[Any]:
+    """Tracts (skymap, tract, polygon) for the bound pixel ranges."""
+    return _tile_candidates(tract, tract_pixel, "tract_id", ("skymap", "tract"), by_skymap,
+                            inner)
 
 
 def ccd_region() -> Select[tuple[bytes]]:

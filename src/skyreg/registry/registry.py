@@ -206,8 +206,8 @@ class Registry:
         exposure overlaps it.
         """
         query = self._query_region(
-            patch=patch, tract=tract, cone=cone, polygon=polygon, point=point, region=region,
-            inner=inner,
+            stored=("patch", "tract"), patch=patch, tract=tract, cone=cone, polygon=polygon,
+            point=point, region=region, inner=inner,
         )
         time_range = None
         if time is not None:
@@ -239,10 +239,8 @@ class Registry:
         inner: bool = False,
     ) -> ResultList[PatchRef]:
         """Patches whose outer polygon (inner with ``inner=True``) overlaps a CCD or region."""
-        query = self._query_region(ccd=ccd, cone=cone, polygon=polygon, point=point, region=region)
-        skymaps = _names(skymap, "skymap")
-        rows = self._exact(_sql(queries.patch_candidates, skymaps is not None, inner), query,
-                           {"skymaps": list(skymaps)} if skymaps is not None else {})
+        rows = self._find_tiles(queries.patch_candidates, skymap, inner, ccd=ccd, cone=cone,
+                                polygon=polygon, point=point, region=region)
         return patch_results(PatchRef(row[0], row[1], row[2]) for row in rows)
 
     def find_tracts(
@@ -257,11 +255,18 @@ class Registry:
         inner: bool = False,
     ) -> ResultList[TractRef]:
         """Tracts whose outer polygon (inner with ``inner=True``) overlaps a CCD or region."""
-        query = self._query_region(ccd=ccd, cone=cone, polygon=polygon, point=point, region=region)
-        skymaps = _names(skymap, "skymap")
-        rows = self._exact(_sql(queries.tract_candidates, skymaps is not None, inner), query,
-                           {"skymaps": list(skymaps)} if skymaps is not None else {})
+        rows = self._find_tiles(queries.tract_candidates, skymap, inner, ccd=ccd, cone=cone,
+                                polygon=polygon, point=point, region=region)
         return tract_results(TractRef(row[0], row[1]) for row in rows)
+
+    def _find_tiles(self, builder: Callable[[bool, bool], Select[Any]],
+                    skymap: str | Sequence[str] | None, inner: bool, **regions: Any
+                    ) -> list[tuple[Any, ...]]:
+        """Patches or tracts (per ``builder``) matching a CCD or region, exact."""
+        query = self._query_region(stored=("ccd",), **regions)
+        skymaps = _names(skymap, "skymap")
+        return self._exact(_sql(builder, skymaps is not None, inner), query,
+                           {"skymaps": list(skymaps)} if skymaps is not None else {})
 
     # -- lookups --------------------------------------------------------------------------------
 
@@ -318,21 +323,20 @@ class Registry:
     def _query_region(
         self,
         *,
+        stored: tuple[str, ...],
         patch: Any = None,
         tract: Any = None,
         ccd: Any = None,
         inner: bool = False,
         **regions: Any,
     ) -> QueryRegion:
-        """Exactly one search region, from a stored footprint or from user geometry."""
-        stored = {name: value for name, value in (("patch", patch), ("tract", tract),
-                                                  ("ccd", ccd)) if value is not None}
-        given = [*stored, *(name for name, value in regions.items() if value is not None)]
+        """Exactly one search region, from a stored footprint (kinds ``stored``) or geometry."""
+        given = [name for name, value in (("patch", patch), ("tract", tract), ("ccd", ccd),
+                                          *regions.items()) if value is not None]
         if len(given) != 1:
-            choices = "patch=, tract=, " if "ccd" not in regions else ""
+            choices = ", ".join(f"{name}=" for name in (*stored, *regions))
             raise QueryError(
-                f"give exactly one search region ({choices}cone=, polygon=, point=, region=), "
-                f"got {', '.join(given) or 'none'}"
+                f"give exactly one search region ({choices}), got {', '.join(given) or 'none'}"
             )
         if patch is not None:
             return QueryRegion("region", self.patch_region(*_key(
