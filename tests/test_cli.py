@@ -67,3 +67,17 @@ def test_errors_are_one_line_without_traceback(database_url: str, tmp_path: Path
 def test_help_teaches() -> None:
     result = CliRunner().invoke(cli, ["ccds", "--help"])
     assert result.exit_code == 0 and "skyreg ccds --patch rings 9813 40" in result.stdout
+
+
+def test_db_upgrade_demo_and_server_status(database_url: str, tmp_path: Path) -> None:
+    code, out, _ = _run(database_url, "db", "upgrade", "--pixelization", "htm10")
+    assert code == 0 and "pixelization htm10" in out
+    code, out, _ = _run(database_url, "db", "upgrade")
+    assert code == 0 and "pixelization htm10" in out
+    code, out, _ = _run(database_url, "--home", str(tmp_path), "demo", "--visits", "50")
+    assert code == 0, out
+    assert "CCDs overlapping patch" in out and "rows)" in out
+    assert (tmp_path / "demo-survey" / "manifest.json").exists()
+    result = CliRunner().invoke(cli, ["--home", str(tmp_path / "unused"), "server", "status",
+                                      "--format", "json"])
+    assert result.exit_code == 0 and json.loads(result.stdout)["running"] is False

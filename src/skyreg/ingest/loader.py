@@ -293,9 +293,13 @@ def load(engine: Engine, batches: Sequence[Batch], references: Sequence[Referenc
     touched = [b for b in batches if counts[b.kind].inserted]
     if touched:
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-            for batch in touched:
-                for table in (batch.target, batch.pixel_table):
-                    if table is not None:
-                        vacuum_analyze(connection, table.name)
+            tables = [table for batch in touched for table in (batch.target, batch.pixel_table)
+                      if table is not None]
+            for done, table in enumerate(tables):
+                if progress is not None:
+                    progress("vacuum, analyze", done, len(tables))
+                vacuum_analyze(connection, table.name)
+            if progress is not None:
+                progress("vacuum, analyze", len(tables), len(tables))
     timings["vacuum, analyze"] = time.perf_counter() - started
     return counts

@@ -70,12 +70,13 @@ def _batches(manifest: mr.Manifest, scheme: PixelScheme, problems: Problems,
         "patch": (manifest.patches, mr.PATCHES_FILE,
                   [("inner_ra", "inner_dec"), ("outer_ra", "outer_dec")]),
     }
-    for kind, (table, file, pairs) in polygon_columns.items():
-        if table is None:
-            continue
+    present = {kind: spec for kind, spec in polygon_columns.items() if spec[0] is not None}
+    for done, (kind, (table, file, pairs)) in enumerate(present.items()):
         if progress is not None:
-            progress("checking footprints", 0, 1)
+            progress("checking footprints", done, len(present))
         geometry[kind] = [encode_column_pair(table, file, ra, dec, problems) for ra, dec in pairs]
+    if progress is not None:
+        progress("checking footprints", len(present), len(present))
     problems.raise_if_any()
     stage_seconds["validate footprints"] = time.perf_counter() - started
 
@@ -184,6 +185,8 @@ def ingest_manifest(engine: Engine, scheme: PixelScheme, root: Path,
     manifest, problems = mr.read_manifest(root)
     problems.raise_if_any()
     assert manifest is not None
+    if progress is not None:
+        progress("reading", 1, 1)
     report.stage_seconds["read"] = time.perf_counter() - started
     batches, references = _batches(manifest, scheme, problems, progress, report.stage_seconds)
     loading = time.perf_counter()
