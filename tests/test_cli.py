@@ -81,3 +81,10 @@ def test_db_upgrade_demo_and_server_status(database_url: str, tmp_path: Path) ->
     result = CliRunner().invoke(cli, ["--home", str(tmp_path / "unused"), "server", "status",
                                       "--format", "json"])
     assert result.exit_code == 0 and json.loads(result.stdout)["running"] is False
+
+
+def test_unreachable_database_and_huge_ids_are_one_line_errors(database_url: str) -> None:
+    code, _, err = _run("postgresql://nobody@127.0.0.1:1/none", "ccds", "--cone", "1", "2", "3")
+    assert code == 1 and err.startswith("error: database: ") and "Traceback" not in err
+    code, _, err = _run(database_url, "ccds", "--patch", "rings", "9" * 30, "1")
+    assert code == 1 and "outside the 64-bit range" in err

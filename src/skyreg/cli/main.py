@@ -50,6 +50,16 @@ def friendly_errors(command: Callable[P, R]) -> Callable[P, R]:
             for line in str(err).splitlines():
                 click.echo(f"error: {line}", err=True)
             sys.exit(1)
+        except Exception as err:
+            # Database driver errors (unreachable server, refused login...) are the user's to
+            # fix, not bugs: one line. Checked by module so the CLI need not import them early.
+            if not type(err).__module__.startswith(("psycopg", "sqlalchemy")):
+                raise
+            cause = getattr(err, "orig", None) or err
+            text = str(cause).strip()
+            click.echo(f"error: database: {text.splitlines()[0] if text else repr(cause)}",
+                       err=True)
+            sys.exit(1)
         except KeyboardInterrupt:
             click.echo("interrupted; nothing of an unfinished ingest was kept", err=True)
             sys.exit(130)

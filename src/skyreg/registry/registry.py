@@ -86,10 +86,12 @@ def _key(value: Any, types: tuple[type, ...], what: str, example: str) -> tuple[
     if not isinstance(value, Sequence) or isinstance(value, str) or len(value) != len(types):
         raise QueryError(f"{what}: expected {example}, got {value!r}")
     try:
-        return tuple(kind(item) if kind is int else item for kind, item in
-                     zip(types, value, strict=True))
+        key = tuple(kind(item) for kind, item in zip(types, value, strict=True))
     except (TypeError, ValueError) as err:
         raise QueryError(f"{what}: expected {example}, got {value!r}") from err
+    if any(isinstance(item, int) and not -(2**63) <= item < 2**63 for item in key):
+        raise QueryError(f"{what}: {value!r} holds an id outside the 64-bit range")
+    return key
 
 
 class Registry:
