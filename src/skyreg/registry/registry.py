@@ -227,7 +227,7 @@ class Registry:
         if time_range is not None:
             params["mjd_start"], params["mjd_end"] = time_range
         rows = self._exact(_sql(queries.ccd_candidates, filters), query, params)
-        return ccd_results(CcdRef(row[0], row[1], row[2]) for row in rows)
+        return ccd_results(rows)
 
     def find_patches(
         self,
@@ -243,7 +243,7 @@ class Registry:
         """Patches whose outer polygon (inner with ``inner=True``) overlaps a CCD or region."""
         rows = self._find_tiles(queries.patch_candidates, skymap, inner, ccd=ccd, cone=cone,
                                 polygon=polygon, point=point, region=region)
-        return patch_results(PatchRef(row[0], row[1], row[2]) for row in rows)
+        return patch_results(rows)
 
     def find_tracts(
         self,
@@ -259,7 +259,7 @@ class Registry:
         """Tracts whose outer polygon (inner with ``inner=True``) overlaps a CCD or region."""
         rows = self._find_tiles(queries.tract_candidates, skymap, inner, ccd=ccd, cone=cone,
                                 polygon=polygon, point=point, region=region)
-        return tract_results(TractRef(row[0], row[1]) for row in rows)
+        return tract_results(rows)
 
     def _find_tiles(self, builder: Callable[[bool, bool], Select[Any]],
                     skymap: str | Sequence[str] | None, inner: bool, **regions: Any

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar
 
 if TYPE_CHECKING:
@@ -58,16 +59,23 @@ def _empty_dtype(column: str) -> str:
     return "U1" if column in ("instrument", "skymap") else "i8"
 
 
-def ccd_results(rows: Any) -> ResultList[CcdRef]:
-    """Wrap CCD rows, sorted for stable output."""
-    return ResultList(sorted(rows), CcdRef._fields)
+def _rows(kind: type[Row], rows: Iterable[tuple[Any, ...]]) -> list[Row]:
+    """Key fields of each row, sorted (stable output), as ``kind`` named tuples."""
+    # tuple.__new__ skips the named tuple's Python-level constructor: this runs per result row.
+    new, width = tuple.__new__, len(kind._fields)
+    return [new(kind, key) for key in sorted(row[:width] for row in rows)]
 
 
-def patch_results(rows: Any) -> ResultList[PatchRef]:
-    """Wrap patch rows, sorted for stable output."""
-    return ResultList(sorted(rows), PatchRef._fields)
+def ccd_results(rows: Iterable[tuple[Any, ...]]) -> ResultList[CcdRef]:
+    """CCD rows (instrument, visit, detector, ...) as a sorted result list."""
+    return ResultList(_rows(CcdRef, rows), CcdRef._fields)
 
 
-def tract_results(rows: Any) -> ResultList[TractRef]:
-    """Wrap tract rows, sorted for stable output."""
-    return ResultList(sorted(rows), TractRef._fields)
+def patch_results(rows: Iterable[tuple[Any, ...]]) -> ResultList[PatchRef]:
+    """Patch rows (skymap, tract, patch, ...) as a sorted result list."""
+    return ResultList(_rows(PatchRef, rows), PatchRef._fields)
+
+
+def tract_results(rows: Iterable[tuple[Any, ...]]) -> ResultList[TractRef]:
+    """Tract rows (skymap, tract, ...) as a sorted result list."""
+    return ResultList(_rows(TractRef, rows), TractRef._fields)
