@@ -151,27 +151,23 @@ def _batches(manifest: mr.Manifest, scheme: PixelScheme, problems: Problems,
             [(doc["name"], doc["kind"], doc["hash_sha1_hex"],
               Jsonb(mr.skymap_parameters(doc), dumps=json.dumps))],
             source="skymap.json"))
-    region_names = ("inner_region", "inner_ra", "inner_dec",
-                    "outer_region", "outer_ra", "outer_dec")
-    if manifest.tracts is not None:
-        table = manifest.tracts
-        inner, outer = geometry["tract"]
+    tiles = (
+        ("tract", manifest.tracts, tract, tract_pixel, ("skymap", "tract"),
+         ["skymap", "tract", "ra_center", "dec_center", "ring"], mr.TRACTS_FILE),
+        ("patch", manifest.patches, patch, patch_pixel, ("skymap", "tract", "patch"),
+         ["skymap", "tract", "patch", "cell_x", "cell_y"], mr.PATCHES_FILE),
+    )
+    for kind, table, target, pixel_table, key, names, source in tiles:
+        if table is None:
+            continue
+        inner, outer = geometry[kind]
         assert inner is not None and outer is not None
-        names = ["skymap", "tract", "ra_center", "dec_center", "ring"]
         rows = list(zip(*_columns(table, names), *_footprint_rows(inner),
                         *_footprint_rows(outer), strict=True))
-        batches.append(Batch("tract", tract, ("skymap", "tract"), (*names, *region_names), rows,
-                             tract_pixel, "tract_id", pixels["tract"], source=mr.TRACTS_FILE))
-    if manifest.patches is not None:
-        table = manifest.patches
-        inner, outer = geometry["patch"]
-        assert inner is not None and outer is not None
-        names = ["skymap", "tract", "patch", "cell_x", "cell_y"]
-        rows = list(zip(*_columns(table, names), *_footprint_rows(inner),
-                        *_footprint_rows(outer), strict=True))
-        batches.append(Batch("patch", patch, ("skymap", "tract", "patch"),
-                             (*names, *region_names), rows, patch_pixel, "patch_id",
-                             pixels["patch"], source=mr.PATCHES_FILE))
+        region_names = ("inner_region", "inner_ra", "inner_dec",
+                        "outer_region", "outer_ra", "outer_dec")
+        batches.append(Batch(kind, target, key, (*names, *region_names), rows, pixel_table,
+                             f"{kind}_id", pixels[kind], source=source))
     return batches, references
 
 
