@@ -49,12 +49,19 @@ def survey(visits: int, seed: int) -> Path:
 
 
 def fresh_database(url: str) -> str:
+    """A new database on the server of ``url``, dropped again when the benchmark exits."""
     admin = create_engine(url, isolation_level="AUTOCOMMIT")
     name = f"skyreg_bench_{os.getpid()}"
     with admin.connect() as connection:
         connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         connection.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
+
+    def drop() -> None:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+    atexit.register(drop)
     return make_url(url).set(database=name).render_as_string(hide_password=False)
 
 
