@@ -260,3 +260,17 @@ def test_inner_polygon_outside_outer_is_still_found(registry: Registry, tmp_path
     assert [tuple(t) for t in registry.find_tracts(point=(30.0, 20.0), inner=True)] == \
         [("testmap", 0)]
     assert registry.find_tracts(point=(30.0, 20.0)) == []
+
+
+def test_file_and_geometry_problems_are_reported_together(registry: Registry,
+                                                         database_url: str,
+                                                         tmp_path: Path) -> None:
+    spec = small_spec()
+    spec.visits[1]["dec"] = 95.0
+    spec.ccds[3]["ra"], spec.ccds[3]["dec"] = [10.0, 12.0, 11.0, 12.0, 10.0], [0, 0, 1, 2, 2]
+    message = _refusal(registry, write_manifest(tmp_path / "m", spec))
+    assert "visits.parquet: row 1, field 'dec': value 95.0 outside [-90.0, 90.0] (1 row)" \
+        in message
+    assert "visit_detector_regions.parquet: row 3, field 'ra/dec': polygon is not strictly" \
+        in message
+    assert table_counts(database_url)["visit"] == 0

@@ -179,7 +179,8 @@ def ingest_manifest(engine: Engine, scheme: PixelScheme, root: Path,
     if progress is not None:
         progress("reading", 0, 1)
     manifest, problems = mr.read_manifest(root)
-    problems.raise_if_any()
+    if manifest is None:
+        problems.raise_if_any()
     assert manifest is not None
     if progress is not None:
         progress("reading", 1, 1)

@@ -196,6 +196,10 @@ def _verify_checksums(root: Path, files: Any, problems: Problems) -> None:
                          f"file has {digest.hexdigest()}")
 
 
+def _rows(count: int) -> str:
+    return f"{count} row" if count == 1 else f"{count} rows"
+
+
 def _row_of(mask: np.ndarray[Any, Any]) -> int | None:
     rows = np.flatnonzero(mask)
     return int(rows[0]) if rows.size else None
@@ -210,7 +214,7 @@ def _check_range(table: pa.Table, file: str, field: str, low: float, high: float
     if row is not None:
         close = "]" if high_inclusive else ")"
         problems.add(file, f"value {values[row]} outside [{low}, {high}{close} "
-                     f"({int(bad.sum())} rows)", row=row, field=field)
+                     f"({_rows(int(bad.sum()))})", row=row, field=field)
 
 
 def _check_unique(table: pa.Table, file: str, keys: list[str], problems: Problems) -> None:
@@ -235,7 +239,7 @@ def _check_references(table: pa.Table, file: str, keys: list[str], target: pa.Ta
     if unknown.num_rows:
         row = int(pc.min(unknown.column("_row")).as_py())
         values = ", ".join(f"{k}={table.column(k)[row].as_py()!r}" for k in keys)
-        problems.add(file, f"({values}) is not in {target_file} ({unknown.num_rows} rows)",
+        problems.add(file, f"({values}) is not in {target_file} ({_rows(unknown.num_rows)})",
                      row=row, field=keys[-1])
 
 
@@ -251,7 +255,11 @@ def _check_name(table: pa.Table, file: str, field: str, expected: str | None,
 
 
 def read_manifest(root: Path) -> tuple[Manifest | None, Problems]:
-    """Read and check a manifest directory; returns (manifest or None, problems found)."""
+    """Read and check a manifest directory; returns (manifest, problems found).
+
+    The manifest is None when the files cannot be read as specified (missing or unreadable
+    files, missing columns, wrong types); value problems are returned beside a manifest.
+    """
     problems = Problems()
     if not root.is_dir():
         problems.add(str(root), "not a directory")
@@ -337,8 +345,8 @@ def read_manifest(root: Path) -> tuple[Manifest | None, Problems]:
         _check_references(patches, PATCHES_FILE, ["skymap", "tract"], tracts, TRACTS_FILE,
                           problems)
         _check_unique(patches, PATCHES_FILE, ["skymap", "tract", "patch"], problems)
-    if problems:
-        return None, problems
+    # Value problems do not stop here: the caller goes on to check the footprints so that one
+    # run reports everything, and refuses to write anything while any problem is recorded.
     manifest = Manifest(root, provenance, instrument, detectors, visits, ccds, skymap, tracts,
                         patches)
     return manifest, problems
