@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -275,34 +274,3 @@ def test_file_and_geometry_problems_are_reported_together(registry: Registry,
     assert "visit_detector_regions.parquet: row 3, field 'ra/dec': polygon is not strictly" \
         in message
     assert table_counts(database_url)["visit"] == 0
-
-
-def test_rounds_and_background_pixels_load_the_same(
-        registry: Registry, database_url: str, database_factory: Callable[[], str],
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Large inputs load in rounds while a process pool computes pixels: same result."""
-    from skyreg.ingest import footprints, manifest_ingest
-
-    monkeypatch.setattr(manifest_ingest, "CCD_ROUND", 7)
-    monkeypatch.setattr(footprints, "POOL_THRESHOLD", 10)
-    monkeypatch.setattr(footprints, "CHUNK", 5)
-    root = write_manifest(tmp_path / "m", small_spec(40))
-    report = registry.ingest_manifest(root)
-    assert report.counts["ccd"].inserted == 40
-    counts = table_counts(database_url)
-    assert counts["ccd"] == 40
-    # Pixel rows equal a one-round load's.
-    one_round = database_factory()
-    with Registry.connect(one_round) as other:
-        monkeypatch.setattr(manifest_ingest, "CCD_ROUND", 200_000)
-        other.ingest_manifest(root)
-    assert table_counts(one_round)["ccd_pixel"] == counts["ccd_pixel"]
-    assert not registry.ingest_manifest(root).changed
-    # A conflict in a later round rolls back the earlier rounds too.
-    changed = small_spec(60)
-    changed.ccds[35]["ra"], changed.ccds[35]["dec"] = box(50.0, 50.0, 0.1)
-    monkeypatch.setattr(manifest_ingest, "CCD_ROUND", 7)
-    with pytest.raises(ConflictError):
-        registry.ingest_manifest(write_manifest(tmp_path / "b", changed))
-    assert table_counts(database_url) == counts
-

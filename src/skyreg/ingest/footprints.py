@@ -107,35 +107,23 @@ def _chunks(items: list[bytes]) -> Iterator[list[bytes]]:
 def pixel_coverage(scheme: PixelScheme, encoded: list[bytes],
                    progress: Progress | None = None) -> list[list[int]]:
     """Pixels touched by each encoded polygon, computed on all cores for large inputs."""
-    return list(iter_pixel_coverage(scheme, encoded, progress))
-
-
-def iter_pixel_coverage(scheme: PixelScheme, encoded: list[bytes],
-                        progress: Progress | None = None) -> Iterator[list[int]]:
-    """Like :func:`pixel_coverage`, but lazily, in input order.
-
-    For large inputs every chunk is handed to a process pool at once, so the workers keep
-    computing while the caller consumes earlier results (e.g. loads them into the database).
-    Closing the iterator early cancels the chunks not yet started.
-    """
+    result: list[list[int]] = []
     workers = os.cpu_count() or 1
     if len(encoded) < POOL_THRESHOLD or workers < 2:
         for chunk in _chunks(encoded):
-            yield from _pixels_of(scheme, chunk)
+            result.extend(_pixels_of(scheme, chunk))
             if progress is not None:
                 progress(len(chunk))
-        return
+        return result
     # On Linux, fork: no re-import of __main__ (which fails for scripts read from stdin) and no
     # start-up cost. Workers only compute, and leave through os._exit, so the database
     # connections they inherit are never touched.
     context = get_context("fork" if sys.platform == "linux" else "spawn")
-    pool = ProcessPoolExecutor(workers, mp_context=context)
-    try:
+    with ProcessPoolExecutor(workers, mp_context=context) as pool:
         chunks = list(_chunks(encoded))
         for chunk, pixels in zip(chunks, pool.map(_pixels_of, [scheme] * len(chunks), chunks),
                                  strict=True):
-            yield from pixels
+            result.extend(pixels)
             if progress is not None:
                 progress(len(chunk))
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+    return result

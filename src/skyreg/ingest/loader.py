@@ -16,9 +16,8 @@ same transaction, this too is all or nothing.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from itertools import islice
 from typing import Any
 
 from psycopg import sql
@@ -68,11 +67,8 @@ class Batch:
     rows: Sequence[Sequence[Any]]
     pixel_table: Table | None = None
     id_column: str | None = None
-    pixels: Iterable[Sequence[int]] | None = None
+    pixels: Sequence[Sequence[int]] | None = None
     source: str = ""
-    #: Rows per COPY/insert round (0: one round). ``pixels`` may be a lazy iterator computed
-    #: in the background, which then overlaps with the database work of earlier rounds.
-    chunk_rows: int = 0
 
 
 def _copy_type(column_type: TypeEngine[Any]) -> str:
@@ -96,41 +92,31 @@ def _staging_table(batch: Batch, metadata: MetaData) -> Table:
                  postgresql_on_commit="DROP")
 
 
-def _copy_rows(connection: Connection, stage: Table, kind: str,
-               rows: Sequence[Sequence[Any]], pixels: Sequence[Sequence[int]] | None,
-               progress: Progress | None, done: int, total: int) -> None:
-    """COPY one round of rows (with their pixels) into the staging table."""
+def _copy_rows(connection: Connection, stage: Table, batch: Batch,
+               progress: Progress | None) -> None:
     driver = connection.connection.driver_connection
     assert driver is not None
     names = [column.name for column in stage.columns]
     statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
         sql.Identifier(stage.name), sql.SQL(", ").join(map(sql.Identifier, names))
     )
+    total = len(batch.rows)
     step = max(total // 100, 1000)
     with driver.cursor() as cursor, cursor.copy(statement) as copy:
         copy.set_types([_copy_type(column.type) for column in stage.columns])
-        values: Iterable[Sequence[Any]] = rows if pixels is None else (
-            (*row, pixel_list) for row, pixel_list in zip(rows, pixels, strict=True))
-        for i, row in enumerate(values):
-            copy.write_row(row)
-            if progress is not None and i % step == 0:
-                progress(f"copying {kind}", done + i, total)
+        if batch.pixels is None:
+            for i, row in enumerate(batch.rows):
+                copy.write_row(row)
+                if progress is not None and i % step == 0:
+                    progress(f"copying {batch.kind}", i, total)
+        else:
+            for i, (row, pixels) in enumerate(zip(batch.rows, batch.pixels, strict=True)):
+                copy.write_row((*row, pixels))
+                if progress is not None and i % step == 0:
+                    progress(f"copying {batch.kind}", i, total)
     if progress is not None:
-        progress(f"copying {kind}", done + len(rows), total)
+        progress(f"copying {batch.kind}", total, total)
     analyze(connection, stage.name)  # temporary tables get no autovacuum
-
-
-def _rounds(batch: Batch) -> Iterator[tuple[Sequence[Sequence[Any]],
-                                            Sequence[Sequence[int]] | None]]:
-    """The batch's rows (and pixels) in rounds of ``chunk_rows`` (all at once if 0)."""
-    size = batch.chunk_rows or max(len(batch.rows), 1)
-    pixels = iter(batch.pixels) if batch.pixels is not None else None
-    for start in range(0, len(batch.rows), size):
-        rows = batch.rows[start:start + size]
-        chunk = list(islice(pixels, len(rows))) if pixels is not None else None
-        if chunk is not None and len(chunk) != len(rows):
-            raise ValueError(f"{batch.kind}: fewer pixel lists than rows")
-        yield rows, chunk
 
 
 def analyze(connection: Connection, table_name: str) -> None:
@@ -188,7 +174,7 @@ def _refuse_conflicts(connection: Connection, stage: Table, batch: Batch) -> Non
     raise ConflictError("\n".join(lines) + "\nnothing was written")
 
 
-def _insert_new(connection: Connection, stage: Table, batch: Batch, bulk: bool) -> int:
+def _insert_new(connection: Connection, stage: Table, batch: Batch) -> int:
     """Insert staged rows whose key is not stored yet (and their pixel rows); return count."""
     target = batch.target
     missing = ~exists().where(_key_match(target, stage, batch.key))
@@ -211,18 +197,20 @@ def _insert_new(connection: Connection, stage: Table, batch: Batch, bulk: bool) 
     pixel_rows = select(func.unnest(stage.c.pixels).label("pix"),
                         inserted.c[batch.id_column]).select_from(
         inserted.join(stage, _key_match(inserted, stage, batch.key)))
+    # Into an empty table, drop the index and the checks of each row and rebuild them once
+    # afterwards: one sort instead of millions of B-tree descents and trigger calls.
+    bulk = _is_empty(connection, target)
+    deferred = _deferrable_constraints(batch) if bulk else []
+    for constraint in deferred:
+        connection.execute(DropConstraint(constraint))
     if not bulk:
         pixel_rows = pixel_rows.order_by("pix")  # B-tree inserts in key order: fewer page hits
     connection.execute(
         insert(batch.pixel_table).from_select(["pix", batch.id_column], pixel_rows)
     )
+    for constraint in deferred:
+        connection.execute(AddConstraint(constraint))  # builds the index / validates once
     return new_count
-
-
-def _truncate(connection: Connection, table_name: str) -> None:
-    driver = connection.connection.driver_connection
-    assert driver is not None
-    driver.execute(sql.SQL("TRUNCATE {}").format(sql.Identifier(table_name)))
 
 
 def _is_empty(connection: Connection, table: Table) -> bool:
@@ -263,49 +251,6 @@ class Reference:
     parent_columns: tuple[str, ...]
 
 
-def _load_batch(connection: Connection, stage: Table, batch: Batch,
-                references: Sequence[Reference], progress: Progress | None,
-                timings: dict[str, float]) -> KindCount:
-    """Stage, check and insert one kind, round by round."""
-    copy_seconds = insert_seconds = 0.0
-    inserted = done = 0
-    total = len(batch.rows)
-    stage.create(connection)
-    # Into an empty table, drop the pixel index and the foreign keys and rebuild them once at
-    # the end: one sort and one join instead of millions of B-tree descents and trigger calls.
-    deferred = (_deferrable_constraints(batch)
-                if batch.pixel_table is not None and _is_empty(connection, batch.target)
-                else [])
-    for constraint in deferred:
-        connection.execute(DropConstraint(constraint))
-    round_end = time.perf_counter()
-    for rows, pixels in _rounds(batch):
-        started = round_end  # includes waiting for the round's pixel coverage
-        if done:
-            _truncate(connection, stage.name)
-        _copy_rows(connection, stage, batch.kind, rows, pixels, progress, done, total)
-        copy_seconds += time.perf_counter() - started
-        started = time.perf_counter()
-        _refuse_conflicts(connection, stage, batch)
-        for ref in references:
-            if ref.kind == batch.kind:
-                _refuse_unknown(connection, stage, batch.kind, batch.source, ref.columns,
-                                ref.parent, ref.parent_columns)
-        inserted += _insert_new(connection, stage, batch, bulk=bool(deferred))
-        done += len(rows)
-        if progress is not None:
-            progress(f"inserting {batch.kind}", done, total)
-        round_end = time.perf_counter()
-        insert_seconds += round_end - started
-    started = time.perf_counter()
-    for constraint in deferred:
-        connection.execute(AddConstraint(constraint))  # builds the index / validates once
-    insert_seconds += time.perf_counter() - started
-    timings[f"copy {batch.kind}"] = copy_seconds
-    timings[f"check+insert {batch.kind}"] = insert_seconds
-    return KindCount(in_input=total, inserted=inserted)
-
-
 def load(engine: Engine, batches: Sequence[Batch], references: Sequence[Reference] = (),
          progress: Progress | None = None,
          timings: dict[str, float] | None = None) -> dict[str, KindCount]:
@@ -323,8 +268,24 @@ def load(engine: Engine, batches: Sequence[Batch], references: Sequence[Referenc
         connection.execute(select(func.set_config("work_mem", BULK_WORK_MEM, True)))
         connection.execute(select(func.set_config("maintenance_work_mem", BULK_WORK_MEM, True)))
         for batch in batches:
-            counts[batch.kind] = _load_batch(connection, stages[batch.kind], batch, references,
-                                             progress, timings)
+            stage = stages[batch.kind]
+            started = time.perf_counter()
+            stage.create(connection)
+            _copy_rows(connection, stage, batch, progress)
+            timings[f"copy {batch.kind}"] = time.perf_counter() - started
+            started = time.perf_counter()
+            _refuse_conflicts(connection, stage, batch)
+            for ref in references:
+                if ref.kind == batch.kind:
+                    _refuse_unknown(connection, stage, batch.kind, batch.source, ref.columns,
+                                    ref.parent, ref.parent_columns)
+            if progress is not None:
+                progress(f"inserting {batch.kind}", 0, 1)
+            inserted = _insert_new(connection, stage, batch)
+            if progress is not None:
+                progress(f"inserting {batch.kind}", 1, 1)
+            counts[batch.kind] = KindCount(in_input=len(batch.rows), inserted=inserted)
+            timings[f"check+insert {batch.kind}"] = time.perf_counter() - started
     # Fresh statistics make the first queries after a big load use the indexes, and a
     # vacuumed pixel table (visibility map set) answers from its index alone. VACUUM skips
     # pages already all-visible, so the cost follows the amount of new data.

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Generator, Iterable
-from contextlib import ExitStack
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +23,6 @@ from skyreg.ingest.footprints import (
     Footprints,
     add_uncontained,
     encode_column_pair,
-    iter_pixel_coverage,
     pixel_coverage,
 )
 from skyreg.ingest.loader import Batch, Reference, load
@@ -44,10 +42,6 @@ from skyreg.schema import (
 )
 
 Progress = Callable[[str, int, int], None]
-
-#: CCDs per COPY/insert round: large enough for set-based SQL to pay off, small enough that the
-#: pixel coverage of the next round overlaps with the database work of this one.
-CCD_ROUND = 200_000
 
 
 def _columns(table: pa.Table, names: list[str]) -> list[list[Any]]:
@@ -87,7 +81,7 @@ def _batches(manifest: mr.Manifest, scheme: PixelScheme, problems: Problems,
     stage_seconds["validate footprints"] = time.perf_counter() - started
 
     started = time.perf_counter()
-    pixels: dict[str, Iterable[list[int]]] = {}
+    pixels: dict[str, list[list[int]]] = {}
     for kind in ("tract", "patch", "ccd"):
         if kind not in geometry:
             continue
@@ -102,16 +96,12 @@ def _batches(manifest: mr.Manifest, scheme: PixelScheme, problems: Problems,
             if progress is not None:
                 progress(f"pixelizing {kind}", done, total)
 
-        if kind == "ccd":
-            # Lazy: computed by a process pool while earlier rounds go into the database.
-            pixels[kind] = iter_pixel_coverage(scheme, outer.encoded, advance)
-            continue
-        eager = pixel_coverage(scheme, outer.encoded, advance)
-        inner = geometry[kind][0]
-        assert inner is not None
-        add_uncontained(scheme, outer.encoded, inner.encoded, eager)
-        pixels[kind] = eager
-    stage_seconds["pixel coverage (tracts, patches)"] = time.perf_counter() - started
+        pixels[kind] = pixel_coverage(scheme, outer.encoded, advance)
+        if len(geometry[kind]) == 2:
+            inner = geometry[kind][0]
+            assert inner is not None
+            add_uncontained(scheme, outer.encoded, inner.encoded, pixels[kind])
+    stage_seconds["pixel coverage"] = time.perf_counter() - started
 
     if manifest.instrument is not None:
         doc = manifest.instrument
@@ -151,8 +141,7 @@ def _batches(manifest: mr.Manifest, scheme: PixelScheme, problems: Problems,
                         *_footprint_rows(region), strict=True))
         batches.append(Batch("ccd", ccd, ("instrument", "visit", "detector"),
                              ("instrument", "visit", "detector", "region", "ra", "dec"), rows,
-                             ccd_pixel, "ccd_id", pixels["ccd"], source=mr.CCDS_FILE,
-                             chunk_rows=CCD_ROUND))
+                             ccd_pixel, "ccd_id", pixels["ccd"], source=mr.CCDS_FILE))
         references.append(Reference("ccd", ("instrument", "detector"), detector,
                                     ("instrument", "detector")))
     if manifest.skymap is not None:
@@ -199,11 +188,7 @@ def ingest_manifest(engine: Engine, scheme: PixelScheme, root: Path,
     batches, references = _batches(manifest, scheme, problems, progress, report.stage_seconds)
     loading = time.perf_counter()
     database_seconds: dict[str, float] = {}
-    with ExitStack() as cleanup:
-        for batch in batches:  # stop background pixel work if loading fails
-            if isinstance(batch.pixels, Generator):
-                cleanup.callback(batch.pixels.close)
-        report.counts = load(engine, batches, references, progress, database_seconds)
+    report.counts = load(engine, batches, references, progress, database_seconds)
     report.stage_seconds["database"] = time.perf_counter() - loading
     report.stage_seconds.update({f"database: {k}": v for k, v in database_seconds.items()})
     report.seconds = time.perf_counter() - started
