@@ -129,20 +129,20 @@ def ccd_region() -> Select[tuple[bytes]]:
     )
 
 
+def _tile_region(tiles: Table, keys: tuple[str, ...], inner: bool) -> Select[tuple[bytes]]:
+    """The encoded inner or outer polygon of one patch or tract, selected by its key."""
+    region = tiles.c.inner_region if inner else tiles.c.outer_region
+    return select(region).where(*(
+        tiles.c[key] == bindparam(key, type_=Text if key == "skymap" else BigInteger)
+        for key in keys
+    ))
+
+
 def patch_region(inner: bool) -> Select[tuple[bytes]]:
     """The encoded inner or outer polygon of one patch (``skymap``, ``tract``, ``patch``)."""
-    region = patch.c.inner_region if inner else patch.c.outer_region
-    return select(region).where(
-        patch.c.skymap == bindparam("skymap", type_=Text),
-        patch.c.tract == bindparam("tract", type_=BigInteger),
-        patch.c.patch == bindparam("patch", type_=BigInteger),
-    )
+    return _tile_region(patch, ("skymap", "tract", "patch"), inner)
 
 
 def tract_region(inner: bool) -> Select[tuple[bytes]]:
     """The encoded inner or outer polygon of one tract (``skymap``, ``tract``)."""
-    region = tract.c.inner_region if inner else tract.c.outer_region
-    return select(region).where(
-        tract.c.skymap == bindparam("skymap", type_=Text),
-        tract.c.tract == bindparam("tract", type_=BigInteger),
-    )
+    return _tile_region(tract, ("skymap", "tract"), inner)
