@@ -7,78 +7,25 @@ a traceback, and the exit status is non-zero.
 
 from __future__ import annotations
 
-import functools
 import json
-import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import Any
 
 import click
 
-from skyreg.cli.output import FORMATS, render
-from skyreg.cli.progress import IngestProgress
-from skyreg.errors import SkyregError
-
-P = ParamSpec("P")
-R = TypeVar("R")
-
-
-def _angle(text: str, what: str, default_unit: str = "deg") -> float:
-    """Degrees from '150.1', '10h00m28.6s', '12arcmin', '0.2deg'... (astropy parses units)."""
-    from astropy.coordinates import Angle
-
-    try:
-        value = float(text)
-        return value
-    except ValueError:
-        pass
-    try:
-        return float(Angle(text, unit=default_unit if text[-1].isdigit() else None).deg)
-    except Exception as err:
-        raise click.BadParameter(f"{text!r} is not an angle ({err})", param_hint=what) from err
-
-
-def friendly_errors(command: Callable[P, R]) -> Callable[P, R]:
-    """Turn skyreg's own errors into 'error: ...' lines and exit status 1."""
-
-    @functools.wraps(command)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return command(*args, **kwargs)
-        except SkyregError as err:
-            for line in str(err).splitlines():
-                click.echo(f"error: {line}", err=True)
-            sys.exit(1)
-        except Exception as err:
-            # Database driver errors (unreachable server, refused login...) are the user's to
-            # fix, not bugs: one line. Checked by module so the CLI need not import them early.
-            if not type(err).__module__.startswith(("psycopg", "sqlalchemy")):
-                raise
-            cause = getattr(err, "orig", None) or err
-            text = str(cause).strip()
-            click.echo(f"error: database: {text.splitlines()[0] if text else repr(cause)}",
-                       err=True)
-            sys.exit(1)
-        except KeyboardInterrupt:
-            click.echo("interrupted; nothing of an unfinished ingest was kept", err=True)
-            sys.exit(130)
-
-    return wrapper
-
-
-def _registry(ctx: click.Context) -> Any:
-    from skyreg.registry import Registry
-
-    options = ctx.find_root().obj
-    return Registry.connect(options["db"], home=options["home"],
-                            pixelization=options.get("pixelization"))
-
-
-format_option = click.option(
-    "--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True,
-    help="Output format.",
+from skyreg.cli import archive_commands, skymap_commands
+from skyreg.cli.common import (
+    emit,
+    format_option,
+    friendly_errors,
+    open_registry,
+    parse_time,
+    region_kwargs,
+    region_options,
 )
+from skyreg.cli.output import render
+from skyreg.cli.progress import IngestProgress
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -127,7 +74,7 @@ def ingest_manifest(ctx: click.Context, directory: Path, progress: bool, fmt: st
     All or nothing and idempotent: bad input is refused with one line per problem (file, row,
     field) and nothing is written; loading the same manifest twice changes nothing.
     """
-    with _registry(ctx) as registry, IngestProgress(progress) as bar:
+    with open_registry(ctx) as registry, IngestProgress(progress) as bar:
         report = registry.ingest_manifest(directory, progress=bar)
     if fmt == "json":
         click.echo(json.dumps(report.as_dict(), indent=2))
@@ -138,47 +85,10 @@ def ingest_manifest(ctx: click.Context, directory: Path, progress: bool, fmt: st
 # -- queries ----------------------------------------------------------------------------------
 
 
-def _region_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    options = [
-        click.option("--cone", nargs=3, metavar="RA DEC RADIUS",
-                     help="Cone: centre and radius (degrees, or with units: 12arcmin)."),
-        click.option("--polygon", metavar="'RA,DEC RA,DEC ...'",
-                     help="Convex polygon, vertices in order (either direction)."),
-        click.option("--point", nargs=2, metavar="RA DEC", help="Footprints containing a point."),
-        click.option("--inner", is_flag=True,
-                     help="Use the inner (owned) polygon of patches and tracts, not the outer."),
-        format_option,
-    ]
-    for option in reversed(options):
-        command = option(command)
-    return command
-
-
-def _region_kwargs(cone: tuple[str, str, str] | None, polygon: str | None,
-                   point: tuple[str, str] | None) -> dict[str, Any]:
-    if cone:
-        return {"cone": (_angle(cone[0], "--cone RA", "hourangle" if "h" in cone[0] else "deg"),
-                         _angle(cone[1], "--cone DEC"), _angle(cone[2], "--cone RADIUS"))}
-    if polygon:
-        try:
-            vertices = [tuple(float(v) for v in pair.split(",")) for pair in polygon.split()]
-        except ValueError as err:
-            raise click.BadParameter("expected 'RA,DEC RA,DEC RA,DEC ...' in degrees",
-                                     param_hint="--polygon") from err
-        return {"polygon": vertices}
-    if point:
-        return {"point": (_angle(point[0], "--point RA"), _angle(point[1], "--point DEC"))}
-    return {}
-
-
-def _emit(results: Any, fmt: str) -> None:
-    click.echo(render(results.columns, results, fmt))
-
-
 @cli.command()
 @click.option("--patch", nargs=3, metavar="SKYMAP TRACT PATCH", help="Overlapping a patch.")
 @click.option("--tract", nargs=2, metavar="SKYMAP TRACT", help="Overlapping a tract.")
-@_region_options
+@region_options
 @click.option("--instrument", multiple=True, help="Only this instrument (repeatable).")
 @click.option("--band", multiple=True, help="Only visits in this band (repeatable).")
 @click.option("--time", "time_range", nargs=2, metavar="START END",
@@ -200,37 +110,24 @@ def ccds(ctx: click.Context, patch: tuple[str, str, str] | None,
       skyreg ccds --point 150.1 2.2
       skyreg ccds --polygon '150,2 150.3,2 150.3,2.3 150,2.3' --format csv
     """
-    kwargs = _region_kwargs(cone, polygon, point)
+    kwargs = region_kwargs(cone, polygon, point)
     if patch:
         kwargs["patch"] = patch
     if tract:
         kwargs["tract"] = tract
     if time_range:
-        kwargs["time"] = tuple(_time(value) for value in time_range)
-    with _registry(ctx) as registry:
+        kwargs["time"] = tuple(parse_time(value) for value in time_range)
+    with open_registry(ctx) as registry:
         results = registry.find_ccds(instrument=instrument or None, band=band or None,
                                      inner=inner, **kwargs)
-    _emit(results, fmt)
-
-
-def _time(value: str) -> Any:
-    try:
-        return float(value)
-    except ValueError:
-        from astropy.time import Time
-
-        try:
-            return Time(value, scale="utc")
-        except ValueError as err:
-            raise click.BadParameter(f"{value!r} is neither an MJD nor an ISO time",
-                                     param_hint="--time") from err
+    emit(results, fmt)
 
 
 def _tile_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """Options shared by the patch and tract searches."""
     command = click.option("--skymap", multiple=True,
                            help="Only this sky map (repeatable).")(command)
-    command = _region_options(command)
+    command = region_options(command)
     return click.option("--ccd", nargs=3, metavar="INSTRUMENT VISIT DETECTOR",
                         help="Overlapping this CCD's footprint.")(command)
 
@@ -238,12 +135,12 @@ def _tile_options(command: Callable[..., Any]) -> Callable[..., Any]:
 def _find_tiles(ctx: click.Context, method: str, ccd: tuple[str, str, str] | None, cone: Any,
                 polygon: Any, point: Any, inner: bool, fmt: str,
                 skymap: tuple[str, ...]) -> None:
-    kwargs = _region_kwargs(cone, polygon, point)
+    kwargs = region_kwargs(cone, polygon, point)
     if ccd:
         kwargs["ccd"] = ccd
-    with _registry(ctx) as registry:
+    with open_registry(ctx) as registry:
         results = getattr(registry, method)(skymap=skymap or None, inner=inner, **kwargs)
-    _emit(results, fmt)
+    emit(results, fmt)
 
 
 @cli.command()
@@ -319,7 +216,7 @@ def db_status(ctx: click.Context, fmt: str) -> None:
     """Where the registry is, its schema revision, pixelization and row counts."""
     from skyreg.db.migrate import current_revision, server_version
 
-    with _registry(ctx) as registry:
+    with open_registry(ctx) as registry:
         with registry.engine.connect() as connection:
             info: dict[str, Any] = {
                 "url": registry.engine.url.render_as_string(hide_password=True),
@@ -391,7 +288,7 @@ def demo(ctx: click.Context, visits: int, seed: int) -> None:
     summary = generate_survey(target, spec)
     click.echo(f"generated {summary.n_visits} visits, {summary.n_ccds:,} CCDs, "
                f"{summary.n_tracts} tracts, {summary.n_patches:,} patches in {target}")
-    with _registry(ctx) as registry, IngestProgress(True) as bar:
+    with open_registry(ctx) as registry, IngestProgress(True) as bar:
         report = registry.ingest_manifest(target, progress=bar)
         click.echo("\n".join(report.lines()))
         center = (spec.center_ra, spec.center_dec)
@@ -425,6 +322,12 @@ def _demo_query(title: str, command: str, results: Any) -> None:
     click.echo(render(results.columns, shown, "table"))
     if len(results) > len(shown):
         click.echo(f"... {len(results)} in all")
+
+
+ingest.add_command(archive_commands.ingest_fits)
+cli.add_command(archive_commands.datasets)
+cli.add_command(archive_commands.dataset_type)
+cli.add_command(skymap_commands.skymap)
 
 
 def main() -> None:

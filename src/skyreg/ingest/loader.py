@@ -69,6 +69,8 @@ class Batch:
     id_column: str | None = None
     pixels: Sequence[Sequence[int]] | None = None
     source: str = ""
+    #: Columns that must equal the stored row's for an existing key (None: all but the key).
+    compare: tuple[str, ...] | None = None
 
 
 def _copy_type(column_type: TypeEngine[Any]) -> str:
@@ -143,7 +145,8 @@ def _describe(key: Sequence[str], values: Sequence[Any]) -> str:
 
 def _refuse_conflicts(connection: Connection, stage: Table, batch: Batch) -> None:
     """Raise ConflictError if a staged row's key is stored with different content."""
-    compared = [name for name in batch.columns if name not in batch.key]
+    compared = [name for name in batch.columns if name not in batch.key] \
+        if batch.compare is None else list(batch.compare)
     if not compared:
         return
     differs = or_(*(stage.c[name].is_distinct_from(batch.target.c[name]) for name in compared))
@@ -253,10 +256,16 @@ class Reference:
 
 def load(engine: Engine, batches: Sequence[Batch], references: Sequence[Reference] = (),
          progress: Progress | None = None,
-         timings: dict[str, float] | None = None) -> dict[str, KindCount]:
+         timings: dict[str, float] | None = None,
+         before: Callable[[Connection], None] | None = None,
+         after: Callable[[Connection], None] | None = None,
+         vacuum: bool = True) -> dict[str, KindCount]:
     """Load the batches (parents first) in one transaction; return counts per kind.
 
     ``timings``, when given, receives the seconds spent copying and inserting each kind.
+    ``before`` and ``after`` run inside the transaction (under the ingest lock) before the
+    first batch and after the last one. ``vacuum=False`` leaves the VACUUM (ANALYZE) to the
+    caller, for runs made of several transactions.
     """
     counts: dict[str, KindCount] = {}
     timings = timings if timings is not None else {}
@@ -267,6 +276,8 @@ def load(engine: Engine, batches: Sequence[Batch], references: Sequence[Referenc
         # Joins and sorts over a whole batch must stay in memory (defaults spill to disk).
         connection.execute(select(func.set_config("work_mem", BULK_WORK_MEM, True)))
         connection.execute(select(func.set_config("maintenance_work_mem", BULK_WORK_MEM, True)))
+        if before is not None:
+            before(connection)
         for batch in batches:
             stage = stages[batch.kind]
             started = time.perf_counter()
@@ -286,11 +297,21 @@ def load(engine: Engine, batches: Sequence[Batch], references: Sequence[Referenc
                 progress(f"inserting {batch.kind}", 1, 1)
             counts[batch.kind] = KindCount(in_input=len(batch.rows), inserted=inserted)
             timings[f"check+insert {batch.kind}"] = time.perf_counter() - started
+        if after is not None:
+            after(connection)
+    if vacuum:
+        started = time.perf_counter()
+        vacuum_tables(engine, [b for b in batches if counts[b.kind].inserted], progress)
+        timings["vacuum, analyze"] = time.perf_counter() - started
+    return counts
+
+
+def vacuum_tables(engine: Engine, touched: Sequence[Batch], progress: Progress | None = None
+                  ) -> None:
+    """VACUUM (ANALYZE) the tables (and pixel tables) of the batches that inserted rows."""
     # Fresh statistics make the first queries after a big load use the indexes, and a
     # vacuumed pixel table (visibility map set) answers from its index alone. VACUUM skips
     # pages already all-visible, so the cost follows the amount of new data.
-    started = time.perf_counter()
-    touched = [b for b in batches if counts[b.kind].inserted]
     if touched:
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
             tables = [table for batch in touched for table in (batch.target, batch.pixel_table)
@@ -301,5 +322,3 @@ def load(engine: Engine, batches: Sequence[Batch], references: Sequence[Referenc
                 vacuum_analyze(connection, table.name)
             if progress is not None:
                 progress("vacuum, analyze", len(tables), len(tables))
-    timings["vacuum, analyze"] = time.perf_counter() - started
-    return counts

@@ -47,7 +47,7 @@ class CcdFilters:
     time: bool = False
 
 
-def _candidate_ids(pixel_table: object, id_column: str) -> ColumnElement[bool]:
+def candidate_ids(pixel_table: object, id_column: str) -> ColumnElement[bool]:
     """Array of ids whose pixel rows fall into any of the bound half-open ranges [lo, hi).
 
     Returned as ``ARRAY(subquery)`` to compare with ``= ANY(...)``: the planner then fetches
@@ -71,7 +71,7 @@ def ccd_candidates(filters: CcdFilters) -> Select[tuple[str, int, int, bytes]]:
     (text arrays) and ``mjd_start``/``mjd_end`` (visits whose exposure overlaps the span).
     """
     statement = select(ccd.c.instrument, ccd.c.visit, ccd.c.detector, ccd.c.region).where(
-        ccd.c.ccd_id == _candidate_ids(ccd_pixel, "ccd_id")
+        ccd.c.ccd_id == candidate_ids(ccd_pixel, "ccd_id")
     )
     conditions: list[ColumnElement[bool]] = []
     if filters.instrument:
@@ -101,7 +101,7 @@ def _tile_candidates(tiles: Table, pixels: Table, id_column: str, keys: tuple[st
     """
     region = tiles.c.inner_region if inner else tiles.c.outer_region
     statement = select(*(tiles.c[key] for key in keys), region).where(
-        tiles.c[id_column] == _candidate_ids(pixels, id_column)
+        tiles.c[id_column] == candidate_ids(pixels, id_column)
     )
     if by_skymap:
         statement = statement.where(tiles.c.skymap == any_(_TEXTS("skymaps")))

@@ -24,20 +24,25 @@ from skyreg.errors import NotFoundError, SkyregError
 from skyreg.geometry.pixelization import PixelScheme
 from skyreg.geometry.polygons import decode_polygon
 from skyreg.geometry.query_regions import QueryRegion, make_query_region
-from skyreg.registry import queries
+from skyreg.registry import dataset_queries, queries
 from skyreg.registry.results import (
     CcdRef,
+    DatasetRef,
     PatchRef,
     ResultList,
     TractRef,
     ccd_results,
+    dataset_results,
     patch_results,
     tract_results,
 )
-from skyreg.schema import ccd, patch, skymap, tract, visit
+from skyreg.schema import DIMENSIONS, ccd, dataset_type, patch, skymap, tract, visit
 
 if TYPE_CHECKING:
+    from skyreg.ingest.fits_ingest import FitsIngestReport
     from skyreg.ingest.report import IngestReport
+    from skyreg.ingest.skymap_ingest import SkymapReport
+    from skyreg.skymaps import SkyMapDefinition
 
 #: Upper bound on pixel ranges per query: huge regions get a coarser (still conservative) cover.
 MAX_QUERY_RANGES = 64
@@ -182,6 +187,77 @@ class Registry:
 
         return ingest_manifest(self.engine, self.pixel_scheme, Path(path), progress=progress)
 
+    def ingest_fits(
+        self,
+        paths: str | PathLike[str] | Sequence[str | PathLike[str]],
+        *,
+        dataset_type: str = "raw",
+        profile: str | None = None,
+        skymap: str | None = None,
+        band: str | None = None,
+        recursive: bool = False,
+        jobs: int | None = None,
+        executor: Any = None,
+        checksum: str = "header",
+        progress: Callable[[str, int, int], None] | None = None,
+    ) -> FitsIngestReport:
+        """Register FITS files: one CCD (or, with ``skymap``, one patch image) per image HDU.
+
+        ``profile`` names a built-in instrument profile (DECam, HSC, LSSTCam) or a YAML file;
+        by default it is recognised from the headers. ``executor`` is ``"process"`` (default;
+        ``jobs`` processes) or a Dask scheduler address / ``distributed.Client``. Bad files are
+        listed in the report's ``problems`` and the others are registered; see
+        :mod:`skyreg.ingest.fits_ingest` for what is guaranteed on failures and re-runs.
+        """
+        from skyreg.ingest.fits_ingest import FitsIngestOptions, ingest_fits
+
+        if isinstance(paths, (str, PathLike)):
+            paths = [paths]
+        options = FitsIngestOptions(
+            dataset_type=dataset_type, profile=profile, checksum=checksum, jobs=jobs,
+            executor=executor, recursive=recursive, skymap=skymap, band=band)
+        return ingest_fits(self.engine, self.pixel_scheme, [Path(p) for p in paths], options,
+                           progress)
+
+    def register_skymap(
+        self,
+        name: str | None,
+        definition: SkyMapDefinition | str | PathLike[str],
+        *,
+        progress: Callable[[str, int, int], None] | None = None,
+    ) -> SkymapReport:
+        """Compute a sky map's tracts and patches and register them under ``name``.
+
+        ``definition`` is a :class:`skyreg.skymaps.RingsDefinition` (or Healpix/Discrete
+        definition) or the path of a YAML/JSON config file (whose ``name`` is used when
+        ``name`` is None). Registering the same definition again does nothing; a different
+        definition under a registered name raises :class:`skyreg.errors.ConflictError`.
+        """
+        from skyreg.ingest.skymap_ingest import register_skymap
+        from skyreg.skymaps import load_definition_file
+
+        if isinstance(definition, (str, PathLike)):
+            file_name, definition = load_definition_file(definition)
+            name = name or file_name
+        if not name:
+            raise QueryError("a sky map needs a name (give one, or 'name:' in the config file)")
+        return register_skymap(self.engine, self.pixel_scheme, name, definition, progress)
+
+    def skymaps(self) -> dict[str, str]:
+        """Registered sky maps: name → definition hash."""
+        rows = self._conn.execute(select(skymap.c.name, skymap.c.hash_sha1_hex))
+        return {name: digest for name, digest in rows}
+
+    def skymap_summaries(self) -> list[tuple[str, str, int, int, str]]:
+        """(name, kind, tracts, patches, hash) of every registered sky map."""
+        tracts = (select(func.count()).select_from(tract)
+                  .where(tract.c.skymap == skymap.c.name).scalar_subquery())
+        patches = (select(func.count()).select_from(patch)
+                   .where(patch.c.skymap == skymap.c.name).scalar_subquery())
+        rows = self._conn.execute(select(skymap.c.name, skymap.c.kind, tracts, patches,
+                                         skymap.c.hash_sha1_hex).order_by(skymap.c.name))
+        return [tuple(row) for row in rows]
+
     # -- spatial queries ----------------------------------------------------------------------
 
     def find_ccds(
@@ -269,6 +345,86 @@ class Registry:
         skymaps = _names(skymap, "skymap")
         return self._exact(_sql(builder, skymaps is not None, inner), query,
                            {"skymaps": list(skymaps)} if skymaps is not None else {})
+
+    # -- file archive ---------------------------------------------------------------------------
+
+    def find_datasets(
+        self,
+        dataset_type: str,
+        *,
+        patch: tuple[str, int, int] | None = None,
+        tract: tuple[str, int] | None = None,
+        cone: Any = None,
+        polygon: Any = None,
+        point: Any = None,
+        region: Region | None = None,
+        instrument: str | Sequence[str] | None = None,
+        skymap: str | Sequence[str] | None = None,
+        band: str | Sequence[str] | None = None,
+        inner: bool = False,
+    ) -> ResultList[DatasetRef]:
+        """Archived files of ``dataset_type`` whose footprint overlaps a region.
+
+        The region arguments are those of :meth:`find_ccds`; give none of them for every file
+        of the type. A CCD type (``raw``, ``calexp``) is matched through its CCD's footprint, a
+        patch type (``deepCoadd``) through its patch's outer polygon (inner with ``inner``).
+        ``instrument``, ``skymap`` and ``band`` restrict the data IDs.
+        """
+        dimensions = self.dataset_types().get(dataset_type)
+        if dimensions is None:
+            known = ", ".join(sorted(self.dataset_types())) or "none"
+            raise QueryError(f"dataset type {dataset_type!r} is not registered (known: {known})")
+        spatial = any(value is not None for value in (patch, tract, cone, polygon, point, region))
+        instruments, skymaps = _names(instrument, "instrument"), _names(skymap, "skymap")
+        bands = _names(band, "band")
+        filters = dataset_queries.DatasetFilters(spatial, instruments is not None,
+                                                 skymaps is not None, bands is not None)
+        params: dict[str, Any] = {"dataset_type": dataset_type}
+        for name, values in (("instruments", instruments), ("skymaps", skymaps),
+                             ("bands", bands)):
+            if values is not None:
+                params[name] = list(values)
+        if dimensions == "ccd":
+            statement = _sql(dataset_queries.ccd_datasets, filters)
+        else:
+            statement = _sql(dataset_queries.patch_datasets, filters, inner)
+        if not spatial:
+            return dataset_results(self._fetch(statement, params))
+        query = self._query_region(stored=("patch", "tract"), patch=patch, tract=tract,
+                                   cone=cone, polygon=polygon, point=point, region=region,
+                                   inner=inner)
+        return dataset_results(self._exact(statement, query, params))
+
+    def dataset_types(self) -> dict[str, str]:
+        """Registered dataset types and their dimensions (``'ccd'`` or ``'patch'``)."""
+        rows = self._conn.execute(select(dataset_type.c.name, dataset_type.c.dimensions))
+        return {name: dims for name, dims in rows}
+
+    def register_dataset_type(self, name: str, dimensions: str, description: str = "") -> bool:
+        """Add a dataset type (idempotent); returns whether it was new.
+
+        Refuses a name already registered with other dimensions.
+        """
+        if dimensions not in DIMENSIONS:
+            raise QueryError(f"dimensions must be one of {', '.join(DIMENSIONS)}, "
+                             f"got {dimensions!r}")
+        if not name or not name.replace("_", "").isalnum():
+            raise QueryError(f"dataset type name {name!r}: use letters, digits and '_'")
+        from sqlalchemy.dialects.postgresql import insert
+
+        with self.engine.begin() as connection:
+            inserted = connection.execute(
+                insert(dataset_type).values(name=name, dimensions=dimensions,
+                                            description=description)
+                .on_conflict_do_nothing().returning(dataset_type.c.name)
+            ).first()
+            if inserted is None:
+                stored = connection.execute(select(dataset_type.c.dimensions).where(
+                    dataset_type.c.name == name)).scalar_one()
+                if stored != dimensions:
+                    raise QueryError(f"dataset type {name!r} is registered with dimensions "
+                                     f"{stored!r}, not {dimensions!r}")
+        return inserted is not None
 
     # -- lookups --------------------------------------------------------------------------------
 

@@ -32,7 +32,7 @@ class TractRef(NamedTuple):
     tract: int
 
 
-Row = TypeVar("Row", CcdRef, PatchRef, TractRef)
+Row = TypeVar("Row", CcdRef, PatchRef, TractRef, "DatasetRef")
 
 
 class ResultList(list[Row], Generic[Row]):
@@ -55,8 +55,11 @@ class ResultList(list[Row], Generic[Row]):
         return [dict(zip(self.columns, row, strict=True)) for row in self]
 
 
+_TEXT_COLUMNS = ("instrument", "skymap", "dataset_type", "band", "uri", "format", "checksum")
+
+
 def _empty_dtype(column: str) -> str:
-    return "U1" if column in ("instrument", "skymap") else "i8"
+    return "U1" if column in _TEXT_COLUMNS else "i8"
 
 
 def _rows(kind: type[Row], rows: Iterable[tuple[Any, ...]]) -> list[Row]:
@@ -79,3 +82,42 @@ def patch_results(rows: Iterable[tuple[Any, ...]]) -> ResultList[PatchRef]:
 def tract_results(rows: Iterable[tuple[Any, ...]]) -> ResultList[TractRef]:
     """Tract rows (skymap, tract, ...) as a sorted result list."""
     return ResultList(_rows(TractRef, rows), TractRef._fields)
+
+
+class DatasetRef(NamedTuple):
+    """One file (HDU) of the archive and the data ID of the image it holds.
+
+    CCD datasets fill instrument/visit/detector, patch datasets skymap/tract/patch; both
+    carry the band (for CCDs, the visit's band).
+    """
+
+    dataset_type: str
+    instrument: str | None
+    visit: int | None
+    detector: int | None
+    skymap: str | None
+    tract: int | None
+    patch: int | None
+    band: str
+    uri: str
+    hdu: int
+    format: str
+    size_bytes: int
+    checksum: str | None
+
+    @property
+    def path(self) -> str | None:
+        """The local file path for a ``file://`` URI, else None."""
+        if not self.uri.startswith("file://"):
+            return None
+        from urllib.parse import unquote, urlparse
+
+        return unquote(urlparse(self.uri).path)
+
+
+def dataset_results(rows: Iterable[tuple[Any, ...]]) -> ResultList[DatasetRef]:
+    """Dataset rows (the DatasetRef fields, then anything else) as a sorted result list."""
+    width = len(DatasetRef._fields)
+    keyed = sorted((tuple(row[:width]) for row in rows),
+                   key=lambda r: tuple((value is None, value) for value in r[:8]))
+    return ResultList([DatasetRef(*row) for row in keyed], DatasetRef._fields)

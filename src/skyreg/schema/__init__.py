@@ -3,6 +3,13 @@
 Alembic migrations (``skyreg.migrations``) create exactly this schema; a test compares them.
 """
 
+from skyreg.schema.archive import (
+    BUILTIN_DATASET_TYPES,
+    DIMENSIONS,
+    ccd_dataset,
+    dataset_type,
+    patch_dataset,
+)
 from skyreg.schema.tables import (
     ccd,
     ccd_pixel,
@@ -19,12 +26,17 @@ from skyreg.schema.tables import (
 )
 
 __all__ = [
+    "BUILTIN_DATASET_TYPES",
+    "DIMENSIONS",
     "ccd",
+    "ccd_dataset",
     "ccd_pixel",
+    "dataset_type",
     "detector",
     "instrument",
     "metadata",
     "patch",
+    "patch_dataset",
     "patch_pixel",
     "registry_config",
     "skymap",

@@ -1,0 +1,155 @@
+"""Coadd images (``deepCoadd`` and other patch dataset types): attach each file to its patch.
+
+A coadd's header says nothing reliable about which patch it is, but its WCS does: the image
+must be exactly the patch's outer pixel box in its tract's WCS. The patch is found by the
+image centre (spatial index), then checked by mapping the image corners through both the file's
+WCS and the registered tract WCS: they must land on the same sky positions to within a small
+fraction of a pixel, and the image must have the patch's size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from sqlalchemy import Engine, and_, select, tuple_
+
+from skyreg.fits.scan import CoaddRecord, FileScan, HduProblem
+from skyreg.geometry.pixelization import PixelScheme
+from skyreg.geometry.polygons import unit_vectors
+from skyreg.ingest.loader import Batch, load
+from skyreg.schema import patch, patch_dataset, tract
+
+if TYPE_CHECKING:
+    from astropy.wcs import WCS
+
+    from skyreg.ingest.fits_ingest import FitsIngestOptions, FitsIngestReport
+
+Progress = Callable[[str, int, int], None]
+
+#: Largest corner offset, in pixels, between the file's WCS and the patch's.
+WCS_TOLERANCE_PIXELS = 0.01
+
+
+def _centre(record: CoaddRecord) -> tuple[float, float]:
+    xyz = unit_vectors(record.footprint_ra, record.footprint_dec).sum(axis=0)
+    xyz /= np.linalg.norm(xyz)
+    return (float(np.degrees(np.arctan2(xyz[1], xyz[0])) % 360.0),
+            float(np.degrees(np.arcsin(np.clip(xyz[2], -1.0, 1.0)))))
+
+
+def _file_wcs(record: CoaddRecord) -> WCS:
+    from astropy.wcs import WCS
+
+    summary = record.wcs_summary
+    wcs = WCS(naxis=2)
+    wcs.wcs.ctype = list(summary.ctype)
+    wcs.wcs.crval = list(summary.crval)
+    wcs.wcs.crpix = list(summary.crpix)
+    wcs.wcs.cd = np.asarray(summary.cd, dtype=np.float64)
+    return wcs
+
+
+def wcs_mismatch(tract_wcs: WCS, outer_bbox: Sequence[int], record: CoaddRecord) -> str | None:
+    """Why the file's image is not the patch's outer box in the tract WCS (None if it is)."""
+    x0, y0, x1, y1 = outer_bbox
+    width, height = x1 - x0 + 1, y1 - y0 + 1
+    summary = record.wcs_summary
+    if (summary.naxis1, summary.naxis2) != (width, height):
+        return f"image is {summary.naxis1}x{summary.naxis2} pixels, the patch {width}x{height}"
+    file_wcs = _file_wcs(record)
+    corners = np.array([[0, 0], [width - 1, 0], [0, height - 1], [width - 1, height - 1]],
+                       dtype=np.float64)
+    seen = np.asarray(file_wcs.wcs_pix2world(corners, 0))
+    expected = np.asarray(tract_wcs.wcs_pix2world(corners + np.array([x0, y0]), 0))
+    a, b = unit_vectors(seen[:, 0], seen[:, 1]), unit_vectors(expected[:, 0], expected[:, 1])
+    offset_deg = np.degrees(np.arctan2(np.linalg.norm(np.cross(a, b), axis=1),
+                                       np.einsum("ij,ij->i", a, b)))
+    scale_deg = float(np.sqrt(abs(np.linalg.det(tract_wcs.pixel_scale_matrix))))
+    worst = float(offset_deg.max()) / scale_deg
+    if worst > WCS_TOLERANCE_PIXELS:
+        return f"the image corners are {worst:.3g} pixels off the patch's"
+    return None
+
+
+def load_coadd_files(engine: Engine, scheme: PixelScheme, scans: list[FileScan[CoaddRecord]],
+                     options: FitsIngestOptions, report: FitsIngestReport,
+                     progress: Progress | None = None) -> None:
+    """Match every coadd HDU to its patch, then register the files in one transaction."""
+
+    from skyreg.registry.registry import Registry
+
+    assert options.skymap is not None
+    registry = Registry(engine, scheme)
+    rows: list[tuple[Any, ...]] = []
+    tract_wcs: dict[int, WCS | None] = {}
+    try:
+        known = registry.skymaps()
+        if options.skymap not in known:
+            for scan in scans:
+                report.problems.append(HduProblem(
+                    scan.path, None, f"sky map {options.skymap!r} is not registered"))
+            report.files_refused += len(scans)
+            return
+        for done, scan in enumerate(scans):
+            if progress is not None:
+                progress("matching patches", done, len(scans))
+            file_rows: list[tuple[Any, ...]] = []
+            for record in scan.records:
+                found = _match(registry, engine, options.skymap, record, tract_wcs)
+                band = options.band or record.band
+                if isinstance(found, str) or not band:
+                    reason = found if isinstance(found, str) else (
+                        "no band in the header: give --band")
+                    report.problems.append(HduProblem(scan.path, record.hdu, reason))
+                    continue
+                file_rows.append((options.dataset_type, options.skymap, found[0], found[1],
+                                  band, Path(scan.path).resolve().as_uri(), record.hdu,
+                                  scan.format, scan.size, scan.checksum))
+            if len(file_rows) == len(scan.records):
+                rows.extend(file_rows)
+            else:
+                report.files_refused += 1
+    finally:
+        registry.close()
+    if progress is not None:
+        progress("matching patches", len(scans), len(scans))
+    batch = Batch("patch_dataset", patch_dataset,
+                  ("dataset_type", "skymap", "tract", "patch", "band"),
+                  ("dataset_type", "skymap", "tract", "patch", "band", "uri", "hdu", "format",
+                   "size_bytes", "checksum"),
+                  rows, source="FITS headers", compare=("uri", "hdu", "checksum"))
+    report.add_counts(load(engine, [batch], progress=progress))
+
+
+def _match(registry: Any, engine: Engine, skymap_name: str, record: CoaddRecord,
+           tract_wcs: dict[int, WCS | None]) -> tuple[int, int] | str:
+    """(tract, patch) whose outer box is this image, or the reason there is none."""
+    from astropy.wcs import WCS
+
+    candidates = registry.find_patches(point=_centre(record), skymap=skymap_name)
+    if not candidates:
+        return f"no patch of sky map {skymap_name!r} contains the image centre"
+    keys = [(ref.tract, ref.patch) for ref in candidates]
+    with engine.connect() as connection:
+        boxes = {(row.tract, row.patch): row.outer_bbox for row in connection.execute(
+            select(patch.c.tract, patch.c.patch, patch.c.outer_bbox).where(and_(
+                patch.c.skymap == skymap_name,
+                tuple_(patch.c.tract, patch.c.patch).in_(keys))))}
+        missing = sorted({t for t, _ in keys} - tract_wcs.keys())
+        for tract_id, header in connection.execute(select(tract.c.tract, tract.c.wcs).where(
+                and_(tract.c.skymap == skymap_name, tract.c.tract.in_(missing)))):
+            tract_wcs[tract_id] = WCS(header) if header else None
+    reasons = []
+    for key in keys:
+        wcs, box = tract_wcs.get(key[0]), boxes.get(key)
+        if wcs is None or box is None:
+            return (f"sky map {skymap_name!r} was registered without tract WCS and patch "
+                    "boxes; register it with `skyreg skymap register` to attach coadds")
+        reason = wcs_mismatch(wcs, box, record)
+        if reason is None:
+            return key
+        reasons.append(f"tract {key[0]} patch {key[1]}: {reason}")
+    return "WCS matches no patch containing the image centre (" + "; ".join(reasons[:3]) + ")"

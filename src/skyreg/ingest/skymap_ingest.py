@@ -1,0 +1,218 @@
+"""``skyreg skymap register``: a sky map definition → tract/patch geometry → one transaction.
+
+A sky map is identified by the hash of its definition. Registering a name that is already
+stored with the same hash does nothing (the geometry is not even computed); a different
+definition under a stored name is refused. Two concurrent registrations of one definition
+both succeed and store it once (the loader's lock and key checks).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from psycopg.types.json import Jsonb
+from sqlalchemy import Engine, select
+
+from skyreg.errors import ConflictError
+from skyreg.geometry.pixelization import PixelScheme
+from skyreg.geometry.polygons import encode_flat_polygons, unit_vectors
+from skyreg.ingest.footprints import add_uncontained, pixel_coverage
+from skyreg.ingest.loader import Batch, load
+from skyreg.ingest.report import KindCount
+from skyreg.schema import patch, patch_pixel, skymap, tract, tract_pixel
+from skyreg.skymaps import SkyMapDefinition, SkyMapGeometry, build_skymap, definition_hash
+
+Progress = Callable[[str, int, int], None]
+FloatArray = npt.NDArray[np.float64]
+
+
+@dataclass
+class SkymapReport:
+    """What a registration did."""
+
+    name: str
+    hash_sha1_hex: str
+    registered: bool = False
+    counts: dict[str, KindCount] = field(default_factory=dict)
+    seconds: float = 0.0
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+
+    def lines(self) -> list[str]:
+        if not self.registered:
+            return [f"sky map {self.name!r} is already registered with this definition "
+                    f"({self.hash_sha1_hex}); nothing to do"]
+        tracts = self.counts.get("tract", KindCount()).inserted
+        patches = self.counts.get("patch", KindCount()).inserted
+        return [f"registered sky map {self.name!r} ({self.hash_sha1_hex}): {tracts:,} tracts, "
+                f"{patches:,} patches in {self.seconds:.1f} s"]
+
+    def as_dict(self) -> dict[str, object]:
+        return {"name": self.name, "hash_sha1_hex": self.hash_sha1_hex,
+                "registered": self.registered, "seconds": round(self.seconds, 3),
+                "stage_seconds": {k: round(v, 3) for k, v in self.stage_seconds.items()},
+                "counts": {k: {"in_input": c.in_input, "inserted": c.inserted}
+                           for k, c in self.counts.items()}}
+
+
+def stored_hash(engine: Engine, name: str) -> str | None:
+    with engine.connect() as connection:
+        value = connection.execute(
+            select(skymap.c.hash_sha1_hex).where(skymap.c.name == name)).scalar_one_or_none()
+    return None if value is None else str(value)
+
+
+def register_skymap(engine: Engine, scheme: PixelScheme, name: str,
+                    definition: SkyMapDefinition, progress: Progress | None = None
+                    ) -> SkymapReport:
+    """Register ``definition`` under ``name`` (idempotent; a different definition is refused)."""
+    started = time.perf_counter()
+    digest = definition_hash(definition)
+    report = SkymapReport(name, digest)
+    stored = stored_hash(engine, name)
+    if stored == digest:
+        report.seconds = time.perf_counter() - started
+        return report
+    if stored is not None:
+        raise ConflictError(
+            f"sky map {name!r} is already registered with a different definition (stored hash "
+            f"{stored}, this definition {digest}); register it under another name")
+    if progress is not None:
+        progress("computing tracts and patches", 0, 1)
+    geometry = build_skymap(definition)
+    if progress is not None:
+        progress("computing tracts and patches", 1, 1)
+    report.stage_seconds["geometry"] = time.perf_counter() - started
+    batches = _batches(scheme, name, definition, digest, geometry, progress,
+                       report.stage_seconds)
+    loading = time.perf_counter()
+    report.counts = load(engine, batches, progress=progress)
+    report.stage_seconds["database"] = time.perf_counter() - loading
+    report.registered = report.counts["skymap"].inserted > 0
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _encode_fixed(ra: FloatArray, dec: FloatArray, what: str) -> list[bytes]:
+    """Encode (n, k) vertex arrays; geometry from the generator must always be valid."""
+    n, k = ra.shape
+    offsets = np.arange(0, n * k + 1, k, dtype=np.int64)
+    encoded, errors = encode_flat_polygons(ra.ravel(), dec.ravel(), offsets)
+    bad = [i for i, error in enumerate(errors) if error is not None]
+    if bad:
+        raise ValueError(f"{what} {bad[0]}: generated polygon is invalid: {errors[bad[0]]}")
+    return encoded  # type: ignore[return-value]
+
+
+def _encode_ragged(ra: list[FloatArray], dec: list[FloatArray], what: str) -> list[bytes]:
+    sizes = np.array([len(r) for r in ra], dtype=np.int64)
+    offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    encoded, errors = encode_flat_polygons(np.concatenate(ra).astype(np.float64),
+                                           np.concatenate(dec).astype(np.float64), offsets)
+    bad = [i for i, error in enumerate(errors) if error is not None]
+    if bad:
+        raise ValueError(f"{what} {bad[0]}: generated polygon is invalid: {errors[bad[0]]}")
+    return encoded  # type: ignore[return-value]
+
+
+def _inside_all(inner_ra: FloatArray, inner_dec: FloatArray, outer_ra: FloatArray,
+                outer_dec: FloatArray) -> npt.NDArray[np.bool_]:
+    """Per row, whether every inner vertex is strictly inside the (convex) outer polygon."""
+    outer = unit_vectors(outer_ra, outer_dec)
+    inner = unit_vectors(inner_ra, inner_dec)
+    normals = np.cross(outer, np.roll(outer, -1, axis=1))
+    sides = np.einsum("pek,pvk->pev", normals, inner)
+    # Either orientation: all positive (counter-clockwise) or all negative (clockwise).
+    return np.asarray((sides > 0).all(axis=(1, 2)) | (sides < 0).all(axis=(1, 2)))
+
+
+def _wcs_header(t: Any, i: int) -> dict[str, Any]:
+    """FITS WCS keywords of tract row ``i``, readable by ``astropy.wcs.WCS(header)``."""
+    cd = np.asarray(t.cd[i], dtype=np.float64)
+    return {
+        "NAXIS": 2, "NAXIS1": int(t.width[i]), "NAXIS2": int(t.height[i]),
+        "CTYPE1": "RA---TAN", "CTYPE2": "DEC--TAN", "CUNIT1": "deg", "CUNIT2": "deg",
+        "RADESYS": "ICRS", "EQUINOX": 2000.0,
+        "CRVAL1": float(t.crval_ra[i]), "CRVAL2": float(t.crval_dec[i]),
+        "CRPIX1": float(t.crpix_x[i]), "CRPIX2": float(t.crpix_y[i]),
+        "CD1_1": float(cd[0, 0]), "CD1_2": float(cd[0, 1]),
+        "CD2_1": float(cd[1, 0]), "CD2_2": float(cd[1, 1]),
+    }
+
+
+def _batches(scheme: PixelScheme, name: str, definition: SkyMapDefinition, digest: str,
+             geometry: SkyMapGeometry, progress: Progress | None,
+             stage_seconds: dict[str, float]) -> list[Batch]:
+    started = time.perf_counter()
+    t, p = geometry.tracts, geometry.patches
+    tract_inner = _encode_ragged(list(t.inner_ra), list(t.inner_dec), "tract")
+    tract_outer = _encode_fixed(np.asarray(t.outer_ra), np.asarray(t.outer_dec), "tract")
+    patch_inner = _encode_fixed(np.asarray(p.inner_ra), np.asarray(p.inner_dec), "patch")
+    patch_outer = _encode_fixed(np.asarray(p.outer_ra), np.asarray(p.outer_dec), "patch")
+    stage_seconds["encode"] = time.perf_counter() - started
+
+    started = time.perf_counter()
+    totals = {"tract": len(tract_outer), "patch": len(patch_outer)}
+    done = dict.fromkeys(totals, 0)
+
+    def advance(kind: str) -> Callable[[int], None]:
+        def step(count: int) -> None:
+            done[kind] += count
+            if progress is not None:
+                progress(f"pixelizing {kind}", done[kind], totals[kind])
+        return step
+
+    tract_pixels = pixel_coverage(scheme, tract_outer, advance("tract"))
+    add_uncontained(scheme, tract_outer, tract_inner, tract_pixels)
+    patch_pixels = pixel_coverage(scheme, patch_outer, advance("patch"))
+    sticking_out = np.flatnonzero(~_inside_all(np.asarray(p.inner_ra), np.asarray(p.inner_dec),
+                                               np.asarray(p.outer_ra), np.asarray(p.outer_dec)))
+    if sticking_out.size:
+        rows = sticking_out.tolist()
+        extra = [patch_pixels[i] for i in rows]
+        add_uncontained(scheme, [patch_outer[i] for i in rows], [patch_inner[i] for i in rows],
+                        extra)
+        for i, pixels in zip(rows, extra, strict=True):
+            patch_pixels[i] = pixels
+    stage_seconds["pixel coverage"] = time.perf_counter() - started
+
+    started = time.perf_counter()
+    parameters = Jsonb(definition.to_parameters(), dumps=json.dumps)
+    skymap_rows = [(name, definition.kind, digest, parameters)]
+    tract_rows = [
+        (name, int(t.tract[i]), float(t.ra_center[i]), float(t.dec_center[i]),
+         int(t.ring[i]) if int(t.ring[i]) >= 0 else None,
+         Jsonb(_wcs_header(t, i), dumps=json.dumps),
+         tract_inner[i], np.asarray(t.inner_ra[i]).tolist(), np.asarray(t.inner_dec[i]).tolist(),
+         tract_outer[i], np.asarray(t.outer_ra[i]).tolist(), np.asarray(t.outer_dec[i]).tolist())
+        for i in range(len(tract_outer))
+    ]
+    inner_box = np.stack([p.inner_x0, p.inner_y0, p.inner_x1, p.inner_y1], axis=1).tolist()
+    outer_box = np.stack([p.outer_x0, p.outer_y0, p.outer_x1, p.outer_y1], axis=1).tolist()
+    ids = np.stack([p.tract, p.patch, p.cell_x, p.cell_y], axis=1).tolist()
+    patch_rows = [
+        (name, *ids[i], inner_box[i], outer_box[i], patch_inner[i], pi_ra, pi_dec,
+         patch_outer[i], po_ra, po_dec)
+        for i, (pi_ra, pi_dec, po_ra, po_dec) in enumerate(zip(
+            np.asarray(p.inner_ra).tolist(), np.asarray(p.inner_dec).tolist(),
+            np.asarray(p.outer_ra).tolist(), np.asarray(p.outer_dec).tolist(), strict=True))
+    ]
+    stage_seconds["rows"] = time.perf_counter() - started
+    regions = ("inner_region", "inner_ra", "inner_dec", "outer_region", "outer_ra", "outer_dec")
+    source = f"sky map {name!r}"
+    return [
+        Batch("skymap", skymap, ("name",), ("name", "kind", "hash_sha1_hex", "parameters"),
+              skymap_rows, source=source),
+        Batch("tract", tract, ("skymap", "tract"),
+              ("skymap", "tract", "ra_center", "dec_center", "ring", "wcs", *regions),
+              tract_rows, tract_pixel, "tract_id", tract_pixels, source=source),
+        Batch("patch", patch, ("skymap", "tract", "patch"),
+              ("skymap", "tract", "patch", "cell_x", "cell_y", "inner_bbox", "outer_bbox",
+               *regions),
+              patch_rows, patch_pixel, "patch_id", patch_pixels, source=source),
+    ]
