@@ -27,8 +27,10 @@ from skyreg.errors import SkyregError
 Item = TypeVar("Item")
 Result = TypeVar("Result")
 
-#: Files per task: large enough to amortise a task's cost, small enough to balance the load.
+#: Most files per task: enough to amortise a task's cost. Fewer when there are few files,
+#: so that every worker gets several tasks (a multi-extension file is already a lot of work).
 CHUNK = 16
+TASKS_PER_WORKER = 4
 DASK_SCHEMES = ("tcp://", "tls://", "inproc://", "ucx://", "ws://", "wss://")
 
 
@@ -40,7 +42,8 @@ def _apply(function: Callable[[Item], Result], items: Sequence[Item]) -> list[Re
     return [function(item) for item in items]
 
 
-def _chunks(items: Sequence[Item], size: int) -> list[Sequence[Item]]:
+def _chunks(items: Sequence[Item], workers: int) -> list[Sequence[Item]]:
+    size = max(1, min(CHUNK, len(items) // (workers * TASKS_PER_WORKER)))
     return [items[start:start + size] for start in range(0, len(items), size)]
 
 
@@ -71,7 +74,7 @@ def run(function: Callable[[Item], Result], items: Sequence[Item], *, jobs: int 
 
 def _run_local(function: Callable[[Item], Result], items: Sequence[Item],
                workers: int) -> Iterator[list[Result]]:
-    chunks = _chunks(items, CHUNK)
+    chunks = _chunks(items, workers)
     if workers <= 1 or len(chunks) <= 1:
         for chunk in chunks:
             yield _apply(function, chunk)
@@ -100,7 +103,8 @@ def _run_dask(function: Callable[[Item], Result], items: Sequence[Item],
     except (OSError, TimeoutError) as err:
         raise ExecutorError(f"cannot reach the Dask scheduler at {executor}: {err}") from err
     try:
-        chunks = _chunks(items, CHUNK)
+        workers = max(1, len(client.scheduler_info().get("workers", {})))
+        chunks = _chunks(items, workers)
         futures = client.map(_apply, [function] * len(chunks), chunks, pure=False)
         for future in dask_completed(futures):  # type: ignore[no-untyped-call]
             yield future.result()
