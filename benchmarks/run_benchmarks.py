@@ -39,11 +39,17 @@ from skyreg.synthetic import SurveySpec, generate_survey
 DATA = Path(__file__).resolve().parent / "data"
 
 
-def survey(visits: int, seed: int) -> Path:
-    target = DATA / f"survey-{visits}-{seed}"
+#: File URIs given to every CCD with --with-files (the file archive is then loaded too).
+FILE_URIS = "s3://survey-archive/raw/{instrument}/{visit}/{detector}.fits"
+
+
+def survey(visits: int, seed: int, with_files: bool = False) -> Path:
+    target = DATA / f"survey-{visits}-{seed}{'-files' if with_files else ''}"
     if not (target / "manifest.json").exists():
         shutil.rmtree(target, ignore_errors=True)
-        summary = generate_survey(target, SurveySpec(n_visits=visits, seed=seed))
+        spec = SurveySpec(n_visits=visits, seed=seed,
+                          file_uri_template=FILE_URIS if with_files else None)
+        summary = generate_survey(target, spec)
         print(f"generated {summary.n_ccds:,} CCDs in {summary.seconds:.1f} s", file=sys.stderr)
     return target
 
@@ -93,9 +99,11 @@ def main() -> None:
                         "there); default: an embedded server in a temporary home")
     parser.add_argument("--pixelization", default="htm9")
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--with-files", action="store_true",
+                        help="give every CCD a file URI, so ingest fills the file archive too")
     args = parser.parse_args()
 
-    root = survey(args.visits, args.seed)
+    root = survey(args.visits, args.seed, args.with_files)
     home = None
     if args.db:
         url = fresh_database(normalize_url(args.db))

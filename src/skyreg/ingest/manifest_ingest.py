@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 from psycopg.types.json import Jsonb
 from sqlalchemy import Engine
 
@@ -30,7 +31,9 @@ from skyreg.ingest.problems import Problems
 from skyreg.ingest.report import IngestReport
 from skyreg.schema import (
     ccd,
+    ccd_dataset,
     ccd_pixel,
+    dataset_type,
     detector,
     instrument,
     patch,
@@ -51,6 +54,27 @@ def _columns(table: pa.Table, names: list[str]) -> list[list[Any]]:
 
 def _footprint_rows(footprints: Footprints) -> tuple[list[bytes], list[Any], list[Any]]:
     return footprints.encoded, footprints.ra, footprints.dec
+
+
+def _ccd_files(table: pa.Table) -> Batch:
+    """Archive rows for the CCDs whose ``uri`` is given (optional manifest columns)."""
+    with_file = table.filter(pc.is_valid(table.column("uri")))
+    count = with_file.num_rows
+
+    def column(name: str, default: Any) -> list[Any]:
+        if name not in with_file.column_names:
+            return [default] * count
+        return [default if value is None else value
+                for value in with_file.column(name).to_pylist()]
+
+    rows = list(zip(column("dataset_type", "raw"), *_columns(
+        with_file, ["instrument", "visit", "detector", "uri"]), column("hdu", 0),
+        column("format", "fits"), column("size_bytes", None), column("checksum", None),
+        strict=True))
+    return Batch("ccd_dataset", ccd_dataset, ("dataset_type", "instrument", "visit", "detector"),
+                 ("dataset_type", "instrument", "visit", "detector", "uri", "hdu", "format",
+                  "size_bytes", "checksum"), rows, source=mr.CCDS_FILE,
+                 compare=("uri", "hdu", "checksum"))
 
 
 def _batches(manifest: mr.Manifest, scheme: PixelScheme, problems: Problems,
@@ -144,6 +168,10 @@ def _batches(manifest: mr.Manifest, scheme: PixelScheme, problems: Problems,
                              ccd_pixel, "ccd_id", pixels["ccd"], source=mr.CCDS_FILE))
         references.append(Reference("ccd", ("instrument", "detector"), detector,
                                     ("instrument", "detector")))
+        if "uri" in table.column_names:
+            batches.append(_ccd_files(table))
+            references.append(Reference("ccd_dataset", ("dataset_type",), dataset_type,
+                                        ("name",)))
     if manifest.skymap is not None:
         doc = manifest.skymap
         batches.append(Batch(

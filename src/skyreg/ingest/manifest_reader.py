@@ -48,6 +48,9 @@ VISIT_COLUMNS: list[tuple[str, Kind, bool]] = [
 CCD_COLUMNS: list[tuple[str, Kind, bool]] = [
     ("instrument", "str", True), ("visit", "int", True), ("detector", "int", True),
     ("ra", "floats", True), ("dec", "floats", True),
+    # Optional file archive columns (skyreg's extension; readers of the format ignore them).
+    ("uri", "str", False), ("dataset_type", "str", False), ("hdu", "int", False),
+    ("format", "str", False), ("size_bytes", "int", False), ("checksum", "str", False),
 ]
 TRACT_COLUMNS: list[tuple[str, Kind, bool]] = [
     ("skymap", "str", True), ("tract", "int", True), ("ra_center", "float", True),

@@ -45,7 +45,7 @@ def _file_columns() -> list[Column[object]]:
         Column("uri", Text, nullable=False, comment="file:// URI or URL of the file"),
         Column("hdu", Integer, nullable=False, comment="HDU index within the file (0 = primary)"),
         Column("format", Text, nullable=False, comment="file format, e.g. fits"),
-        Column("size_bytes", BigInteger, nullable=False, comment="file size"),
+        Column("size_bytes", BigInteger, nullable=True, comment="file size; NULL if unknown"),
         Column("checksum", Text, nullable=True,
                comment="'sha256:<hex>' or 'datasum:<...>' (FITS DATASUM cards); NULL if none"),
         Column("ingested_at", DateTime(timezone=True), nullable=False,

@@ -38,6 +38,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--first-day-obs", type=int, default=defaults.first_day_obs, help="first night, YYYYMMDD"
     )
+    p.add_argument(
+        "--file-uri-template", default=None,
+        help="give each CCD a file URI, e.g. 's3://bucket/raw/{instrument}/{visit}/{detector}"
+             ".fits' (optional 'uri' column, registered in the file archive)",
+    )
     return p
 
 
@@ -56,6 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             skymap=args.skymap,
             bands=tuple(b for b in args.bands.split(",") if b),
             first_day_obs=args.first_day_obs,
+            file_uri_template=args.file_uri_template,
         )
         summary = generate_survey(args.out, spec)
     except SkyregError as exc:

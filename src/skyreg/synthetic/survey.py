@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
 from ..errors import InputError
 from .focal_plane import DETECTOR_MAX, lsstcam_focal_plane
@@ -85,6 +86,9 @@ class SurveySpec:
     first_day_obs: int = 20270101
     exposure_time: float = 30.0
     visits_per_night: tuple[int, int] = (300, 800)
+    #: When set, each CCD gets a ``uri`` (file archive column), e.g.
+    #: ``"s3://bucket/raw/{instrument}/{visit}/{detector}.fits"``.
+    file_uri_template: str | None = None
 
     def __post_init__(self) -> None:
         """Reject specs that would produce an invalid or meaningless manifest."""
@@ -243,17 +247,23 @@ def generate_survey(out_dir: Path | str, spec: SurveySpec = SurveySpec()) -> Sur
     ccd_ra = np.concatenate(ccd_ra_parts) if ccd_ra_parts else np.zeros((0, 4))
     ccd_dec = np.concatenate(ccd_dec_parts) if ccd_dec_parts else np.zeros((0, 4))
     n_ccds = spec.n_visits * n_sci
-    write_parquet(
-        out / "visit_detector_regions.parquet",
-        VISIT_DETECTOR_REGIONS_SCHEMA,
-        {
-            "instrument": dictionary_column(spec.instrument, n_ccds),
-            "visit": np.repeat(sched.visit, n_sci),
-            "detector": np.tile(fp.detector[:n_sci], spec.n_visits),
-            "ra": fixed_polygons(ccd_ra),
-            "dec": fixed_polygons(ccd_dec),
-        },
-    )
+    ccd_columns: dict[str, Any] = {
+        "instrument": dictionary_column(spec.instrument, n_ccds),
+        "visit": np.repeat(sched.visit, n_sci),
+        "detector": np.tile(fp.detector[:n_sci], spec.n_visits),
+        "ra": fixed_polygons(ccd_ra),
+        "dec": fixed_polygons(ccd_dec),
+    }
+    ccd_schema = VISIT_DETECTOR_REGIONS_SCHEMA
+    if spec.file_uri_template is not None:
+        template = spec.file_uri_template
+        ccd_columns["uri"] = [
+            template.format(instrument=spec.instrument, visit=v, detector=d)
+            for v, d in zip(ccd_columns["visit"].tolist(), ccd_columns["detector"].tolist(),
+                            strict=True)
+        ]
+        ccd_schema = ccd_schema.append(pa.field("uri", pa.string()))
+    write_parquet(out / "visit_detector_regions.parquet", ccd_schema, ccd_columns)
     del ccd_ra, ccd_dec, ccd_ra_parts, ccd_dec_parts
 
     # -- sky map -----------------------------------------------------------------------------
