@@ -19,7 +19,7 @@ from sqlalchemy import (
     and_,
     any_,
     bindparam,
-    literal,
+    false,
     null,
     select,
     true,
@@ -72,7 +72,7 @@ def ccd_datasets(filters: DatasetFilters) -> Select[Any]:
     if filters.band:
         conditions.append(visit.c.band == _texts("bands"))
     if filters.skymap:
-        conditions.append(literal(False))  # CCD datasets belong to no sky map
+        conditions.append(false())  # CCD datasets belong to no sky map
     return statement.where(and_(true(), *conditions))
 
 
@@ -98,7 +98,7 @@ def patch_datasets(filters: DatasetFilters, inner: bool = False) -> Select[Any]:
     if filters.band:
         conditions.append(patch_dataset.c.band == _texts("bands"))
     if filters.instrument:
-        conditions.append(literal(False))  # coadds belong to no instrument
+        conditions.append(false())  # coadds belong to no instrument
     return statement.where(and_(true(), *conditions))
 
 
