@@ -75,7 +75,7 @@ def ccd_wcs_cards(
         "RADESYS": "ICRS",
     }
     # Field radius (pixels / degrees) reached by this CCD's far corner, to size the terms.
-    far = float(np.max(np.hypot(np.abs(centre_uv[0]) + width / 2, np.abs(centre_uv[1]) + height / 2)))
+    far = float(np.hypot(abs(centre_uv[0]) + width / 2, abs(centre_uv[1]) + height / 2))
     if distortion == "sip":
         k = distortion_pixels / far**2
         cards.update({"A_ORDER": 2, "B_ORDER": 2, "A_2_0": k, "A_0_2": 0.5 * k, "A_1_1": -0.3 * k,
@@ -190,7 +190,7 @@ def write_mef(
     LSSTCam visits are YYYYMMDDnnnnn (day_obs * 100000 + seq_num).
     """
     path = Path(path)
-    real_w, real_h = CAMERAS[profile]["size"]
+    real_w = CAMERAS[profile]["size"][0]
     scale = CAMERAS[profile]["scale"] / 3600.0 * real_w / shape[0]
     drop = {k.upper() for k in drop_keywords}
     bad, no_wcs = set(bad_wcs_detectors), set(no_wcs_detectors)

@@ -66,6 +66,15 @@ FIELD_KINDS: dict[str, Literal["int", "float", "str"]] = {
     "boresight_dec": "float",
     "rotation_deg": "float",
 }
+#: Conversion used when a source does not name one.
+DEFAULT_TYPES = {
+    **FIELD_KINDS,
+    "mjd_start": "time",
+    "mjd_end": "time",
+    "boresight_ra": "angle",
+    "boresight_dec": "angle",
+    "rotation_deg": "angle",
+}
 #: Conversions a source may request, and the field kind each produces.
 TYPES: dict[str, Literal["int", "float", "str"]] = {
     "int": "int",
@@ -343,8 +352,7 @@ def _parse_source(
         raise ProfileError(
             f"{origin}: {where}: give exactly one of keywords, template, value or derive"
         )
-    default_type = FIELD_KINDS[field_name]
-    type_ = raw.get("type", default_type)
+    type_ = raw.get("type", DEFAULT_TYPES[field_name])
     if type_ not in TYPES:
         raise ProfileError(f"{origin}: {where}.type: must be one of {', '.join(TYPES)}")
     if TYPES[type_] != FIELD_KINDS[field_name] and "derive" not in raw:

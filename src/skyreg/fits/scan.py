@@ -234,7 +234,7 @@ def _scan(path: Path, checksum: Checksum, reader: _Reader[R]) -> FileScan[R]:
         with path.open("rb") as stream:
             hdus = list(iter_hdus(stream, size))
     except FitsStructureError as exc:
-        return _failed(name, path, exc.reason)
+        return _failed(name, path, exc.reason, exc.hdu)
     except OSError as exc:
         return _failed(name, path, f"unreadable: {exc.strerror or exc}")
     if not hdus:
@@ -273,7 +273,7 @@ def _scan(path: Path, checksum: Checksum, reader: _Reader[R]) -> FileScan[R]:
                 "extname": _extname(raw.header),
                 "footprint_ra": ra.tolist(),
                 "footprint_dec": dec.tolist(),
-                "wcs_summary": _summary(wcs, width, height),
+                "wcs_summary": _summary(wcs, raw.header, width, height),
             }
             scan.records.append(reader.record(raw, view, base))
         except (FieldError, FootprintError) as exc:
@@ -290,12 +290,12 @@ def _scan(path: Path, checksum: Checksum, reader: _Reader[R]) -> FileScan[R]:
     return scan
 
 
-def _failed(name: str, path: Path, reason: str) -> FileScan[Any]:
+def _failed(name: str, path: Path, reason: str, hdu: int | None = None) -> FileScan[Any]:
     try:
         size = path.stat().st_size
     except OSError:
         size = 0
-    return FileScan(path=name, size=size, checksum=None, problems=[HduProblem(name, None, reason)])
+    return FileScan(path=name, size=size, checksum=None, problems=[HduProblem(name, hdu, reason)])
 
 
 def _extname(header: CardHeader) -> str | None:
@@ -347,7 +347,7 @@ def _build_wcs(path: Path, raw: RawHdu) -> WCS | None:
     return wcs
 
 
-def _summary(wcs: WCS, width: int, height: int) -> WcsSummary:
+def _summary(wcs: WCS, header: CardHeader, width: int, height: int) -> WcsSummary:
     lng, lat = wcs.wcs.lng, wcs.wcs.lat
     axes = [lng, lat]
     cd = np.asarray(wcs.wcs.get_pc(), dtype=np.float64) * np.asarray(
@@ -355,7 +355,8 @@ def _summary(wcs: WCS, width: int, height: int) -> WcsSummary:
     )[:, None]
     crval = [float(v) for v in wcs.wcs.crval]
     crpix = [float(v) for v in wcs.wcs.crpix]
-    ctype = [str(c) for c in wcs.wcs.ctype]
+    # The header's CTYPEs: wcslib reports TPV as TAN once it has parsed the distortion.
+    ctype = [str(header.get(f"CTYPE{i + 1}", c)).strip() for i, c in enumerate(wcs.wcs.ctype)]
     return WcsSummary(
         ctype=(ctype[lng], ctype[lat]),
         crval=(crval[lng], crval[lat]),

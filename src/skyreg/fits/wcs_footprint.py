@@ -17,6 +17,7 @@ that bounds the curve's bulge between samples, and intersect neighbouring lines.
 
 from __future__ import annotations
 
+import math
 import warnings
 
 import numpy as np
@@ -41,7 +42,7 @@ MIN_COS_FROM_CENTRE = 0.1
 CURVATURE_SAFETY = 4.0
 #: Absolute outward margin in tangent-plane units (radians near the centre): ~0.2 mas.
 ABSOLUTE_MARGIN = 1e-9
-#: Fallback to the convex hull when the corner quadrilateral is this much larger than the hull.
+#: Fallback to the convex hull when the corner quadrilateral is this much larger than the image.
 MAX_QUAD_EXCESS = 1.03
 
 
@@ -60,10 +61,13 @@ def footprint_from_wcs(wcs: WCS, width: int, height: int) -> tuple[FloatArray, F
         raise FootprintError(f"image size {width}x{height} is empty")
     wcs = _celestial_2d(wcs)
     boundary = _boundary_pixels(width, height)
-    sky = _pix2world(wcs, boundary)
-    _check_inverts(wcs, boundary, sky, width, height)
-
-    centre_sky = _pix2world(wcs, np.array([[(width + 1) / 2.0, (height + 1) / 2.0]]))[0]
+    interior = _interior_pixels(width, height)
+    centre_pixel = np.array([[(width + 1) / 2.0, (height + 1) / 2.0]])
+    # One transform call for everything: per-call overhead dominates for a few hundred points.
+    pixels = np.concatenate([boundary, interior, centre_pixel])
+    all_sky = _pix2world(wcs, pixels)
+    _check_inverts(wcs, pixels, all_sky)
+    sky, centre_sky = all_sky[: len(boundary)], all_sky[-1]
     centre, east, north = _tangent_basis(centre_sky[0], centre_sky[1])
     xyz = _unit(sky[:, 0], sky[:, 1])
     depth = xyz @ centre
@@ -122,15 +126,14 @@ def _pix2world(wcs: WCS, pixels: FloatArray) -> FloatArray:
     return sky
 
 
-def _check_inverts(
-    wcs: WCS, boundary: FloatArray, sky: FloatArray, width: int, height: int
-) -> None:
-    """A folded or non-convergent WCS has no unique inverse; its footprint would be a guess."""
+def _interior_pixels(width: int, height: int) -> FloatArray:
     g = (np.arange(INTERIOR_GRID) + 0.5) / INTERIOR_GRID
     gx, gy = np.meshgrid(0.5 + g * width, 0.5 + g * height)
-    interior = np.stack([gx.ravel(), gy.ravel()], axis=1)
-    pixels = np.concatenate([boundary, interior])
-    world_sky = np.concatenate([sky, _pix2world(wcs, interior)])
+    return np.stack([gx.ravel(), gy.ravel()], axis=1)
+
+
+def _check_inverts(wcs: WCS, pixels: FloatArray, world_sky: FloatArray) -> None:
+    """A folded or non-convergent WCS has no unique inverse; its footprint would be a guess."""
     world = np.empty_like(world_sky)
     world[:, wcs.wcs.lng] = world_sky[:, 0]
     world[:, wcs.wcs.lat] = world_sky[:, 1]
@@ -158,11 +161,11 @@ def _unit(ra_deg: FloatArray, dec_deg: FloatArray) -> FloatArray:
 
 def _tangent_basis(ra_deg: float, dec_deg: float) -> tuple[FloatArray, FloatArray, FloatArray]:
     """Centre unit vector and the east/north unit vectors of its tangent plane (poles too)."""
-    centre = _unit(np.array(ra_deg), np.array(dec_deg))
-    ra = np.radians(ra_deg)
-    east = np.array([-np.sin(ra), np.cos(ra), 0.0])
-    north = np.cross(centre, east)
-    return centre, east, north / np.linalg.norm(north)
+    ra, dec = math.radians(ra_deg), math.radians(dec_deg)
+    centre = np.array([math.cos(dec) * math.cos(ra), math.cos(dec) * math.sin(ra), math.sin(dec)])
+    east = np.array([-math.sin(ra), math.cos(ra), 0.0])
+    north = np.array([-math.sin(dec) * math.cos(ra), -math.sin(dec) * math.sin(ra), math.cos(dec)])
+    return centre, east, north
 
 
 def _bulge_margin(plane: FloatArray) -> float:
@@ -191,10 +194,12 @@ def _support_line(normal: FloatArray, plane: FloatArray, margin: float) -> tuple
 def _intersect(
     first: tuple[FloatArray, float], second: tuple[FloatArray, float]
 ) -> FloatArray | None:
-    matrix = np.array([first[0], second[0]])
-    if abs(np.linalg.det(matrix)) < 1e-12:
+    (a, b), c = first[0].tolist(), first[1]
+    (d, e), f = second[0].tolist(), second[1]
+    det = a * e - b * d
+    if abs(det) < 1e-12:
         return None
-    return np.asarray(np.linalg.solve(matrix, [first[1], second[1]]), dtype=np.float64)
+    return np.array([(c * e - b * f) / det, (a * f - c * d) / det])
 
 
 def _signed_area(points: FloatArray) -> float:
@@ -211,7 +216,8 @@ def _offset_polygon(ring: FloatArray, plane: FloatArray, margin: float) -> Float
     edges = np.roll(ring, -1, axis=0) - ring
     normals = np.stack([edges[:, 1], -edges[:, 0]], axis=1)  # outward for a CCW ring
     lines = [_support_line(normal, plane, margin) for normal in normals]
-    turns = np.cross(normals, np.roll(normals, -1, axis=0))
+    following = np.roll(normals, -1, axis=0)
+    turns = normals[:, 0] * following[:, 1] - normals[:, 1] * following[:, 0]
     if not np.all(turns > 0.0):
         return None
     vertices = []
@@ -230,8 +236,9 @@ def _corner_quad(corners: FloatArray, plane: FloatArray, margin: float) -> Float
     quad = _offset_polygon(corners, plane, margin)
     if quad is None:
         return None
-    hull_area = abs(_signed_area(_convex_hull(plane)))
-    if _signed_area(quad) > MAX_QUAD_EXCESS * hull_area + 4.0 * margin * _perimeter(quad):
+    # The ordered boundary samples enclose (about) the image's own area.
+    image_area = abs(_signed_area(plane))
+    if _signed_area(quad) > MAX_QUAD_EXCESS * image_area + 4.0 * margin * _perimeter(quad):
         return None
     return quad
 
