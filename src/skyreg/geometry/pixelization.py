@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -64,6 +64,10 @@ class PixelScheme:
         coarse = HealpixPixelization(order).envelope(region)
         spans = [(int(a) << shift, int(b) << shift) for a, b in coarse]
         return _merge_smallest_gaps(spans, max_ranges)
+
+    def envelope(self, region: Region) -> Any:
+        """sphgeom's RangeSet of pixels touched by ``region`` (iterates as (begin, end))."""
+        return self._pixelization.envelope(region)
 
     def pixels(self, region: Region) -> npt.NDArray[np.int64]:
         """Every pixel index touched by ``region``, sorted."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from multiprocessing import get_context
@@ -78,25 +78,85 @@ def encode_column_pair(table: pa.Table, file: str, ra_field: str, dec_field: str
     )
 
 
-def _pixels_of(scheme: PixelScheme, encoded: list[bytes]) -> list[list[int]]:
+@dataclass(frozen=True)
+class PixelSets:
+    """The pixels of many footprints: row ``i`` owns ``flat[offsets[i]:offsets[i + 1]]``.
+
+    Flat numpy arrays cross process boundaries and reach the database (binary COPY built with
+    numpy) without a Python object per pixel.
+    """
+
+    flat: npt.NDArray[np.int64]
+    offsets: npt.NDArray[np.int64]
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def row(self, i: int) -> npt.NDArray[np.int64]:
+        return self.flat[self.offsets[i]:self.offsets[i + 1]]
+
+    def owners(self) -> npt.NDArray[np.int64]:
+        """Row number of every pixel in ``flat``."""
+        return np.repeat(np.arange(len(self), dtype=np.int64), np.diff(self.offsets))
+
+    def first(self) -> npt.NDArray[np.int64]:
+        """Smallest pixel of each row (-1 for a row without pixels)."""
+        counts = np.diff(self.offsets)
+        result = np.full(len(self), -1, dtype=np.int64)
+        has = counts > 0
+        if has.any():
+            # Segments start at each non-empty row; empty rows in between add nothing.
+            result[has] = np.minimum.reduceat(self.flat, self.offsets[:-1][has])
+        return result
+
+    @classmethod
+    def from_rows(cls, rows: Sequence[Sequence[int] | npt.NDArray[np.int64]]) -> PixelSets:
+        counts = np.array([len(r) for r in rows], dtype=np.int64)
+        flat = (np.concatenate([np.asarray(r, dtype=np.int64) for r in rows])
+                if len(rows) else np.empty(0, dtype=np.int64))
+        return cls(flat.astype(np.int64), np.concatenate([[0], np.cumsum(counts)]).astype(np.int64))
+
+    @classmethod
+    def concat(cls, parts: Sequence[PixelSets]) -> PixelSets:
+        if not parts:
+            return cls.from_rows([])
+        flat = np.concatenate([p.flat for p in parts])
+        counts = np.concatenate([np.diff(p.offsets) for p in parts])
+        return cls(flat, np.concatenate([[0], np.cumsum(counts)]).astype(np.int64))
+
+
+def _pixels_of(scheme: PixelScheme, encoded: list[bytes]) -> PixelSets:
     decode = ConvexPolygon.decode
-    pixels = scheme.pixels
-    return [pixels(decode(blob)).tolist() for blob in encoded]
+    envelope = scheme.envelope
+    flat: list[int] = []
+    counts: list[int] = []
+    for blob in encoded:
+        before = len(flat)
+        for low, high in envelope(decode(blob)):
+            flat.extend(range(low, high))
+        counts.append(len(flat) - before)
+    offsets = np.zeros(len(counts) + 1, dtype=np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    return PixelSets(np.array(flat, dtype=np.int64), offsets)
 
 
-def add_uncontained(scheme: PixelScheme, outer: list[bytes], inner: list[bytes],
-                    pixels: list[list[int]]) -> None:
+def add_uncontained(scheme: PixelScheme, outer: Sequence[bytes], inner: Sequence[bytes],
+                    pixels: PixelSets, rows: Sequence[int] | None = None) -> PixelSets:
     """Add the pixels of each inner polygon that is not inside its outer one.
 
     Tiles are indexed by their outer polygon, which serves inner-polygon searches too as long
     as inner lies within outer; for input where it does not, the index gets the union.
+    ``rows`` limits the check to those rows (the others are known to be contained).
     """
     decode = ConvexPolygon.decode
-    for i, (outer_blob, inner_blob) in enumerate(zip(outer, inner, strict=True)):
-        inner_polygon = decode(inner_blob)
-        if not decode(outer_blob).contains(inner_polygon):
-            extra = scheme.pixels(inner_polygon).tolist()
-            pixels[i] = sorted(set(pixels[i]).union(extra))
+    changed: dict[int, npt.NDArray[np.int64]] = {}
+    for i in range(len(outer)) if rows is None else rows:
+        inner_polygon = decode(inner[i])
+        if not decode(outer[i]).contains(inner_polygon):
+            changed[i] = np.union1d(pixels.row(i), scheme.pixels(inner_polygon))
+    if not changed:
+        return pixels
+    return PixelSets.from_rows([changed.get(i, pixels.row(i)) for i in range(len(pixels))])
 
 
 def _chunks(items: list[bytes]) -> Iterator[list[bytes]]:
@@ -105,16 +165,16 @@ def _chunks(items: list[bytes]) -> Iterator[list[bytes]]:
 
 
 def pixel_coverage(scheme: PixelScheme, encoded: list[bytes],
-                   progress: Progress | None = None) -> list[list[int]]:
+                   progress: Progress | None = None) -> PixelSets:
     """Pixels touched by each encoded polygon, computed on all cores for large inputs."""
-    result: list[list[int]] = []
+    parts: list[PixelSets] = []
     workers = os.cpu_count() or 1
     if len(encoded) < POOL_THRESHOLD or workers < 2:
         for chunk in _chunks(encoded):
-            result.extend(_pixels_of(scheme, chunk))
+            parts.append(_pixels_of(scheme, chunk))
             if progress is not None:
                 progress(len(chunk))
-        return result
+        return PixelSets.concat(parts)
     # On Linux, fork: no re-import of __main__ (which fails for scripts read from stdin) and no
     # start-up cost. Workers only compute, and leave through os._exit, so the database
     # connections they inherit are never touched.
@@ -123,7 +183,7 @@ def pixel_coverage(scheme: PixelScheme, encoded: list[bytes],
         chunks = list(_chunks(encoded))
         for chunk, pixels in zip(chunks, pool.map(_pixels_of, [scheme] * len(chunks), chunks),
                                  strict=True):
-            result.extend(pixels)
+            parts.append(pixels)
             if progress is not None:
                 progress(len(chunk))
-    return result
+    return PixelSets.concat(parts)

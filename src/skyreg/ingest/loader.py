@@ -15,11 +15,13 @@ same transaction, this too is all or nothing.
 
 from __future__ import annotations
 
+import struct
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from psycopg import sql
 from sqlalchemy import (
     ARRAY,
@@ -42,10 +44,11 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.schema import AddConstraint, Constraint, DropConstraint
+from sqlalchemy.schema import AddConstraint, Constraint, CreateIndex, DropConstraint, DropIndex
 from sqlalchemy.types import TypeEngine
 
 from skyreg.errors import ConflictError, InputError, InputErrors
+from skyreg.ingest.footprints import PixelSets
 from skyreg.ingest.report import KindCount
 
 #: Key of the advisory lock that serialises ingest transactions.
@@ -67,7 +70,7 @@ class Batch:
     rows: Sequence[Sequence[Any]]
     pixel_table: Table | None = None
     id_column: str | None = None
-    pixels: Sequence[Sequence[int]] | None = None
+    pixels: PixelSets | None = None
     source: str = ""
     #: Columns that must equal the stored row's for an existing key (None: all but the key).
     compare: tuple[str, ...] | None = None
@@ -89,9 +92,45 @@ def _staging_table(batch: Batch, metadata: MetaData) -> Table:
     """A temporary table shaped like the batch, dropped at commit."""
     columns = [Column(name, batch.target.c[name].type) for name in batch.columns]
     if batch.pixels is not None:
-        columns.append(Column("pixels", ARRAY(BigInteger)))
+        columns.append(Column("row_no", BigInteger))
+        columns.append(Column("first_pix", BigInteger))
     return Table(f"stage_{batch.kind}", metadata, *columns, prefixes=["TEMPORARY"],
                  postgresql_on_commit="DROP")
+
+
+def _pixel_staging_table(batch: Batch, metadata: MetaData) -> Table:
+    """Temporary (row_no, pix) pairs: the pixels of staged row ``row_no``."""
+    return Table(f"stage_{batch.kind}_pixel", metadata, Column("row_no", BigInteger),
+                 Column("pix", BigInteger), prefixes=["TEMPORARY"], postgresql_on_commit="DROP")
+
+
+#: Header of PostgreSQL's binary COPY format (signature, flags, header extension length).
+_COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
+_COPY_TRAILER = struct.pack(">h", -1)
+_PAIR = np.dtype([("fields", ">i2"), ("size_a", ">i4"), ("a", ">i8"), ("size_b", ">i4"),
+                  ("b", ">i8")])
+#: Rows per buffer handed to COPY (26 bytes each).
+_PAIRS_PER_WRITE = 1 << 20
+
+
+def _copy_pixels(connection: Connection, stage: Table, pixels: PixelSets) -> None:
+    """Binary COPY of (row_no, pix) pairs, formatted by numpy rather than row by row."""
+    driver = connection.connection.driver_connection
+    assert driver is not None
+    statement = sql.SQL("COPY {} (row_no, pix) FROM STDIN (FORMAT BINARY)").format(
+        sql.Identifier(stage.name))
+    owners = pixels.owners()
+    with driver.cursor() as cursor, cursor.copy(statement) as copy:
+        copy.write(_COPY_HEADER)
+        for start in range(0, len(owners), _PAIRS_PER_WRITE):
+            end = start + _PAIRS_PER_WRITE
+            rows = np.empty(len(owners[start:end]), dtype=_PAIR)
+            rows["fields"], rows["size_a"], rows["size_b"] = 2, 8, 8
+            rows["a"] = owners[start:end]
+            rows["b"] = pixels.flat[start:end]
+            copy.write(rows.tobytes())
+        copy.write(_COPY_TRAILER)
+    analyze(connection, stage.name)
 
 
 def _copy_rows(connection: Connection, stage: Table, batch: Batch,
@@ -112,8 +151,9 @@ def _copy_rows(connection: Connection, stage: Table, batch: Batch,
                 if progress is not None and i % step == 0:
                     progress(f"copying {batch.kind}", i, total)
         else:
-            for i, (row, pixels) in enumerate(zip(batch.rows, batch.pixels, strict=True)):
-                copy.write_row((*row, pixels))
+            first = batch.pixels.first().tolist()
+            for i, row in enumerate(batch.rows):
+                copy.write_row((*row, i, first[i]))
                 if progress is not None and i % step == 0:
                     progress(f"copying {batch.kind}", i, total)
     if progress is not None:
@@ -177,7 +217,8 @@ def _refuse_conflicts(connection: Connection, stage: Table, batch: Batch) -> Non
     raise ConflictError("\n".join(lines) + "\nnothing was written")
 
 
-def _insert_new(connection: Connection, stage: Table, batch: Batch) -> int:
+def _insert_new(connection: Connection, stage: Table, pixel_stage: Table | None,
+                batch: Batch) -> int:
     """Insert staged rows whose key is not stored yet (and their pixel rows); return count."""
     target = batch.target
     missing = ~exists().where(_key_match(target, stage, batch.key))
@@ -189,30 +230,35 @@ def _insert_new(connection: Connection, stage: Table, batch: Batch) -> int:
     if batch.pixels is not None:
         # Store footprints in spatial order (their first pixel): the rows, and the ids that
         # the pixel index points to, of one patch's CCDs then sit on few pages.
-        rows = rows.order_by(stage.c.pixels[1])
+        rows = rows.order_by(stage.c.first_pix)
     insert_rows = insert(target).from_select(list(batch.columns), rows)
-    if batch.pixel_table is None:
-        connection.execute(insert_rows)
-        return new_count
-    assert batch.id_column is not None
-    inserted = insert_rows.returning(target.c[batch.id_column],
-                                     *(target.c[name] for name in batch.key)).cte("inserted")
-    pixel_rows = select(func.unnest(stage.c.pixels).label("pix"),
-                        inserted.c[batch.id_column]).select_from(
-        inserted.join(stage, _key_match(inserted, stage, batch.key)))
     # Into an empty table, drop the index and the checks of each row and rebuild them once
     # afterwards: one sort instead of millions of B-tree descents and trigger calls.
     bulk = _is_empty(connection, target)
-    deferred = _deferrable_constraints(batch) if bulk else []
-    for constraint in deferred:
+    constraints = _deferrable_constraints(batch) if bulk else []
+    indexes = sorted(target.indexes, key=lambda index: str(index.name)) if bulk else []
+    for constraint in constraints:
         connection.execute(DropConstraint(constraint))
-    if not bulk:
-        pixel_rows = pixel_rows.order_by("pix")  # B-tree inserts in key order: fewer page hits
-    connection.execute(
-        insert(batch.pixel_table).from_select(["pix", batch.id_column], pixel_rows)
-    )
-    for constraint in deferred:
+    for index in indexes:
+        connection.execute(DropIndex(index))
+    if batch.pixel_table is None:
+        connection.execute(insert_rows)
+    else:
+        assert batch.id_column is not None and pixel_stage is not None
+        inserted = insert_rows.returning(target.c[batch.id_column],
+                                         *(target.c[name] for name in batch.key)).cte("inserted")
+        pixel_rows = select(pixel_stage.c.pix, inserted.c[batch.id_column]).select_from(
+            inserted.join(stage, _key_match(inserted, stage, batch.key))
+            .join(pixel_stage, pixel_stage.c.row_no == stage.c.row_no))
+        if not bulk:
+            pixel_rows = pixel_rows.order_by("pix")  # B-tree inserts in key order: fewer page hits
+        connection.execute(
+            insert(batch.pixel_table).from_select(["pix", batch.id_column], pixel_rows)
+        )
+    for constraint in constraints:
         connection.execute(AddConstraint(constraint))  # builds the index / validates once
+    for index in indexes:
+        connection.execute(CreateIndex(index))
     return new_count
 
 
@@ -222,10 +268,11 @@ def _is_empty(connection: Connection, table: Table) -> bool:
 
 def _deferrable_constraints(batch: Batch) -> list[Constraint]:
     """The pixel table's primary key and the target's foreign keys, in drop order."""
-    assert batch.pixel_table is not None
-    primary_key = batch.pixel_table.primary_key
-    return [primary_key, *sorted(batch.target.foreign_key_constraints,
-                                 key=lambda c: str(c.name))]
+    keys: list[Constraint] = sorted(batch.target.foreign_key_constraints,
+                                    key=lambda c: str(c.name))
+    if batch.pixel_table is not None:
+        keys.insert(0, batch.pixel_table.primary_key)
+    return keys
 
 
 def _refuse_unknown(connection: Connection, stage: Table, kind: str, source: str,
@@ -271,6 +318,8 @@ def load(engine: Engine, batches: Sequence[Batch], references: Sequence[Referenc
     timings = timings if timings is not None else {}
     metadata = MetaData()
     stages = {batch.kind: _staging_table(batch, metadata) for batch in batches}
+    pixel_stages = {batch.kind: _pixel_staging_table(batch, metadata) for batch in batches
+                    if batch.pixels is not None}
     with engine.begin() as connection:
         connection.execute(select(func.pg_advisory_xact_lock(INGEST_LOCK_KEY)))
         # Joins and sorts over a whole batch must stay in memory (defaults spill to disk).
@@ -283,6 +332,11 @@ def load(engine: Engine, batches: Sequence[Batch], references: Sequence[Referenc
             started = time.perf_counter()
             stage.create(connection)
             _copy_rows(connection, stage, batch, progress)
+            pixel_stage = pixel_stages.get(batch.kind)
+            if pixel_stage is not None:
+                assert batch.pixels is not None
+                pixel_stage.create(connection)
+                _copy_pixels(connection, pixel_stage, batch.pixels)
             timings[f"copy {batch.kind}"] = time.perf_counter() - started
             started = time.perf_counter()
             _refuse_conflicts(connection, stage, batch)
@@ -292,7 +346,7 @@ def load(engine: Engine, batches: Sequence[Batch], references: Sequence[Referenc
                                     ref.parent, ref.parent_columns)
             if progress is not None:
                 progress(f"inserting {batch.kind}", 0, 1)
-            inserted = _insert_new(connection, stage, batch)
+            inserted = _insert_new(connection, stage, pixel_stage, batch)
             if progress is not None:
                 progress(f"inserting {batch.kind}", 1, 1)
             counts[batch.kind] = KindCount(in_input=len(batch.rows), inserted=inserted)

@@ -22,6 +22,7 @@ from skyreg.geometry.pixelization import PixelScheme
 from skyreg.ingest import manifest_reader as mr
 from skyreg.ingest.footprints import (
     Footprints,
+    PixelSets,
     add_uncontained,
     encode_column_pair,
     pixel_coverage,
@@ -105,7 +106,7 @@ def _batches(manifest: mr.Manifest, scheme: PixelScheme, problems: Problems,
     stage_seconds["validate footprints"] = time.perf_counter() - started
 
     started = time.perf_counter()
-    pixels: dict[str, list[list[int]]] = {}
+    pixels: dict[str, PixelSets] = {}
     for kind in ("tract", "patch", "ccd"):
         if kind not in geometry:
             continue
@@ -124,7 +125,7 @@ def _batches(manifest: mr.Manifest, scheme: PixelScheme, problems: Problems,
         if len(geometry[kind]) == 2:
             inner = geometry[kind][0]
             assert inner is not None
-            add_uncontained(scheme, outer.encoded, inner.encoded, pixels[kind])
+            pixels[kind] = add_uncontained(scheme, outer.encoded, inner.encoded, pixels[kind])
     stage_seconds["pixel coverage"] = time.perf_counter() - started
 
     if manifest.instrument is not None:

@@ -237,7 +237,7 @@ class Registry:
         from skyreg.skymaps import load_definition_file
 
         if isinstance(definition, (str, PathLike)):
-            file_name, definition = load_definition_file(definition)
+            file_name, definition = load_definition_file(Path(definition))
             name = name or file_name
         if not name:
             raise QueryError("a sky map needs a name (give one, or 'name:' in the config file)")
