@@ -169,6 +169,30 @@ COMMENT ON FUNCTION skyreg_orientation(float8, float8, float8, float8, float8, f
                                        float8, float8) IS
     'Exact sign of det[a b c] for unit vectors a, b, c (lsst.sphgeom orientation).';
 
+CREATE FUNCTION skyreg_radians(deg float8) RETURNS float8
+LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $$
+-- radians(deg), except that a subnormal product that rounds to zero gives 0 (as in C) instead
+-- of PostgreSQL's underflow error.
+BEGIN
+    IF deg <> 0 AND abs(deg) < 1e-300 THEN
+        BEGIN
+            RETURN radians(deg);
+        EXCEPTION WHEN numeric_value_out_of_range THEN
+            RETURN 0;
+        END;
+    END IF;
+    RETURN radians(deg);
+END $$;
+
+CREATE FUNCTION skyreg_flushed(v float8[]) RETURNS float8[]
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
+    -- Vector components below 1e-100 in magnitude become 0: PostgreSQL raises an error where
+    -- C arithmetic silently underflows, and products of three components must stay normal.
+    -- (Only coordinates within ~1e-98 degrees of a multiple of 90 are affected.)
+    SELECT array_agg(CASE WHEN abs(c) < 1e-100 THEN 0 ELSE c END ORDER BY i)
+    FROM unnest(v) WITH ORDINALITY AS u(c, i)
+$$;
+
 CREATE FUNCTION skyreg_unit_vector(ra_deg float8, dec_deg float8) RETURNS float8[]
 LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $$
 -- {x, y, z} of RA/Dec in degrees; sphgeom's formula, so the result is bit-identical to it.
@@ -179,9 +203,9 @@ BEGIN
     IF dec_deg = 'NaN'::float8 OR NOT dec_deg BETWEEN -90 AND 90 THEN
         RAISE EXCEPTION 'dec: % is not within [-90, 90]', dec_deg USING ERRCODE = '22023';
     END IF;
-    lon := radians(skyreg_wrap_ra(ra_deg));
-    lat := radians(dec_deg);
-    RETURN ARRAY[cos(lon) * cos(lat), sin(lon) * cos(lat), sin(lat)];
+    lon := skyreg_radians(skyreg_wrap_ra(ra_deg));
+    lat := skyreg_radians(dec_deg);
+    RETURN skyreg_flushed(ARRAY[cos(lon) * cos(lat), sin(lon) * cos(lat), sin(lat)]);
 END $$;
 COMMENT ON FUNCTION skyreg_unit_vector(float8, float8) IS
     'Unit vector {x, y, z} of RA/Dec in degrees (RA wrapped into [0, 360), Dec checked).';
@@ -199,11 +223,12 @@ DECLARE
     i int;
 BEGIN
     FOR i IN 1..n LOOP
-        lon := radians(ra_deg[i]);
-        lat := radians(dec_deg[i]);
+        lon := skyreg_radians(ra_deg[i]);
+        lat := skyreg_radians(dec_deg[i]);
         cl := cos(lat);
         out := out || ARRAY[cos(lon) * cl, sin(lon) * cl, sin(lat)];
     END LOOP;
+    out := skyreg_flushed(out);
     IF n >= 3 AND skyreg_orientation(out[1], out[2], out[3], out[4], out[5], out[6],
                                      out[7], out[8], out[9]) < 0 THEN
         RETURN skyreg_reversed(out);
@@ -297,7 +322,7 @@ BEGIN
         RAISE EXCEPTION 'cone.radius: % is outside [0, 180] degrees', radius_deg
             USING ERRCODE = '22023';
     END IF;
-    a := radians(radius_deg);
+    a := skyreg_radians(radius_deg);
     IF a >= pi() THEN
         RETURN c || 4.0::float8;
     END IF;

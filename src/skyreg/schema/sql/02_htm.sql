@@ -66,16 +66,21 @@ BEGIN
     IF level < 0 OR level > 24 THEN
         RAISE EXCEPTION 'level % is outside [0, 24]', level USING ERRCODE = '22023';
     END IF;
-    FOR r IN 0..7 LOOP
+    -- (an integer FOR loop variable is local to its loop, hence the explicit counters)
+    r := 0;
+    LOOP
         t := roots[9*r+1:9*r+9];
-        EXIT WHEN skyreg_in_triangle(t, p);
+        EXIT WHEN r = 7 OR skyreg_in_triangle(t, p);
+        r := r + 1;
     END LOOP;
     id := 8 + r;
     FOR l IN 1..level LOOP
         kids := skyreg_htm_children(t);
-        FOR k IN 0..3 LOOP
+        k := 0;
+        LOOP
             t := kids[9*k+1:9*k+9];
             EXIT WHEN k = 3 OR skyreg_in_triangle(t, p);
+            k := k + 1;
         END LOOP;
         id := id * 4 + k;
     END LOOP;

@@ -242,9 +242,12 @@ LANGUAGE sql STABLE PARALLEL SAFE ROWS 10000 AS $$
         CROSS JOIN LATERAL skyreg_cover('circle', b.circle) AS cv
         WHERE b.circle IS NOT NULL),
     pp AS MATERIALIZED (
+        -- OFFSET 0 keeps the lateral subquery whole: a range scan per range.
         SELECT DISTINCT x.pix, x.patch_id
-        FROM r JOIN patch_pixel AS x ON x.pix >= r.lo AND x.pix < r.hi
-        WHERE x.patch_id IN (SELECT p.patch_id FROM p)),
+        FROM r CROSS JOIN LATERAL (
+            SELECT pp.pix, pp.patch_id FROM patch_pixel AS pp
+            WHERE pp.pix >= r.lo AND pp.pix < r.hi OFFSET 0) AS x
+        WHERE x.patch_id = ANY (ARRAY(SELECT p.patch_id FROM p))),
     pairs AS MATERIALIZED (
         SELECT DISTINCT y.ccd_id, pp.patch_id
         FROM pp JOIN ccd_pixel AS y ON y.pix = pp.pix),
