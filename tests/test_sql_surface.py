@@ -285,7 +285,7 @@ def test_stored_footprint_searches_equal_api(loaded: tuple[Registry, str],
 
 
 def test_unknown_keys_are_errors(conn: psycopg.Connection[Any]) -> None:
-    with pytest.raises(psycopg.errors.NoDataFound, match="patch .* is not in the registry"):
+    with pytest.raises(psycopg.errors.NoDataFound, match=r"patch .* is not in the registry"):
         conn.execute("SELECT * FROM skyreg_ccds_overlapping_patch('testmap', 0, 999)")
     with pytest.raises(psycopg.errors.NoDataFound, match="CCD"):
         conn.execute("SELECT * FROM skyreg_patches_overlapping_ccd('TestCam', 1, 2)")

@@ -46,7 +46,7 @@ def _run(sql: str) -> None:
     """Send a script of several statements as it is (no bind-parameter parsing)."""
     driver = op.get_bind().connection.driver_connection
     assert driver is not None
-    driver.execute(sql)  # type: ignore[attr-defined]
+    driver.execute(sql)
 
 
 def upgrade() -> None:
