@@ -1,0 +1,114 @@
+"""``skyreg sql`` and ``skyreg db roles``: real databases; psql replaced by a recording script."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import psycopg
+import pytest
+from click.testing import CliRunner
+
+from skyreg.cli.main import cli
+from skyreg.db.engine import make_engine
+from skyreg.db.roles import drop_roles
+
+
+@pytest.fixture(autouse=True)
+def _no_configured_database(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SKYREG_DATABASE_URL", raising=False)
+
+
+def fake_psql(directory: Path) -> Path:
+    """A 'psql' that records its arguments and PGPASSWORD, one per line."""
+    directory.mkdir(parents=True, exist_ok=True)
+    script = directory / "psql"
+    script.write_text('#!/bin/sh\nprintf "%s\\n" "$@" > "$(dirname "$0")/argv.txt"\n'
+                      'printf "%s\\n" "${PGPASSWORD-}" > "$(dirname "$0")/password.txt"\n'
+                      'exit "${FAKE_PSQL_STATUS:-0}"\n')
+    script.chmod(script.stat().st_mode | stat.S_IXUSR)
+    return script
+
+
+def test_print_url_reaches_the_database(database_url: str) -> None:
+    result = CliRunner().invoke(cli, ["--db", database_url, "sql", "--print-url"])
+    assert result.exit_code == 0, result.output
+    url = result.output.strip()
+    assert url.startswith("postgresql://") and "+psycopg" not in url
+    with psycopg.connect(url) as connection:
+        name = connection.execute("SELECT current_database()").fetchone()
+    assert name is not None and database_url.endswith(name[0])
+
+
+def test_psql_runs_with_the_connection_and_arguments(database_url: str, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    fake_psql(tmp_path / "bin")
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
+    with_password = database_url.replace("postgres@", "postgres:s3cr%27t@", 1)
+    result = CliRunner().invoke(cli, ["--db", with_password, "sql", "--", "-c",
+                                      "SELECT * FROM skyreg_ccds_in_cone(1, 2, 3)"])
+    assert result.exit_code == 0, result.output
+    argv = (tmp_path / "bin" / "argv.txt").read_text().splitlines()
+    assert argv[1:] == ["-c", "SELECT * FROM skyreg_ccds_in_cone(1, 2, 3)"]
+    assert "s3cr" not in argv[0]  # the password goes through the environment only
+    assert (tmp_path / "bin" / "password.txt").read_text().strip() == "s3cr't"
+    with psycopg.connect(argv[0]) as connection:
+        name = connection.execute("SELECT current_database()").fetchone()
+    assert name is not None and database_url.endswith(name[0])
+    monkeypatch.setenv("FAKE_PSQL_STATUS", "3")  # psql's exit status is passed on
+    result = CliRunner().invoke(cli, ["--db", database_url, "sql"])
+    assert result.exit_code == 3
+
+
+def test_missing_psql_prints_the_url_and_a_hint(database_url: str, tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))  # no psql there
+    result = CliRunner().invoke(cli, ["--db", database_url, "sql"])
+    assert result.exit_code == 1
+    assert "postgresql://" in result.output and "psql is not installed" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_embedded_server_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With no URL configured, psql reaches the embedded server through its socket."""
+    fake_psql(tmp_path / "bin")
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
+    home = tmp_path / "home"
+    result = CliRunner().invoke(cli, ["--home", str(home), "sql"])
+    try:
+        assert result.exit_code == 0, result.output
+        url = (tmp_path / "bin" / "argv.txt").read_text().splitlines()[0]
+        assert url.startswith("postgresql://postgres@/skyreg?host=")
+        printed = CliRunner().invoke(cli, ["--home", str(home), "sql", "--print-url"])
+        assert printed.output.strip() == url
+        with psycopg.connect(url) as connection:
+            assert connection.execute("SELECT 1").fetchone() == (1,)
+    finally:
+        from skyreg.db.embedded import EmbeddedServer
+
+        EmbeddedServer(home).stop()
+
+
+def test_db_roles_command(database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    reader, writer = f"t_cli_r_{os.getpid()}", f"t_cli_w_{os.getpid()}"
+    runner = CliRunner()
+    try:
+        args = ["--db", database_url, "db", "roles", "--reader", reader, "--writer", writer]
+        first = runner.invoke(cli, args)
+        assert first.exit_code == 0, first.output
+        assert f"created: {reader}, {writer}" in first.output
+        monkeypatch.setenv("T_ROLE_PW", "x'; DROP TABLE ccd; --")
+        second = runner.invoke(cli, [*args, "--login", "--password-env", "T_ROLE_PW"])
+        assert second.exit_code == 0 and "none (both existed)" in second.output
+        for bad in (["--reader", "Robert'); DROP TABLE ccd; --"], ["--writer", "ü"],
+                    ["--password-env", "T_ROLE_PW"], ["--login", "--password-env", "UNSET_X"]):
+            result = runner.invoke(cli, ["--db", database_url, "db", "roles", *bad])
+            assert result.exit_code == 1 and result.output.startswith("error: "), result.output
+            assert "Traceback" not in result.output
+        with psycopg.connect(database_url.replace("+psycopg", "")) as connection:
+            assert connection.execute("SELECT count(*) FROM ccd").fetchone() == (0,)
+    finally:
+        engine = make_engine(database_url)
+        drop_roles(engine, reader, writer)
+        engine.dispose()
