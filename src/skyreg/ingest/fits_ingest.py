@@ -39,6 +39,7 @@ from skyreg.geometry.hull import hull_vertices
 from skyreg.geometry.pixelization import PixelScheme
 from skyreg.geometry.polygons import encode_polygons
 from skyreg.ingest import executors
+from skyreg.ingest.binary_copy import Columns
 from skyreg.ingest.footprints import pixel_coverage
 from skyreg.ingest.loader import Batch, load, vacuum_tables
 from skyreg.ingest.report import KindCount
@@ -401,7 +402,9 @@ def _ccd_batches(scheme: PixelScheme, scans: list[CcdScan], options: FitsIngestO
 
 def _stored_visits(connection: Connection, batches: list[Batch]) -> list[VisitKey]:
     """Visits of this transaction that an earlier one registered (their region may grow)."""
-    keys = [(row[0], row[1]) for batch in batches if batch.kind == "visit" for row in batch.rows]
+    visits = next(batch.rows for batch in batches if batch.kind == "visit")
+    assert not isinstance(visits, Columns)
+    keys = [(row[0], row[1]) for row in visits]
     if not keys:
         return []
     rows = connection.execute(select(visit.c.instrument, visit.c.visit).where(

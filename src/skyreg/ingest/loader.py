@@ -15,7 +15,6 @@ same transaction, this too is all or nothing.
 
 from __future__ import annotations
 
-import struct
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -48,6 +47,8 @@ from sqlalchemy.schema import AddConstraint, Constraint, CreateIndex, DropConstr
 from sqlalchemy.types import TypeEngine
 
 from skyreg.errors import ConflictError, InputError, InputErrors
+from skyreg.ingest.binary_copy import COPY_HEADER, COPY_TRAILER, Columns
+from skyreg.ingest.binary_copy import Column as BinaryColumn
 from skyreg.ingest.footprints import PixelSets
 from skyreg.ingest.report import KindCount
 
@@ -55,6 +56,8 @@ from skyreg.ingest.report import KindCount
 INGEST_LOCK_KEY = 0x736B7972_65670002
 #: work_mem and maintenance_work_mem of the ingest transaction (sorts, joins, index builds).
 BULK_WORK_MEM = "256MB"
+#: maintenance_work_mem of the ingest transaction: index builds of bulk loads sort in memory.
+BULK_MAINTENANCE_MEM = "1GB"
 
 Progress = Callable[[str, int, int], None]
 
@@ -67,13 +70,16 @@ class Batch:
     target: Table
     key: tuple[str, ...]
     columns: tuple[str, ...]
-    rows: Sequence[Sequence[Any]]
+    #: Row tuples in ``columns`` order, or the same data column-wise (fast COPY).
+    rows: Sequence[Sequence[Any]] | Columns
     pixel_table: Table | None = None
     id_column: str | None = None
     pixels: PixelSets | None = None
     source: str = ""
     #: Columns that must equal the stored row's for an existing key (None: all but the key).
     compare: tuple[str, ...] | None = None
+    #: Sort new rows by their first pixel before inserting (False: already in spatial order).
+    spatial_order: bool = True
 
 
 def _copy_type(column_type: TypeEngine[Any]) -> str:
@@ -104,61 +110,73 @@ def _pixel_staging_table(batch: Batch, metadata: MetaData) -> Table:
                  Column("pix", BigInteger), prefixes=["TEMPORARY"], postgresql_on_commit="DROP")
 
 
-#: Header of PostgreSQL's binary COPY format (signature, flags, header extension length).
-_COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
-_COPY_TRAILER = struct.pack(">h", -1)
-_PAIR = np.dtype([("fields", ">i2"), ("size_a", ">i4"), ("a", ">i8"), ("size_b", ">i4"),
-                  ("b", ">i8")])
-#: Rows per buffer handed to COPY (26 bytes each).
-_PAIRS_PER_WRITE = 1 << 20
-
-
 def _copy_pixels(connection: Connection, stage: Table, pixels: PixelSets) -> None:
     """Binary COPY of (row_no, pix) pairs, formatted by numpy rather than row by row."""
+    pairs = Columns([BinaryColumn("int8", pixels.owners()), BinaryColumn("int8", pixels.flat)],
+                    len(pixels.flat))
+    _copy_columns(connection, stage, ["row_no", "pix"], pairs)
+    analyze(connection, stage.name)
+
+
+def _copy_columns(connection: Connection, stage: Table, names: Sequence[str],
+                  columns: Columns, progress: Callable[[int], None] | None = None) -> None:
     driver = connection.connection.driver_connection
     assert driver is not None
-    statement = sql.SQL("COPY {} (row_no, pix) FROM STDIN (FORMAT BINARY)").format(
-        sql.Identifier(stage.name))
-    owners = pixels.owners()
+    statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
+        sql.Identifier(stage.name), sql.SQL(", ").join(map(sql.Identifier, names)))
+    done = 0
     with driver.cursor() as cursor, cursor.copy(statement) as copy:
-        copy.write(_COPY_HEADER)
-        for start in range(0, len(owners), _PAIRS_PER_WRITE):
-            end = start + _PAIRS_PER_WRITE
-            rows = np.empty(len(owners[start:end]), dtype=_PAIR)
-            rows["fields"], rows["size_a"], rows["size_b"] = 2, 8, 8
-            rows["a"] = owners[start:end]
-            rows["b"] = pixels.flat[start:end]
-            copy.write(rows.tobytes())
-        copy.write(_COPY_TRAILER)
-    analyze(connection, stage.name)
+        copy.write(COPY_HEADER)
+        for chunk in columns.chunks():
+            copy.write(chunk)
+            done += 1
+            if progress is not None:
+                progress(done)
+        copy.write(COPY_TRAILER)
 
 
 def _copy_rows(connection: Connection, stage: Table, batch: Batch,
                progress: Progress | None) -> None:
+    names = [column.name for column in stage.columns]
+    total = len(batch.rows)
+    if isinstance(batch.rows, Columns):
+        columns = batch.rows
+        if batch.pixels is not None:
+            columns = columns.with_columns(
+                BinaryColumn("int8", np.arange(total, dtype=np.int64)),
+                BinaryColumn("int8", batch.pixels.first()))
+        _copy_columns(connection, stage, names, columns)
+    else:
+        _copy_row_by_row(connection, stage, names, batch, progress)
+    if progress is not None:
+        progress(f"copying {batch.kind}", total, total)
+    analyze(connection, stage.name)  # temporary tables get no autovacuum
+
+
+def _copy_row_by_row(connection: Connection, stage: Table, names: list[str], batch: Batch,
+                     progress: Progress | None) -> None:
     driver = connection.connection.driver_connection
     assert driver is not None
-    names = [column.name for column in stage.columns]
     statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
         sql.Identifier(stage.name), sql.SQL(", ").join(map(sql.Identifier, names))
     )
-    total = len(batch.rows)
+    rows = batch.rows
+    assert not isinstance(rows, Columns)
+    total = len(rows)
     step = max(total // 100, 1000)
     with driver.cursor() as cursor, cursor.copy(statement) as copy:
         copy.set_types([_copy_type(column.type) for column in stage.columns])
         if batch.pixels is None:
-            for i, row in enumerate(batch.rows):
+            for i, row in enumerate(rows):
                 copy.write_row(row)
                 if progress is not None and i % step == 0:
                     progress(f"copying {batch.kind}", i, total)
         else:
             first = batch.pixels.first().tolist()
-            for i, row in enumerate(batch.rows):
+            for i, row in enumerate(rows):
                 copy.write_row((*row, i, first[i]))
                 if progress is not None and i % step == 0:
                     progress(f"copying {batch.kind}", i, total)
-    if progress is not None:
-        progress(f"copying {batch.kind}", total, total)
-    analyze(connection, stage.name)  # temporary tables get no autovacuum
 
 
 def analyze(connection: Connection, table_name: str) -> None:
@@ -227,7 +245,7 @@ def _insert_new(connection: Connection, stage: Table, pixel_stage: Table | None,
     if new_count == 0:
         return 0
     rows = select(*(stage.c[name] for name in batch.columns)).where(missing)
-    if batch.pixels is not None:
+    if batch.pixels is not None and batch.spatial_order:
         # Store footprints in spatial order (their first pixel): the rows, and the ids that
         # the pixel index points to, of one patch's CCDs then sit on few pages.
         rows = rows.order_by(stage.c.first_pix)
@@ -324,7 +342,8 @@ def load(engine: Engine, batches: Sequence[Batch], references: Sequence[Referenc
         connection.execute(select(func.pg_advisory_xact_lock(INGEST_LOCK_KEY)))
         # Joins and sorts over a whole batch must stay in memory (defaults spill to disk).
         connection.execute(select(func.set_config("work_mem", BULK_WORK_MEM, True)))
-        connection.execute(select(func.set_config("maintenance_work_mem", BULK_WORK_MEM, True)))
+        connection.execute(select(func.set_config("maintenance_work_mem", BULK_MAINTENANCE_MEM,
+                                                  True)))
         if before is not None:
             before(connection)
         for batch in batches:

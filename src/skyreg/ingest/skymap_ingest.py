@@ -22,6 +22,7 @@ from sqlalchemy import Engine, select
 from skyreg.errors import ConflictError
 from skyreg.geometry.pixelization import PixelScheme
 from skyreg.geometry.polygons import encode_flat_polygons, unit_vectors
+from skyreg.ingest.binary_copy import Column, Columns, encoded_polygons
 from skyreg.ingest.footprints import add_uncontained, pixel_coverage
 from skyreg.ingest.loader import Batch, load
 from skyreg.ingest.report import KindCount
@@ -91,8 +92,10 @@ def register_skymap(engine: Engine, scheme: PixelScheme, name: str,
     batches = _batches(scheme, name, definition, digest, geometry, progress,
                        report.stage_seconds)
     loading = time.perf_counter()
-    report.counts = load(engine, batches, progress=progress)
+    database_seconds: dict[str, float] = {}
+    report.counts = load(engine, batches, progress=progress, timings=database_seconds)
     report.stage_seconds["database"] = time.perf_counter() - loading
+    report.stage_seconds.update({f"database: {k}": v for k, v in database_seconds.items()})
     report.registered = report.counts["skymap"].inserted > 0
     report.seconds = time.perf_counter() - started
     return report
@@ -109,11 +112,11 @@ def _encode_fixed(ra: FloatArray, dec: FloatArray, what: str) -> list[bytes]:
     return encoded  # type: ignore[return-value]
 
 
-def _encode_ragged(ra: list[FloatArray], dec: list[FloatArray], what: str) -> list[bytes]:
-    sizes = np.array([len(r) for r in ra], dtype=np.int64)
-    offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
-    encoded, errors = encode_flat_polygons(np.concatenate(ra).astype(np.float64),
-                                           np.concatenate(dec).astype(np.float64), offsets)
+def _encode_ragged(ra: FloatArray, dec: FloatArray, offsets: npt.NDArray[np.int64],
+                   what: str) -> list[bytes]:
+    encoded, errors = encode_flat_polygons(np.asarray(ra, dtype=np.float64),
+                                           np.asarray(dec, dtype=np.float64),
+                                           np.asarray(offsets, dtype=np.int64))
     bad = [i for i, error in enumerate(errors) if error is not None]
     if bad:
         raise ValueError(f"{what} {bad[0]}: generated polygon is invalid: {errors[bad[0]]}")
@@ -129,6 +132,13 @@ def _inside_all(inner_ra: FloatArray, inner_dec: FloatArray, outer_ra: FloatArra
     sides = np.einsum("pek,pvk->pev", normals, inner)
     # Either orientation: all positive (counter-clockwise) or all negative (clockwise).
     return np.asarray((sides > 0).all(axis=(1, 2)) | (sides < 0).all(axis=(1, 2)))
+
+
+def _polygon_columns(encoded: list[bytes], ra: FloatArray, dec: FloatArray) -> list[Column]:
+    blobs = encoded_polygons(encoded)
+    assert blobs is not None  # generated polygons have a fixed vertex count
+    return [Column("bytea", blobs), Column("float8[]", np.asarray(ra)),
+            Column("float8[]", np.asarray(dec))]
 
 
 def _wcs_header(t: Any, i: int) -> dict[str, Any]:
@@ -150,7 +160,7 @@ def _batches(scheme: PixelScheme, name: str, definition: SkyMapDefinition, diges
              stage_seconds: dict[str, float]) -> list[Batch]:
     started = time.perf_counter()
     t, p = geometry.tracts, geometry.patches
-    tract_inner = _encode_ragged(list(t.inner_ra), list(t.inner_dec), "tract")
+    tract_inner = _encode_ragged(t.inner_ra, t.inner_dec, t.inner_offsets, "tract")
     tract_outer = _encode_fixed(np.asarray(t.outer_ra), np.asarray(t.outer_dec), "tract")
     patch_inner = _encode_fixed(np.asarray(p.inner_ra), np.asarray(p.inner_dec), "patch")
     patch_outer = _encode_fixed(np.asarray(p.outer_ra), np.asarray(p.outer_dec), "patch")
@@ -185,20 +195,21 @@ def _batches(scheme: PixelScheme, name: str, definition: SkyMapDefinition, diges
         (name, int(t.tract[i]), float(t.ra_center[i]), float(t.dec_center[i]),
          int(t.ring[i]) if int(t.ring[i]) >= 0 else None,
          Jsonb(_wcs_header(t, i), dumps=json.dumps),
-         tract_inner[i], np.asarray(t.inner_ra[i]).tolist(), np.asarray(t.inner_dec[i]).tolist(),
-         tract_outer[i], np.asarray(t.outer_ra[i]).tolist(), np.asarray(t.outer_dec[i]).tolist())
+         tract_inner[i], *(side.tolist() for side in t.inner_polygon(i)),
+         tract_outer[i], t.outer_ra[i].tolist(), t.outer_dec[i].tolist())
         for i in range(len(tract_outer))
     ]
-    inner_box = np.stack([p.inner_x0, p.inner_y0, p.inner_x1, p.inner_y1], axis=1).tolist()
-    outer_box = np.stack([p.outer_x0, p.outer_y0, p.outer_x1, p.outer_y1], axis=1).tolist()
-    ids = np.stack([p.tract, p.patch, p.cell_x, p.cell_y], axis=1).tolist()
-    patch_rows = [
-        (name, *ids[i], inner_box[i], outer_box[i], patch_inner[i], pi_ra, pi_dec,
-         patch_outer[i], po_ra, po_dec)
-        for i, (pi_ra, pi_dec, po_ra, po_dec) in enumerate(zip(
-            np.asarray(p.inner_ra).tolist(), np.asarray(p.inner_dec).tolist(),
-            np.asarray(p.outer_ra).tolist(), np.asarray(p.outer_dec).tolist(), strict=True))
-    ]
+    # Stored boxes are inclusive (x_min, y_min, x_max, y_max); the geometry's are half-open.
+    patch_rows = Columns([
+        Column("text", name), Column("int8", p.tract), Column("int8", p.patch),
+        Column("int4", p.cell_x), Column("int4", p.cell_y),
+        Column("int4[]", np.stack([p.inner_x0, p.inner_y0, p.inner_x1 - 1, p.inner_y1 - 1],
+                                  axis=1)),
+        Column("int4[]", np.stack([p.outer_x0, p.outer_y0, p.outer_x1 - 1, p.outer_y1 - 1],
+                                  axis=1)),
+        *_polygon_columns(patch_inner, p.inner_ra, p.inner_dec),
+        *_polygon_columns(patch_outer, p.outer_ra, p.outer_dec),
+    ], len(patch_outer))
     stage_seconds["rows"] = time.perf_counter() - started
     regions = ("inner_region", "inner_ra", "inner_dec", "outer_region", "outer_ra", "outer_dec")
     source = f"sky map {name!r}"
@@ -211,5 +222,6 @@ def _batches(scheme: PixelScheme, name: str, definition: SkyMapDefinition, diges
         Batch("patch", patch, ("skymap", "tract", "patch"),
               ("skymap", "tract", "patch", "cell_x", "cell_y", "inner_bbox", "outer_bbox",
                *regions),
-              patch_rows, patch_pixel, "patch_id", patch_pixels, source=source),
+              patch_rows, patch_pixel, "patch_id", patch_pixels, source=source,
+              spatial_order=False),  # generated tract by tract: already spatially ordered
     ]
