@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from skyreg.cli import archive_commands, skymap_commands
+from skyreg.cli import archive_commands, operator_commands, skymap_commands
 from skyreg.cli.common import (
     emit,
     format_option,
@@ -328,8 +328,6 @@ ingest.add_command(archive_commands.ingest_fits)
 cli.add_command(archive_commands.datasets)
 cli.add_command(archive_commands.dataset_type)
 cli.add_command(skymap_commands.skymap)
-from skyreg.cli import operator_commands  # noqa: E402 - operator commands, one block
-
 cli.add_command(operator_commands.sql_command)
 db.add_command(operator_commands.roles_command)
 

@@ -45,6 +45,7 @@ from urllib.parse import quote
 
 import platformdirs
 import psycopg
+from psycopg import sql
 from psycopg.rows import TupleRow
 
 from skyreg.errors import DatabaseError
@@ -538,9 +539,9 @@ class EmbeddedServer:
             "SELECT 1 FROM pg_database WHERE datname = %s", (self.database,)
         ).fetchone()
         if exists is None:
-            # CREATE DATABASE takes no parameters; the name is a fixed identifier.
+            # CREATE DATABASE takes no parameters: quote the name as an identifier.
             try:
-                conn.execute(f'CREATE DATABASE "{self.database}"')
+                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(self.database)))
             except psycopg.OperationalError:
                 raise
             except psycopg.Error as exc:

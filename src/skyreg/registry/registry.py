@@ -73,6 +73,8 @@ def _names(value: str | Sequence[str] | None, what: str) -> tuple[str, ...] | No
     names = tuple(value)
     if not all(isinstance(name, str) for name in names):
         raise QueryError(f"{what}: expected a name or a list of names, got {value!r}")
+    if any("\x00" in name for name in names):
+        raise QueryError(f"{what}: names cannot contain NUL characters")
     return names
 
 
@@ -92,8 +94,10 @@ def _key(value: Any, types: tuple[type, ...], what: str, example: str) -> tuple[
         raise QueryError(f"{what}: expected {example}, got {value!r}")
     try:
         key = tuple(kind(item) for kind, item in zip(types, value, strict=True))
-    except (TypeError, ValueError) as err:
+    except (TypeError, ValueError, OverflowError) as err:
         raise QueryError(f"{what}: expected {example}, got {value!r}") from err
+    if any(isinstance(item, str) and "\x00" in item for item in key):
+        raise QueryError(f"{what}: names cannot contain NUL characters")
     if any(isinstance(item, int) and not -(2**63) <= item < 2**63 for item in key):
         raise QueryError(f"{what}: {value!r} holds an id outside the 64-bit range")
     return key
