@@ -87,7 +87,18 @@ def test_tract_wcs_and_patch_boxes_are_stored(registry: Registry, database_url: 
         header = connection.execute(select(tract.c.wcs).where(tract.c.tract == 1)).scalar_one()
         box = connection.execute(select(patch.c.outer_bbox).where(
             patch.c.tract == 1, patch.c.patch == 5)).scalar_one()
+        stored_patch = connection.execute(select(
+            patch.c.cell_x, patch.c.cell_y, patch.c.inner_bbox, patch.c.outer_ra,
+            patch.c.inner_dec).where(patch.c.tract == 1, patch.c.patch == 5)).one()
     engine.dispose()
+    prow = geometry.patch_row(1, 5)
+    p = geometry.patches
+    # Column-wise binary COPY wrote exactly the generated values.
+    assert (stored_patch.cell_x, stored_patch.cell_y) == (p.cell_x[prow], p.cell_y[prow])
+    assert stored_patch.inner_bbox == [p.inner_x0[prow], p.inner_y0[prow],
+                                       p.inner_x1[prow] - 1, p.inner_y1[prow] - 1]
+    assert stored_patch.outer_ra == p.outer_ra[prow].tolist()
+    assert stored_patch.inner_dec == p.inner_dec[prow].tolist()
     stored = WCS(header)
     row = geometry.tract_row(1)
     assert header["NAXIS1"] == geometry.tracts.width[row]

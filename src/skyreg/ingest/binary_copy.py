@@ -56,6 +56,12 @@ class Columns:
     def __len__(self) -> int:
         return self.count
 
+    def take(self, order: npt.NDArray[np.int64]) -> Columns:
+        """The rows in the given order."""
+        return Columns([column if column.kind in ("text", "null")
+                        else Column(column.kind, np.asarray(column.values)[order])
+                        for column in self.columns], self.count)
+
     def with_columns(self, *extra: Column) -> Columns:
         return Columns([*self.columns, *extra], self.count)
 

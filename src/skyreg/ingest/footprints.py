@@ -109,6 +109,28 @@ class PixelSets:
             result[has] = np.minimum.reduceat(self.flat, self.offsets[:-1][has])
         return result
 
+    def take(self, order: npt.NDArray[np.int64]) -> PixelSets:
+        """The rows in the given order."""
+        counts = np.diff(self.offsets)[order]
+        offsets = np.zeros(len(order) + 1, dtype=np.int64)
+        np.cumsum(counts, out=offsets[1:])
+        # Position k of new row i reads old position offsets[order[i]] + k.
+        starts = np.repeat(self.offsets[:-1][order] - offsets[:-1], counts)
+        return PixelSets(self.flat[starts + np.arange(offsets[-1], dtype=np.int64)], offsets)
+
+    def union(self, rows: npt.NDArray[np.int64], extra: PixelSets) -> PixelSets:
+        """These sets with row ``extra[k]`` added to row ``rows[k]`` (sorted, no duplicates)."""
+        owners = np.concatenate([self.owners(), rows[extra.owners()]])
+        flat = np.concatenate([self.flat, extra.flat])
+        order = np.lexsort((flat, owners))
+        owners, flat = owners[order], flat[order]
+        keep = np.ones(len(flat), dtype=bool)
+        keep[1:] = (owners[1:] != owners[:-1]) | (flat[1:] != flat[:-1])
+        owners, flat = owners[keep], flat[keep]
+        offsets = np.zeros(len(self) + 1, dtype=np.int64)
+        np.cumsum(np.bincount(owners, minlength=len(self)), out=offsets[1:])
+        return PixelSets(flat, offsets)
+
     @classmethod
     def from_rows(cls, rows: Sequence[Sequence[int] | npt.NDArray[np.int64]]) -> PixelSets:
         counts = np.array([len(r) for r in rows], dtype=np.int64)
@@ -142,26 +164,49 @@ def _pixels_of(scheme: PixelScheme, encoded: list[bytes]) -> PixelSets:
 
 def add_uncontained(scheme: PixelScheme, outer: Sequence[bytes], inner: Sequence[bytes],
                     pixels: PixelSets, rows: Sequence[int] | None = None) -> PixelSets:
-    """Add the pixels of each inner polygon that is not inside its outer one.
+    """Add the pixels of each inner polygon that may not lie inside its outer one.
 
     Tiles are indexed by their outer polygon, which serves inner-polygon searches too as long
-    as inner lies within outer; for input where it does not, the index gets the union.
-    ``rows`` limits the check to those rows (the others are known to be contained).
+    as inner lies within outer; where it may not, the index gets the union of both covers.
+    ``rows``, when given, are the rows to treat so (found by a cheaper test); otherwise each
+    row is checked with sphgeom.
     """
-    decode = ConvexPolygon.decode
-    changed: dict[int, npt.NDArray[np.int64]] = {}
-    for i in range(len(outer)) if rows is None else rows:
-        inner_polygon = decode(inner[i])
-        if not decode(outer[i]).contains(inner_polygon):
-            changed[i] = np.union1d(pixels.row(i), scheme.pixels(inner_polygon))
-    if not changed:
+    if rows is None:
+        decode = ConvexPolygon.decode
+        rows = [i for i in range(len(outer))
+                if not decode(outer[i]).contains(decode(inner[i]))]
+    if not rows:
         return pixels
-    return PixelSets.from_rows([changed.get(i, pixels.row(i)) for i in range(len(pixels))])
+    covers = pixel_coverage(scheme, [inner[i] for i in rows])
+    return pixels.union(np.asarray(rows, dtype=np.int64), covers)
 
 
 def _chunks(items: list[bytes]) -> Iterator[list[bytes]]:
     for start in range(0, len(items), CHUNK):
         yield items[start:start + CHUNK]
+
+
+def start_pixel_coverage(scheme: PixelScheme, encoded: list[bytes]
+                         ) -> Callable[[], PixelSets]:
+    """Start computing :func:`pixel_coverage` on worker processes; call the result to wait.
+
+    The caller goes on (with database work, say) while the workers compute. Small inputs are
+    computed at once.
+    """
+    if len(encoded) < POOL_THRESHOLD or (os.cpu_count() or 1) < 2:
+        result = pixel_coverage(scheme, encoded)
+        return lambda: result
+    context = get_context("fork" if sys.platform == "linux" else "spawn")
+    pool = ProcessPoolExecutor(os.cpu_count() or 1, mp_context=context)
+    futures = [pool.submit(_pixels_of, scheme, chunk) for chunk in _chunks(encoded)]
+
+    def wait() -> PixelSets:
+        try:
+            return PixelSets.concat([future.result() for future in futures])
+        finally:
+            pool.shutdown()
+
+    return wait
 
 
 def pixel_coverage(scheme: PixelScheme, encoded: list[bytes],

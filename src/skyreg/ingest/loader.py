@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -39,6 +39,7 @@ from sqlalchemy import (
     exists,
     func,
     insert,
+    literal,
     or_,
     select,
 )
@@ -74,7 +75,9 @@ class Batch:
     rows: Sequence[Sequence[Any]] | Columns
     pixel_table: Table | None = None
     id_column: str | None = None
-    pixels: PixelSets | None = None
+    #: Pixels per row, or a function that returns them (called when they are first needed,
+    #: so their computation can overlap the copy of the rows).
+    pixels: PixelSets | Callable[[], PixelSets] | None = None
     source: str = ""
     #: Columns that must equal the stored row's for an existing key (None: all but the key).
     compare: tuple[str, ...] | None = None
@@ -99,7 +102,6 @@ def _staging_table(batch: Batch, metadata: MetaData) -> Table:
     columns = [Column(name, batch.target.c[name].type) for name in batch.columns]
     if batch.pixels is not None:
         columns.append(Column("row_no", BigInteger))
-        columns.append(Column("first_pix", BigInteger))
     return Table(f"stage_{batch.kind}", metadata, *columns, prefixes=["TEMPORARY"],
                  postgresql_on_commit="DROP")
 
@@ -143,8 +145,7 @@ def _copy_rows(connection: Connection, stage: Table, batch: Batch,
         columns = batch.rows
         if batch.pixels is not None:
             columns = columns.with_columns(
-                BinaryColumn("int8", np.arange(total, dtype=np.int64)),
-                BinaryColumn("int8", batch.pixels.first()))
+                BinaryColumn("int8", np.arange(total, dtype=np.int64)))
         _copy_columns(connection, stage, names, columns)
     else:
         _copy_row_by_row(connection, stage, names, batch, progress)
@@ -172,9 +173,8 @@ def _copy_row_by_row(connection: Connection, stage: Table, names: list[str], bat
                 if progress is not None and i % step == 0:
                     progress(f"copying {batch.kind}", i, total)
         else:
-            first = batch.pixels.first().tolist()
             for i, row in enumerate(rows):
-                copy.write_row((*row, i, first[i]))
+                copy.write_row((*row, i))
                 if progress is not None and i % step == 0:
                     progress(f"copying {batch.kind}", i, total)
 
@@ -244,12 +244,18 @@ def _insert_new(connection: Connection, stage: Table, pixel_stage: Table | None,
         select(func.count()).select_from(stage).where(missing)).scalar_one())
     if new_count == 0:
         return 0
-    rows = select(*(stage.c[name] for name in batch.columns)).where(missing)
-    if batch.pixels is not None and batch.spatial_order:
-        # Store footprints in spatial order (their first pixel): the rows, and the ids that
-        # the pixel index points to, of one patch's CCDs then sit on few pages.
-        rows = rows.order_by(stage.c.first_pix)
-    insert_rows = insert(target).from_select(list(batch.columns), rows)
+    columns = [stage.c[name] for name in batch.columns]
+    first_id = 0
+    if batch.pixel_table is not None:
+        # Ids are handed out here, one per staged row (id = first_id + row_no), so that the
+        # pixel rows get theirs without reading the inserted rows back.
+        assert batch.id_column is not None
+        first_id = _reserve_ids(connection, target, batch.id_column, len(batch.rows))
+        columns.insert(0, (literal(first_id, BigInteger) + stage.c.row_no)  # type: ignore[arg-type]
+                       .label(batch.id_column))
+    # Staged rows are in spatial order already (see _in_spatial_order); a freshly copied
+    # temporary table is read back in that order, so no sort is needed.
+    rows = select(*columns).where(missing)
     # Into an empty table, drop the index and the checks of each row and rebuild them once
     # afterwards: one sort instead of millions of B-tree descents and trigger calls.
     bulk = _is_empty(connection, target)
@@ -259,17 +265,16 @@ def _insert_new(connection: Connection, stage: Table, pixel_stage: Table | None,
         connection.execute(DropConstraint(constraint))
     for index in indexes:
         connection.execute(DropIndex(index))
-    if batch.pixel_table is None:
-        connection.execute(insert_rows)
-    else:
+    connection.execute(insert(target).from_select([column.name for column in columns], rows))
+    if batch.pixel_table is not None:
         assert batch.id_column is not None and pixel_stage is not None
-        inserted = insert_rows.returning(target.c[batch.id_column],
-                                         *(target.c[name] for name in batch.key)).cte("inserted")
-        pixel_rows = select(pixel_stage.c.pix, inserted.c[batch.id_column]).select_from(
-            inserted.join(stage, _key_match(inserted, stage, batch.key))
-            .join(pixel_stage, pixel_stage.c.row_no == stage.c.row_no))
+        pixel_id = (literal(first_id, BigInteger) + pixel_stage.c.row_no).label(batch.id_column)
+        pixel_rows = select(pixel_stage.c.pix, pixel_id)
         if not bulk:
-            pixel_rows = pixel_rows.order_by("pix")  # B-tree inserts in key order: fewer page hits
+            # Only rows inserted just now have ids from the reserved range.
+            pixel_rows = pixel_rows.where(exists().where(
+                target.c[batch.id_column] == literal(first_id, BigInteger)
+                + pixel_stage.c.row_no)).order_by("pix")  # B-tree inserts in key order
         connection.execute(
             insert(batch.pixel_table).from_select(["pix", batch.id_column], pixel_rows)
         )
@@ -278,6 +283,37 @@ def _insert_new(connection: Connection, stage: Table, pixel_stage: Table | None,
     for index in indexes:
         connection.execute(CreateIndex(index))
     return new_count
+
+
+def _in_spatial_order(batch: Batch) -> Batch:
+    """The batch with its rows sorted by their first pixel.
+
+    Footprints stored in spatial order put the rows of one patch's CCDs on few pages, and ids
+    handed out in that order keep the primary key correlated with the heap.
+    """
+    if batch.pixels is None or not batch.spatial_order:
+        return batch
+    pixels = _resolved(batch.pixels)
+    order = np.argsort(pixels.first(), kind="stable")
+    rows = batch.rows
+    ordered = rows.take(order) if isinstance(rows, Columns) else [rows[i] for i in order]
+    return replace(batch, rows=ordered, pixels=pixels.take(order))
+
+
+def _resolved(pixels: PixelSets | Callable[[], PixelSets]) -> PixelSets:
+    return pixels if isinstance(pixels, PixelSets) else pixels()
+
+
+def _reserve_ids(connection: Connection, table: Table, column: str, count: int) -> int:
+    """Take ``count`` consecutive values of the identity sequence; return the first.
+
+    Runs under the ingest lock, the only writer of these tables, so nothing else draws from
+    the sequence meanwhile. Values of a rolled-back run are skipped, as sequences always are.
+    """
+    sequence = func.pg_get_serial_sequence(table.name, column)
+    last = connection.execute(select(func.setval(
+        sequence, func.nextval(sequence) + max(count, 1) - 1))).scalar_one()
+    return int(last) - max(count, 1) + 1
 
 
 def _is_empty(connection: Connection, table: Table) -> bool:
@@ -347,6 +383,7 @@ def load(engine: Engine, batches: Sequence[Batch], references: Sequence[Referenc
         if before is not None:
             before(connection)
         for batch in batches:
+            batch = _in_spatial_order(batch)
             stage = stages[batch.kind]
             started = time.perf_counter()
             stage.create(connection)
@@ -355,7 +392,7 @@ def load(engine: Engine, batches: Sequence[Batch], references: Sequence[Referenc
             if pixel_stage is not None:
                 assert batch.pixels is not None
                 pixel_stage.create(connection)
-                _copy_pixels(connection, pixel_stage, batch.pixels)
+                _copy_pixels(connection, pixel_stage, _resolved(batch.pixels))
             timings[f"copy {batch.kind}"] = time.perf_counter() - started
             started = time.perf_counter()
             _refuse_conflicts(connection, stage, batch)

@@ -23,7 +23,12 @@ from skyreg.errors import ConflictError
 from skyreg.geometry.pixelization import PixelScheme
 from skyreg.geometry.polygons import encode_flat_polygons, unit_vectors
 from skyreg.ingest.binary_copy import Column, Columns, encoded_polygons
-from skyreg.ingest.footprints import add_uncontained, pixel_coverage
+from skyreg.ingest.footprints import (
+    PixelSets,
+    add_uncontained,
+    pixel_coverage,
+    start_pixel_coverage,
+)
 from skyreg.ingest.loader import Batch, load
 from skyreg.ingest.report import KindCount
 from skyreg.schema import patch, patch_pixel, skymap, tract, tract_pixel
@@ -167,7 +172,7 @@ def _batches(scheme: PixelScheme, name: str, definition: SkyMapDefinition, diges
     stage_seconds["encode"] = time.perf_counter() - started
 
     started = time.perf_counter()
-    totals = {"tract": len(tract_outer), "patch": len(patch_outer)}
+    totals = {"tract": len(tract_outer)}
     done = dict.fromkeys(totals, 0)
 
     def advance(kind: str) -> Callable[[int], None]:
@@ -177,15 +182,25 @@ def _batches(scheme: PixelScheme, name: str, definition: SkyMapDefinition, diges
                 progress(f"pixelizing {kind}", done[kind], totals[kind])
         return step
 
-    tract_pixels = add_uncontained(scheme, tract_outer, tract_inner,
-                                   pixel_coverage(scheme, tract_outer, advance("tract")))
-    # Patch inner boxes lie inside their outer boxes by construction; check the vertices with
-    # numpy and let sphgeom look only at rows that fail (none, for the built-in kinds).
+    # Patch inner boxes lie inside their outer boxes; where they share an edge (the outer box
+    # is clipped at the tract's edge) the vertex test cannot tell, and the index takes the
+    # union of both covers.
     sticking_out = np.flatnonzero(~_inside_all(np.asarray(p.inner_ra), np.asarray(p.inner_dec),
                                                np.asarray(p.outer_ra), np.asarray(p.outer_dec)))
-    patch_pixels = add_uncontained(scheme, patch_outer, patch_inner,
-                                   pixel_coverage(scheme, patch_outer, advance("patch")),
-                                   rows=sticking_out.tolist())
+    # Patch covers are computed by worker processes while this process copies the rows into
+    # the database; the loader asks for them when it copies the pixel rows.
+    covers = start_pixel_coverage(scheme, patch_outer + [patch_inner[i] for i in sticking_out])
+
+    def patch_pixels() -> PixelSets:
+        both = covers()
+        count = len(patch_outer)
+        outer = PixelSets(both.flat[:both.offsets[count]], both.offsets[:count + 1])
+        inner = PixelSets(both.flat[both.offsets[count]:],
+                          both.offsets[count:] - both.offsets[count])
+        return outer.union(sticking_out, inner)
+
+    tract_pixels = add_uncontained(scheme, tract_outer, tract_inner,
+                                   pixel_coverage(scheme, tract_outer, advance("tract")))
     stage_seconds["pixel coverage"] = time.perf_counter() - started
 
     started = time.perf_counter()
