@@ -99,6 +99,8 @@ def main() -> None:
                         "there); default: an embedded server in a temporary home")
     parser.add_argument("--pixelization", default="htm9")
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--bulk-tracts", type=int, default=5,
+                        help="tracts whose CCD x patch pairs are timed")
     parser.add_argument("--with-files", action="store_true",
                         help="give every CCD a file URI, so ingest fills the file archive too")
     args = parser.parse_args()
@@ -146,7 +148,32 @@ def main() -> None:
         "find_ccds(cone r=0.2°)": [lambda c=c: registry.find_ccds(cone=(*c, 0.2))
                                    for c in centers],
         "find_tracts(ccd=...)": [lambda k=k: registry.find_tracts(ccd=k) for k in ccd_keys],
+        "find_ccds(point=...)": [lambda c=c: registry.find_ccds(point=c) for c in centers],
     }
+    if args.with_files:
+        kinds["find_datasets(raw, cone r=0.2°)"] = [
+            lambda c=c: registry.find_datasets("raw", cone=(*c, 0.2)) for c in centers]
+    # The same questions in plain SQL (docs/sql.md), as an operator would ask them in psql.
+    driver = registry._conn.connection.driver_connection
+
+    def sql(statement: str, params: tuple[Any, ...]) -> Callable[[], list[Any]]:
+        return lambda: driver.execute(statement, params, prepare=True).fetchall()
+
+    kinds.update({
+        "SQL skyreg_ccds_overlapping_patch": [
+            sql("SELECT * FROM skyreg_ccds_overlapping_patch(%s, %s, %s)", tuple(p))
+            for p in patches],
+        "SQL skyreg_patches_overlapping_ccd": [
+            sql("SELECT * FROM skyreg_patches_overlapping_ccd(%s, %s, %s)", k)
+            for k in ccd_keys],
+        "SQL skyreg_ccds_in_cone r=0.2°": [
+            sql("SELECT * FROM skyreg_ccds_in_cone(%s, %s, 0.2)", c) for c in centers],
+        "SQL skyreg_tracts_overlapping_ccd": [
+            sql("SELECT * FROM skyreg_tracts_overlapping_ccd(%s, %s, %s)", k)
+            for k in ccd_keys],
+        "SQL skyreg_ccds_containing_point": [
+            sql("SELECT * FROM skyreg_ccds_containing_point(%s, %s)", c) for c in centers],
+    })
     results: dict[str, Any] = {}
     for name, calls in kinds.items():
         times, counts = timed(calls)
@@ -155,6 +182,21 @@ def main() -> None:
             "p95_ms": float(np.percentile(times, 95)),
             "mean_rows": statistics.mean(counts),
         }
+
+    # Bulk join: every CCD x patch pair of a tract, in one SQL statement and through Python.
+    tracts = list(dict.fromkeys((p.skymap, p.tract) for p in patches))[:args.bulk_tracts]
+    bulk: dict[str, Any] = {}
+    for name, call in (
+        ("SQL skyreg_ccd_patch_pairs(tract)",
+         lambda t: driver.execute("SELECT * FROM skyreg_ccd_patch_pairs(%s, %s)", t).fetchall()),
+        ("Python find_ccds per patch of the tract",
+         lambda t: [(p, c) for p in registry.find_patches(region=registry.tract_region(*t),
+                                                          skymap=t[0])
+                    if p.tract == t[1] for c in registry.find_ccds(patch=tuple(p))]),
+    ):
+        times, pair_counts = timed([lambda t=t, call=call: call(t) for t in tracts])
+        bulk[name] = {"median_s": statistics.median(times) / 1000, "max_s": max(times) / 1000,
+                      "mean_pairs": statistics.mean(pair_counts)}
 
     # Truth: brute-force sphgeom over every CCD for a sample of the timed queries.
     verified = 0
@@ -185,7 +227,8 @@ def main() -> None:
         "ingest_stage_seconds": report.stage_seconds,
         "ccd_pixel_rows_per_ccd": pixel_rows / n_ccds,
         "bytes_per_ccd": ccd_bytes / n_ccds, "database_bytes": db_bytes,
-        "table_bytes": sizes, "queries": results, "verified_against_brute_force": verified,
+        "table_bytes": sizes, "queries": results, "bulk_join": bulk,
+        "verified_against_brute_force": verified,
     }
     print(f"\n## {args.visits:,} visits, {n_ccds:,} CCDs — {summary['server']}, "
           f"{args.pixelization}, {os.cpu_count()} cores\n")
@@ -202,6 +245,11 @@ def main() -> None:
     for name, row in results.items():
         print(f"| {name} | {row['median_ms']:.2f} ms | {row['p95_ms']:.2f} ms | "
               f"{row['mean_rows']:.1f} |")
+    print(f"\n| bulk join, {len(tracts)} tracts | median | max | pairs per tract |")
+    print("|---|---|---|---|")
+    for name, row in bulk.items():
+        print(f"| {name} | {row['median_s']:.2f} s | {row['max_s']:.2f} s | "
+              f"{row['mean_pairs']:,.0f} |")
     print(f"\nexactness: {verified} answers equal the brute-force sphgeom scan")
     if args.json:
         args.json.write_text(json.dumps(summary, indent=2, default=str))
