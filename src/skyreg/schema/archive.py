@@ -47,7 +47,8 @@ def _file_columns() -> list[Column[object]]:
         Column("format", Text, nullable=False, comment="file format, e.g. fits"),
         Column("size_bytes", BigInteger, nullable=True, comment="file size; NULL if unknown"),
         Column("checksum", Text, nullable=True,
-               comment="'sha256:<hex>' or 'datasum:<...>' (FITS DATASUM cards); NULL if none"),
+               comment="sha256:<hex>, or fits-checksum:sha1:<hex> / fits-datasum:sha1:<hex> "
+                       "(from the FITS cards); NULL if none"),
         Column("ingested_at", DateTime(timezone=True), nullable=False,
                server_default=func.now()),
     ]

@@ -34,7 +34,8 @@ def _file_columns() -> list[sa.Column[object]]:
         sa.Column("size_bytes", sa.BigInteger(), nullable=True,
                   comment="file size; NULL if unknown"),
         sa.Column("checksum", sa.Text(), nullable=True,
-                  comment="'sha256:<hex>' or 'datasum:<...>' (FITS DATASUM cards); NULL if none"),
+                  comment="sha256:<hex>, or fits-checksum:sha1:<hex> / fits-datasum:sha1:<hex> "
+                          "(from the FITS cards); NULL if none"),
         sa.Column("ingested_at", sa.DateTime(timezone=True), nullable=False,
                   server_default=sa.text("now()")),
     ]
