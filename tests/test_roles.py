@@ -110,6 +110,24 @@ def test_writer_can_ingest(roles: tuple[str, str, str], tmp_path: Path) -> None:
         assert registry.counts()["ccds"] == 20
 
 
+def test_writer_can_make_the_first_load(roles: tuple[str, str, str], tmp_path: Path) -> None:
+    """Into empty tables it does not own, the writer loads without the owner-only bulk path."""
+    database_url, reader, writer = roles
+    with _load(database_url, tmp_path / "a", 10) as registry:
+        ensure_roles(registry.engine, reader, writer)
+    with Registry.connect(database_url) as registry:
+        @event.listens_for(registry.engine, "connect")
+        def _set_role(dbapi_connection: Any, _record: Any) -> None:
+            with dbapi_connection.cursor() as cursor:
+                cursor.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(writer)))
+            dbapi_connection.commit()
+
+        registry.engine.dispose()
+        report = registry.ingest_manifest(tmp_path / "a")
+        assert report.counts["ccd"].inserted == 10
+        assert [c.detector for c in registry.find_ccds(point=(10.0, 5.0))] == [0]
+
+
 @pytest.mark.parametrize("name", ["Robert'); DROP TABLE ccd; --", "a b", "", "x" * 64, "pg_x",
                                   "Ümlaut", "semi;colon", "nul\x00", "public", "UPPER"])
 def test_bad_role_names_are_refused(name: str) -> None:

@@ -42,6 +42,7 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.schema import AddConstraint, Constraint, CreateIndex, DropConstraint, DropIndex
@@ -258,7 +259,7 @@ def _insert_new(connection: Connection, stage: Table, pixel_stage: Table | None,
     rows = select(*columns).where(missing)
     # Into an empty table, drop the index and the checks of each row and rebuild them once
     # afterwards: one sort instead of millions of B-tree descents and trigger calls.
-    bulk = _is_empty(connection, target)
+    bulk = _is_empty(connection, target) and _owns(connection, target)
     constraints = _deferrable_constraints(batch) if bulk else []
     indexes = sorted(target.indexes, key=lambda index: str(index.name)) if bulk else []
     for constraint in constraints:
@@ -314,6 +315,16 @@ def _reserve_ids(connection: Connection, table: Table, column: str, count: int) 
     last = connection.execute(select(func.setval(
         sequence, func.nextval(sequence) + max(count, 1) - 1))).scalar_one()
     return int(last) - max(count, 1) + 1
+
+
+def _owns(connection: Connection, table: Table) -> bool:
+    """Whether this session may drop and re-create the table's constraints (owner's right).
+
+    A writer role that is not the owner loads the slower way, maintaining the indexes.
+    """
+    owns = text("SELECT pg_has_role(current_user, relowner, 'USAGE') FROM pg_class "
+                "WHERE oid = CAST(:name AS regclass)")
+    return bool(connection.execute(owns, {"name": table.name}).scalar_one())
 
 
 def _is_empty(connection: Connection, table: Table) -> bool:
