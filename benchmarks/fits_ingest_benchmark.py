@@ -63,7 +63,7 @@ def _ccd_header(expnum: int, number: int, ra: float, dec: float) -> fits.Header:
     for key, value in TPV.items():
         header[key] = value
     for i in range(110):  # the calibration and provenance cards real files carry
-        header[f"HIERARCH DUMMY{i:03d}"] = (i * 1.5, "filler card like a real CP header")
+        header[f"CAL{i:05d}"] = (i * 1.5, "calibration value, as real CP headers carry")
     return header
 
 

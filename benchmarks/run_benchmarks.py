@@ -43,12 +43,16 @@ DATA = Path(__file__).resolve().parent / "data"
 FILE_URIS = "s3://survey-archive/raw/{instrument}/{visit}/{detector}.fits"
 
 
-def survey(visits: int, seed: int, with_files: bool = False) -> Path:
-    target = DATA / f"survey-{visits}-{seed}{'-files' if with_files else ''}"
+def survey(visits: int, seed: int, with_files: bool = False, area: float | None = None) -> Path:
+    """The synthetic survey (cached): the default 20 x 15 deg field, or ``area`` deg² (4:3)."""
+    shape = {} if area is None else {"width_deg": (area * 4 / 3) ** 0.5,
+                                     "height_deg": (area * 3 / 4) ** 0.5}
+    name = f"survey-{visits}-{seed}{'-files' if with_files else ''}"
+    target = DATA / (name + (f"-area{area:g}" if area is not None else ""))
     if not (target / "manifest.json").exists():
         shutil.rmtree(target, ignore_errors=True)
         spec = SurveySpec(n_visits=visits, seed=seed,
-                          file_uri_template=FILE_URIS if with_files else None)
+                          file_uri_template=FILE_URIS if with_files else None, **shape)
         summary = generate_survey(target, spec)
         print(f"generated {summary.n_ccds:,} CCDs in {summary.seconds:.1f} s", file=sys.stderr)
     return target
@@ -99,13 +103,15 @@ def main() -> None:
                         "there); default: an embedded server in a temporary home")
     parser.add_argument("--pixelization", default="htm9")
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--area", type=float,
+                        help="survey area in deg² (default: a 20 x 15 deg field)")
     parser.add_argument("--bulk-tracts", type=int, default=5,
                         help="tracts whose CCD x patch pairs are timed")
     parser.add_argument("--with-files", action="store_true",
                         help="give every CCD a file URI, so ingest fills the file archive too")
     args = parser.parse_args()
 
-    root = survey(args.visits, args.seed, args.with_files)
+    root = survey(args.visits, args.seed, args.with_files, args.area)
     home = None
     if args.db:
         url = fresh_database(normalize_url(args.db))
@@ -222,6 +228,7 @@ def main() -> None:
     ccd_bytes = sizes.get("ccd", 0) + sizes.get("ccd_pixel", 0)
     summary = {
         "visits": args.visits, "ccds": n_ccds, "server": f"{where} (PostgreSQL {version})",
+        "area_deg2": args.area if args.area is not None else 300.0,
         "pixelization": args.pixelization,
         "ingest_seconds": report.seconds, "ingest_ccds_per_second": report.ccds_per_second(),
         "ingest_stage_seconds": report.stage_seconds,

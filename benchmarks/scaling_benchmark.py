@@ -25,9 +25,14 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 
 
-def run(visits: int, queries: int, db: str | None, out: Path) -> dict[str, Any]:
+def run(visits: int, queries: int, db: str | None, out: Path, constant_depth: bool
+        ) -> dict[str, Any]:
     command = [sys.executable, str(HERE / "run_benchmarks.py"), "--visits", str(visits),
                "--queries", str(queries), "--with-files", "--json", str(out)]
+    if constant_depth:
+        # 300 deg² per 10,000 visits: every size is ~300 visits deep, as the default field
+        # is at 10,000 visits; the survey grows in area, as a real one does.
+        command += ["--area", str(visits * 0.03)]
     if db:
         command += ["--db", db]
     print(f"== {visits:,} visits", file=sys.stderr, flush=True)
@@ -94,6 +99,8 @@ def main() -> None:
     parser.add_argument("--visits", type=int, nargs="+", default=[1000, 10_000, 50_000])
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--db", help="PostgreSQL URL (default: embedded server per size)")
+    parser.add_argument("--constant-depth", action="store_true",
+                        help="grow the area with the visits (default: one fixed 300 deg² field)")
     parser.add_argument("--plot", type=Path, help="write the growth plot here (PNG)")
     parser.add_argument("--json", type=Path, help="write all results here")
     parser.add_argument("--from-json", type=Path, nargs="+",
@@ -103,7 +110,8 @@ def main() -> None:
         results = [json.loads(path.read_text()) for path in args.from_json]
     else:
         work = Path(tempfile.mkdtemp(prefix="skyreg-scaling-"))
-        results = [run(v, args.queries, args.db, work / f"{v}.json") for v in args.visits]
+        results = [run(v, args.queries, args.db, work / f"{v}.json", args.constant_depth)
+                   for v in args.visits]
     results.sort(key=lambda r: r["ccds"])
     print(table(results))
     if args.json:

@@ -396,7 +396,7 @@ def _ccd_batches(scheme: PixelScheme, scans: list[CcdScan], options: FitsIngestO
               [(options.dataset_type, r.instrument, r.visit, r.detector,
                 Path(scan.path).resolve().as_uri(), r.hdu, scan.format, scan.size,
                 scan.checksum) for scan, r in records],
-              source=source, compare=("uri", "hdu", "checksum")),
+              source=source, compare=("uri", "hdu", "checksum"), sort_key=pixels.first()),
     ]
 
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 from psycopg import sql
 from sqlalchemy import (
     ARRAY,
@@ -84,6 +85,9 @@ class Batch:
     compare: tuple[str, ...] | None = None
     #: Sort new rows by their first pixel before inserting (False: already in spatial order).
     spatial_order: bool = True
+    #: For rows without pixels of their own: a per-row key to store them in (e.g. the first
+    #: pixel of the footprint they belong to), so that they too sit in spatial order.
+    sort_key: npt.NDArray[np.int64] | None = None
 
 
 def _copy_type(column_type: TypeEngine[Any]) -> str:
@@ -292,6 +296,11 @@ def _in_spatial_order(batch: Batch) -> Batch:
     Footprints stored in spatial order put the rows of one patch's CCDs on few pages, and ids
     handed out in that order keep the primary key correlated with the heap.
     """
+    if batch.sort_key is not None:
+        order = np.argsort(batch.sort_key, kind="stable")
+        rows = batch.rows
+        ordered = rows.take(order) if isinstance(rows, Columns) else [rows[i] for i in order]
+        return replace(batch, rows=ordered, sort_key=None)
     if batch.pixels is None or not batch.spatial_order:
         return batch
     pixels = _resolved(batch.pixels)
