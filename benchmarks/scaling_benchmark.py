@@ -77,6 +77,7 @@ def plot(results: list[dict[str, Any]], path: Path) -> None:
 
     ccds = [r["ccds"] for r in results]
     figure, (queries, ingest) = plt.subplots(1, 2, figsize=(13, 5))
+    queries.set_prop_cycle(color=plt.get_cmap("tab20").colors)
     for kind in results[0]["queries"]:
         style = "--" if kind.startswith("SQL") else "-"
         queries.plot(ccds, [r["queries"][kind]["median_ms"] for r in results], style,
@@ -87,8 +88,9 @@ def plot(results: list[dict[str, Any]], path: Path) -> None:
     queries.grid(True, which="both", alpha=0.3)
     ingest.plot(ccds, [r["ingest_ccds_per_second"] for r in results], marker="o",
                 label="manifest ingest, CCDs/s")
+    rates = [r["ingest_ccds_per_second"] for r in results]
     ingest.set(xscale="log", xlabel="CCDs in the registry", ylabel="CCDs/s",
-               title="Ingest rate (file archive on)")
+               title="Ingest rate (file archive on)", ylim=(0, max(rates) * 1.25))
     ingest.grid(True, which="both", alpha=0.3)
     figure.tight_layout()
     figure.savefig(path, dpi=110)

@@ -33,9 +33,11 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
+    PrimaryKeyConstraint,
     SmallInteger,
     Table,
     Text,
+    UniqueConstraint,
     and_,
     exists,
     func,
@@ -341,11 +343,24 @@ def _is_empty(connection: Connection, table: Table) -> bool:
 
 
 def _deferrable_constraints(batch: Batch) -> list[Constraint]:
-    """The pixel table's primary key and the target's foreign keys, in drop order."""
-    keys: list[Constraint] = sorted(batch.target.foreign_key_constraints,
-                                    key=lambda c: str(c.name))
+    """Constraints a bulk load into an empty table drops and re-creates, in drop order.
+
+    The pixel table's primary key, the target's foreign keys, and the target's primary key and
+    unique constraints unless a foreign key of another table refers to them. (Rows arrive in
+    spatial order, so maintaining a natural-key index row by row means random B-tree inserts.)
+    """
+    target = batch.target
+    referenced = {frozenset(element.column.name for element in fk.elements)
+                  for table in target.metadata.tables.values()
+                  for fk in table.foreign_key_constraints if fk.referred_table is target}
+    keys: list[Constraint] = []
     if batch.pixel_table is not None:
-        keys.insert(0, batch.pixel_table.primary_key)
+        keys.append(batch.pixel_table.primary_key)
+    keys.extend(sorted(target.foreign_key_constraints, key=lambda c: str(c.name)))
+    unique = [c for c in target.constraints
+              if isinstance(c, PrimaryKeyConstraint | UniqueConstraint)
+              and frozenset(column.name for column in c.columns) not in referenced]
+    keys.extend(sorted(unique, key=lambda c: str(c.name)))
     return keys
 
 
