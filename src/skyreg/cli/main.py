@@ -44,6 +44,10 @@ def cli(ctx: click.Context, db: str | None, home: Path | None) -> None:
     Quick start:
       skyreg demo                              # synthetic survey → embedded DB → queries
       skyreg ingest manifest path/to/survey    # load a survey manifest (format v1)
+      skyreg ingest fits -r /data/raw          # FITS headers -> CCDs, visits, file archive
+      skyreg skymap register rings hsc_rings_v1   # the full-sky HSC rings sky map
+      skyreg datasets calexp --cone 150.1 2.2 0.1 # files whose footprint overlaps a cone
+      skyreg sql                               # psql on the registry
       skyreg ccds --patch rings 9813 40        # CCDs overlapping patch 40 of tract 9813
       skyreg patches --ccd LSSTCam 2027010100042 94
       skyreg ccds --cone 150.1 2.2 0.2 --band r --format csv
