@@ -229,7 +229,7 @@ engine = make_engine(sys.argv[1])
 scheme = ensure_schema(engine)
 print("start", flush=True)
 ingest_fits(engine, scheme, [Path(sys.argv[2])],
-            FitsIngestOptions(recursive=True, jobs=1, ccds_per_transaction=6))
+            FitsIngestOptions(recursive=True, jobs=1, ccds_per_transaction=3))
 """
 
 
@@ -239,24 +239,32 @@ def test_killed_ingest_leaves_only_whole_visits(database_url: str, tmp_path: Pat
         for d in range(1, 4):
             write_decam(tmp_path / f"v{v:02d}_d{d}.fits", 500 + v, 200.0 + v * 0.5, 10.0, [d])
     Registry.connect(database_url).close()
-    observed: list[int] = []
-    for delay in (0.2, 0.2, 0.3):
-        process = subprocess.Popen([sys.executable, "-c", _KILLED_INGEST, database_url,
-                                    str(tmp_path)], stdout=subprocess.PIPE, text=True)
-        assert process.stdout is not None and process.stdout.readline().strip() == "start"
-        time.sleep(delay)
-        os.kill(process.pid, signal.SIGKILL)
-        process.wait()
-        engine = create_engine(database_url)
+    engine = create_engine(database_url)
+
+    def visits_per_state() -> list[tuple[int, int, int]]:
         with engine.connect() as connection:
-            per_visit = connection.execute(text(
+            return [tuple(row) for row in connection.execute(text(
                 "SELECT v.visit, count(c.detector), count(d.uri) FROM visit v "
                 "LEFT JOIN ccd c USING (instrument, visit) "
                 "LEFT JOIN ccd_dataset d USING (instrument, visit, detector) "
-                "GROUP BY v.visit")).all()
-        engine.dispose()
+                "GROUP BY v.visit"))]
+
+    observed: list[int] = []
+    for _ in range(3):
+        before = len(visits_per_state())
+        process = subprocess.Popen([sys.executable, "-c", _KILLED_INGEST, database_url,
+                                    str(tmp_path)], stdout=subprocess.PIPE, text=True)
+        assert process.stdout is not None and process.stdout.readline().strip() == "start"
+        # Kill right after the run's first commit, while later transactions are under way.
+        deadline = time.monotonic() + 60
+        while len(visits_per_state()) == before and time.monotonic() < deadline:
+            time.sleep(0.01)
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait()
+        per_visit = visits_per_state()
         assert all(ccds == 3 and files == 3 for _, ccds, files in per_visit), per_visit
         observed.append(len(per_visit))
+    engine.dispose()
     # The test means something only if some kill hit a run half-way through.
     assert any(0 < count < 30 for count in observed), observed
     with Registry.connect(database_url) as registry:

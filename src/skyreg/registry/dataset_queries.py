@@ -1,9 +1,9 @@
 """SQL statements that find archived files, spatially or by data ID.
 
 A CCD dataset is found through its CCD's pixel index and footprint, a patch dataset through
-its patch's: the archive tables carry no geometry of their own. Every statement returns the
-:class:`~skyreg.registry.results.DatasetRef` fields followed by the footprint (for the exact
-test), and every value is a bound parameter.
+its patch's: the archive tables carry no geometry of their own. A spatial search therefore
+runs in two statements: the footprints' candidates (id and polygon) for the exact test, then
+the files of the footprints that passed, by id. Every value is a bound parameter.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     ColumnElement,
     CompoundSelect,
     Select,
@@ -20,6 +21,7 @@ from sqlalchemy import (
     any_,
     bindparam,
     false,
+    literal_column,
     null,
     select,
     true,
@@ -38,6 +40,7 @@ def _texts(name: str) -> Any:
 class DatasetFilters:
     """Which restrictions a dataset search applies; values are bound parameters."""
 
+    #: Restrict to footprint ids bound as ``ids`` (the survivors of the exact test).
     spatial: bool = False
     instrument: bool = False
     skymap: bool = False
@@ -48,55 +51,100 @@ def _file_columns(table: Any) -> list[Any]:
     return [table.c.uri, table.c.hdu, table.c.format, table.c.size_bytes, table.c.checksum]
 
 
-def ccd_datasets(filters: DatasetFilters) -> Select[Any]:
-    """Files of dataset type ``dataset_type`` (a CCD type) with their CCD footprints."""
-    statement = (
-        select(ccd_dataset.c.dataset_type, ccd_dataset.c.instrument, ccd_dataset.c.visit,
-               ccd_dataset.c.detector, null(), null(), null(), visit.c.band,
-               *_file_columns(ccd_dataset), ccd.c.region)
-        .select_from(
-            ccd_dataset
-            .join(ccd, and_(ccd.c.instrument == ccd_dataset.c.instrument,
-                            ccd.c.visit == ccd_dataset.c.visit,
-                            ccd.c.detector == ccd_dataset.c.detector))
-            .join(visit, and_(visit.c.instrument == ccd.c.instrument,
-                              visit.c.visit == ccd.c.visit))
-        )
-        .where(ccd_dataset.c.dataset_type == bindparam("dataset_type", type_=Text))
+def ccd_footprints() -> Select[tuple[int, bytes]]:
+    """(ccd_id, region) of the CCDs with a pixel in the bound ranges ``lo``/``hi``."""
+    return select(ccd.c.ccd_id, ccd.c.region).where(
+        ccd.c.ccd_id == candidate_ids(ccd_pixel, "ccd_id"))
+
+
+def patch_footprints(inner: bool) -> Select[tuple[int, bytes]]:
+    """(patch_id, outer or inner polygon) of the patches with a pixel in the bound ranges."""
+    region = patch.c.inner_region if inner else patch.c.outer_region
+    return select(patch.c.patch_id, region).where(
+        patch.c.patch_id == candidate_ids(patch_pixel, "patch_id"))
+
+
+def _files(table: Any, keys: dict[str, Any]) -> Any:
+    """The files of one footprint, as a LATERAL subquery keyed on the outer row.
+
+    ``OFFSET 0`` keeps PostgreSQL from flattening it into a join that it might answer with a
+    scan of the whole archive: by footprint id it is a primary-key lookup per footprint.
+    """
+    return (
+        select(table)
+        .where(table.c.dataset_type == bindparam("dataset_type", type_=Text),
+               *(table.c[name] == column for name, column in keys.items()))
+        .offset(literal_column("0"))
+        .lateral("files")
     )
-    conditions: list[ColumnElement[bool]] = []
+
+
+def ccd_datasets(filters: DatasetFilters) -> Select[Any]:
+    """Files of dataset type ``dataset_type`` (a CCD type), in DatasetRef field order.
+
+    With ``filters.spatial`` the CCDs are the bound ``ids``, and each one's file and band are
+    looked up by key; otherwise every file of the type is joined to its CCD and visit.
+    """
+    files: Any
+    band: Any
     if filters.spatial:
-        conditions.append(ccd.c.ccd_id == candidate_ids(ccd_pixel, "ccd_id"))
+        files = _files(ccd_dataset, {"instrument": ccd.c.instrument, "visit": ccd.c.visit,
+                                     "detector": ccd.c.detector})
+        band = (select(visit.c.band)
+                .where(visit.c.instrument == ccd.c.instrument, visit.c.visit == ccd.c.visit)
+                .offset(literal_column("0")).lateral("visit_band"))
+        statement = (
+            select(files.c.dataset_type, ccd.c.instrument, ccd.c.visit, ccd.c.detector,
+                   null(), null(), null(), band.c.band, *_file_columns(files))
+            .select_from(ccd).join(files, true()).join(band, true())
+            .where(ccd.c.ccd_id == any_(bindparam("ids", type_=ARRAY(BigInteger))))
+        )
+    else:
+        files, band = ccd_dataset, visit
+        statement = (
+            select(ccd_dataset.c.dataset_type, ccd_dataset.c.instrument, ccd_dataset.c.visit,
+                   ccd_dataset.c.detector, null(), null(), null(), visit.c.band,
+                   *_file_columns(ccd_dataset))
+            .select_from(ccd_dataset.join(visit, and_(
+                visit.c.instrument == ccd_dataset.c.instrument,
+                visit.c.visit == ccd_dataset.c.visit)))
+            .where(ccd_dataset.c.dataset_type == bindparam("dataset_type", type_=Text))
+        )
+    conditions: list[ColumnElement[bool]] = []
     if filters.instrument:
-        conditions.append(ccd_dataset.c.instrument == _texts("instruments"))
+        conditions.append(files.c.instrument == _texts("instruments"))
     if filters.band:
-        conditions.append(visit.c.band == _texts("bands"))
+        conditions.append(band.c.band == _texts("bands"))
     if filters.skymap:
         conditions.append(false())  # CCD datasets belong to no sky map
     return statement.where(and_(true(), *conditions))
 
 
-def patch_datasets(filters: DatasetFilters, inner: bool = False) -> Select[Any]:
-    """Files of dataset type ``dataset_type`` (a patch type) with their patch polygons."""
-    region = patch.c.inner_region if inner else patch.c.outer_region
-    statement = (
-        select(patch_dataset.c.dataset_type, null(), null(), null(), patch_dataset.c.skymap,
-               patch_dataset.c.tract, patch_dataset.c.patch, patch_dataset.c.band,
-               *_file_columns(patch_dataset), region)
-        .select_from(
-            patch_dataset.join(patch, and_(patch.c.skymap == patch_dataset.c.skymap,
-                                           patch.c.tract == patch_dataset.c.tract,
-                                           patch.c.patch == patch_dataset.c.patch))
-        )
-        .where(patch_dataset.c.dataset_type == bindparam("dataset_type", type_=Text))
-    )
-    conditions: list[ColumnElement[bool]] = []
+def patch_datasets(filters: DatasetFilters) -> Select[Any]:
+    """Files of dataset type ``dataset_type`` (a patch type), in DatasetRef field order."""
+    files: Any
     if filters.spatial:
-        conditions.append(patch.c.patch_id == candidate_ids(patch_pixel, "patch_id"))
+        files = _files(patch_dataset, {"skymap": patch.c.skymap, "tract": patch.c.tract,
+                                       "patch": patch.c.patch})
+        statement = (
+            select(files.c.dataset_type, null(), null(), null(), patch.c.skymap, patch.c.tract,
+                   patch.c.patch, files.c.band, *_file_columns(files))
+            .select_from(patch).join(files, true())
+            .where(patch.c.patch_id == any_(bindparam("ids", type_=ARRAY(BigInteger))))
+        )
+    else:
+        files = patch_dataset
+        statement = (
+            select(patch_dataset.c.dataset_type, null(), null(), null(), patch_dataset.c.skymap,
+                   patch_dataset.c.tract, patch_dataset.c.patch, patch_dataset.c.band,
+                   *_file_columns(patch_dataset))
+            .where(patch_dataset.c.dataset_type == bindparam("dataset_type", type_=Text))
+        )
+    conditions: list[ColumnElement[bool]] = []
     if filters.skymap:
-        conditions.append(patch_dataset.c.skymap == _texts("skymaps"))
+        conditions.append(files.c.skymap == _texts("skymaps"))
     if filters.band:
-        conditions.append(patch_dataset.c.band == _texts("bands"))
+        conditions.append(files.c.band == _texts("bands"))
     if filters.instrument:
         conditions.append(false())  # coadds belong to no instrument
     return statement.where(and_(true(), *conditions))

@@ -388,16 +388,18 @@ class Registry:
                              ("bands", bands)):
             if values is not None:
                 params[name] = list(values)
-        if dimensions == "ccd":
-            statement = _sql(dataset_queries.ccd_datasets, filters)
-        else:
-            statement = _sql(dataset_queries.patch_datasets, filters, inner)
-        if not spatial:
-            return dataset_results(self._fetch(statement, params))
-        query = self._query_region(stored=("patch", "tract"), patch=patch, tract=tract,
-                                   cone=cone, polygon=polygon, point=point, region=region,
-                                   inner=inner)
-        return dataset_results(self._exact(statement, query, params))
+        builder = (dataset_queries.ccd_datasets if dimensions == "ccd"
+                   else dataset_queries.patch_datasets)
+        if spatial:
+            query = self._query_region(stored=("patch", "tract"), patch=patch, tract=tract,
+                                       cone=cone, polygon=polygon, point=point, region=region,
+                                       inner=inner)
+            footprints = (_sql(dataset_queries.ccd_footprints) if dimensions == "ccd"
+                          else _sql(dataset_queries.patch_footprints, inner))
+            params["ids"] = [row[0] for row in self._exact(footprints, query, {})]
+            if not params["ids"]:
+                return dataset_results([])
+        return dataset_results(self._fetch(_sql(builder, filters), params))
 
     def dataset_types(self) -> dict[str, str]:
         """Registered dataset types and their dimensions (``'ccd'`` or ``'patch'``)."""

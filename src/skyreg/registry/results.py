@@ -116,8 +116,10 @@ class DatasetRef(NamedTuple):
 
 
 def dataset_results(rows: Iterable[tuple[Any, ...]]) -> ResultList[DatasetRef]:
-    """Dataset rows (the DatasetRef fields, then anything else) as a sorted result list."""
-    width = len(DatasetRef._fields)
-    keyed = sorted((tuple(row[:width]) for row in rows),
-                   key=lambda r: tuple((value is None, value) for value in r[:8]))
-    return ResultList([DatasetRef(*row) for row in keyed], DatasetRef._fields)
+    """Dataset rows (the DatasetRef fields) as a result list sorted by data ID.
+
+    One query returns one dataset type, whose data IDs have values in the same fields (the
+    others are None in every row), so plain tuple order works.
+    """
+    new = tuple.__new__
+    return ResultList([new(DatasetRef, row) for row in sorted(rows)], DatasetRef._fields)
