@@ -76,7 +76,7 @@ def plot(results: list[dict[str, Any]], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     ccds = [r["ccds"] for r in results]
-    figure, (queries, ingest) = plt.subplots(1, 2, figsize=(13, 5))
+    figure, (queries, ingest) = plt.subplots(1, 2, figsize=(13, 6.5))
     queries.set_prop_cycle(color=plt.get_cmap("tab20").colors)
     for kind in results[0]["queries"]:
         style = "--" if kind.startswith("SQL") else "-"
@@ -84,7 +84,7 @@ def plot(results: list[dict[str, Any]], path: Path) -> None:
                      marker="o", label=kind)
     queries.set(xscale="log", yscale="log", xlabel="CCDs in the registry",
                 ylabel="median latency, ms", title="Query medians (warm)")
-    queries.legend(fontsize=7)
+    queries.legend(fontsize=7, ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.13))
     queries.grid(True, which="both", alpha=0.3)
     ingest.plot(ccds, [r["ingest_ccds_per_second"] for r in results], marker="o",
                 label="manifest ingest, CCDs/s")
