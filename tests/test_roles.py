@@ -42,6 +42,17 @@ def _load(database_url: str, root: Path, n: int, first: int = 0) -> Registry:
     return Registry.connect(database_url)
 
 
+def _act_as(registry: Registry, role: str) -> None:
+    """From here on, every connection of the registry switches to ``role``."""
+    @event.listens_for(registry.engine, "connect")
+    def _set_role(dbapi_connection: Any, _record: Any) -> None:
+        with dbapi_connection.cursor() as cursor:
+            cursor.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(role)))
+        dbapi_connection.commit()
+
+    registry.engine.dispose()
+
+
 def _as(database_url: str, role: str) -> psycopg.Connection[Any]:
     connection = psycopg.connect(database_url.replace("+psycopg", ""), autocommit=True)
     connection.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(role)))
@@ -97,14 +108,7 @@ def test_writer_can_ingest(roles: tuple[str, str, str], tmp_path: Path) -> None:
         engine.dispose()
     _load(database_url, tmp_path / "b", 10, first=10).close()
     with Registry.connect(database_url) as registry:
-        # From here on, every connection of this registry acts as the writer.
-        @event.listens_for(registry.engine, "connect")
-        def _set_role(dbapi_connection: Any, _record: Any) -> None:
-            with dbapi_connection.cursor() as cursor:
-                cursor.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(writer)))
-            dbapi_connection.commit()
-
-        registry.engine.dispose()
+        _act_as(registry, writer)
         report = registry.ingest_manifest(tmp_path / "b")
         assert report.counts["ccd"].inserted == 10
         assert registry.counts()["ccds"] == 20
@@ -116,13 +120,7 @@ def test_writer_can_make_the_first_load(roles: tuple[str, str, str], tmp_path: P
     with _load(database_url, tmp_path / "a", 10) as registry:
         ensure_roles(registry.engine, reader, writer)
     with Registry.connect(database_url) as registry:
-        @event.listens_for(registry.engine, "connect")
-        def _set_role(dbapi_connection: Any, _record: Any) -> None:
-            with dbapi_connection.cursor() as cursor:
-                cursor.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(writer)))
-            dbapi_connection.commit()
-
-        registry.engine.dispose()
+        _act_as(registry, writer)
         report = registry.ingest_manifest(tmp_path / "a")
         assert report.counts["ccd"].inserted == 10
         assert [c.detector for c in registry.find_ccds(point=(10.0, 5.0))] == [0]
