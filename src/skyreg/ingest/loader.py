@@ -300,16 +300,17 @@ def _in_spatial_order(batch: Batch) -> Batch:
     """
     if batch.sort_key is not None:
         order = np.argsort(batch.sort_key, kind="stable")
-        rows = batch.rows
-        ordered = rows.take(order) if isinstance(rows, Columns) else [rows[i] for i in order]
-        return replace(batch, rows=ordered, sort_key=None)
+        return replace(batch, rows=_take(batch.rows, order), sort_key=None)
     if batch.pixels is None or not batch.spatial_order:
         return batch
     pixels = _resolved(batch.pixels)
     order = np.argsort(pixels.first(), kind="stable")
-    rows = batch.rows
-    ordered = rows.take(order) if isinstance(rows, Columns) else [rows[i] for i in order]
-    return replace(batch, rows=ordered, pixels=pixels.take(order))
+    return replace(batch, rows=_take(batch.rows, order), pixels=pixels.take(order))
+
+
+def _take(rows: Sequence[Sequence[Any]] | Columns, order: npt.NDArray[np.int64]
+          ) -> Sequence[Sequence[Any]] | Columns:
+    return rows.take(order) if isinstance(rows, Columns) else [rows[i] for i in order]
 
 
 def _resolved(pixels: PixelSets | Callable[[], PixelSets]) -> PixelSets:
