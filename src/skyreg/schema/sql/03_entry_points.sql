@@ -126,10 +126,10 @@ $$;
 COMMENT ON FUNCTION skyreg_ccds_containing_point(float8, float8) IS
     'CCDs whose footprint (boundary included) contains the point (RA, Dec; degrees).';
 
-CREATE FUNCTION skyreg_ccds_in_polygon(ra_deg float8[], dec_deg float8[])
+CREATE FUNCTION skyreg_ccds_overlapping_vertices(poly float8[])
 RETURNS TABLE (instrument text, visit bigint, detector bigint)
-LANGUAGE sql STABLE PARALLEL SAFE ROWS 100 AS $$
-    WITH q AS MATERIALIZED (SELECT skyreg_polygon($1, $2) AS poly)
+LANGUAGE sql STABLE PARALLEL SAFE ROWS 200 AS $$
+    WITH q AS MATERIALIZED (SELECT $1 AS poly)
     SELECT c.instrument, c.visit, c.detector
     FROM q, ccd AS c
     WHERE c.ccd_id = ANY (ARRAY(
@@ -137,6 +137,16 @@ LANGUAGE sql STABLE PARALLEL SAFE ROWS 100 AS $$
             JOIN ccd_pixel AS p ON p.pix >= r.lo AND p.pix < r.hi))
       AND skyreg_polygons_overlap(skyreg_vertices(c.ra, c.dec), q.poly)
     ORDER BY 1, 2, 3
+$$;
+COMMENT ON FUNCTION skyreg_ccds_overlapping_vertices(float8[]) IS
+    'CCDs whose footprint overlaps a convex polygon given as unit vectors (the output of '
+    'skyreg_polygon, skyreg_patch_vertices or skyreg_tract_vertices): the search the polygon, '
+    'patch and tract functions share.';
+
+CREATE FUNCTION skyreg_ccds_in_polygon(ra_deg float8[], dec_deg float8[])
+RETURNS TABLE (instrument text, visit bigint, detector bigint)
+LANGUAGE sql STABLE PARALLEL SAFE ROWS 100 AS $$
+    SELECT * FROM skyreg_ccds_overlapping_vertices(skyreg_polygon($1, $2))
 $$;
 COMMENT ON FUNCTION skyreg_ccds_in_polygon(float8[], float8[]) IS
     'CCDs whose footprint overlaps a convex polygon given by vertex RA and Dec arrays '
@@ -147,14 +157,7 @@ CREATE FUNCTION skyreg_ccds_overlapping_patch(skymap text, tract bigint, patch b
                                               use_inner boolean DEFAULT false)
 RETURNS TABLE (instrument text, visit bigint, detector bigint)
 LANGUAGE sql STABLE PARALLEL SAFE ROWS 200 AS $$
-    WITH q AS MATERIALIZED (SELECT skyreg_patch_vertices($1, $2, $3, $4) AS poly)
-    SELECT c.instrument, c.visit, c.detector
-    FROM q, ccd AS c
-    WHERE c.ccd_id = ANY (ARRAY(
-            SELECT p.ccd_id FROM q CROSS JOIN LATERAL skyreg_cover('polygon', q.poly) AS r
-            JOIN ccd_pixel AS p ON p.pix >= r.lo AND p.pix < r.hi))
-      AND skyreg_polygons_overlap(skyreg_vertices(c.ra, c.dec), q.poly)
-    ORDER BY 1, 2, 3
+    SELECT * FROM skyreg_ccds_overlapping_vertices(skyreg_patch_vertices($1, $2, $3, $4))
 $$;
 COMMENT ON FUNCTION skyreg_ccds_overlapping_patch(text, bigint, bigint, boolean) IS
     'CCDs whose footprint overlaps the outer (inner if the 4th argument is true) polygon of a '
@@ -164,14 +167,7 @@ CREATE FUNCTION skyreg_ccds_overlapping_tract(skymap text, tract bigint,
                                               use_inner boolean DEFAULT false)
 RETURNS TABLE (instrument text, visit bigint, detector bigint)
 LANGUAGE sql STABLE PARALLEL SAFE ROWS 1000 AS $$
-    WITH q AS MATERIALIZED (SELECT skyreg_tract_vertices($1, $2, $3) AS poly)
-    SELECT c.instrument, c.visit, c.detector
-    FROM q, ccd AS c
-    WHERE c.ccd_id = ANY (ARRAY(
-            SELECT p.ccd_id FROM q CROSS JOIN LATERAL skyreg_cover('polygon', q.poly) AS r
-            JOIN ccd_pixel AS p ON p.pix >= r.lo AND p.pix < r.hi))
-      AND skyreg_polygons_overlap(skyreg_vertices(c.ra, c.dec), q.poly)
-    ORDER BY 1, 2, 3
+    SELECT * FROM skyreg_ccds_overlapping_vertices(skyreg_tract_vertices($1, $2, $3))
 $$;
 COMMENT ON FUNCTION skyreg_ccds_overlapping_tract(text, bigint, boolean) IS
     'CCDs whose footprint overlaps the outer (inner if the 3rd argument is true) polygon of a '
