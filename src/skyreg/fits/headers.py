@@ -51,20 +51,15 @@ def _simple_value(image: str) -> Any:
         return _NOT_SIMPLE
     field = image[10:].lstrip()
     if field.startswith("'"):
-        text, i = [], 1
-        while True:
-            end = field.find("'", i)
-            if end < 0:
-                return _NOT_SIMPLE
-            text.append(field[i:end])
-            if field[end + 1:end + 2] != "'":
-                break
-            text.append("'")
-            i = end + 2
+        end = field.find("'", 1)
+        if end < 0 or field[end + 1:end + 2] == "'":
+            # No closing quote, or an escaped quote (''): astropy reads some of those
+            # differently from a plain scan, and its reading is the reference.
+            return _NOT_SIMPLE
         rest = field[end + 1:].strip()
         if (rest and not rest.startswith("/")) or "'" in rest:
             return _NOT_SIMPLE  # not plain, or ambiguous: astropy's reading is the reference
-        value = "".join(text).rstrip()
+        value = field[1:end].rstrip()
         return _NOT_SIMPLE if _RECORD.match(value) else value
     token = field.split("/", 1)[0].strip()
     if token == "T":
