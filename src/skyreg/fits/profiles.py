@@ -37,19 +37,9 @@ FIELDS = (
     "boresight_dec",
     "rotation_deg",
 )
-#: Fields a CCD record cannot do without; the others become None when absent.
-REQUIRED_FIELDS = (
-    "visit",
-    "detector",
-    "detector_name",
-    "band",
-    "physical_filter",
-    "day_obs",
-    "seq_num",
-    "exposure_time",
-    "mjd_start",
-    "mjd_end",
-)
+#: Fields a CCD record can do without (None when absent); every other field is required.
+OPTIONAL_FIELDS = ("boresight_ra", "boresight_dec", "rotation_deg")
+REQUIRED_FIELDS = tuple(name for name in FIELDS if name not in OPTIONAL_FIELDS)
 #: The output type each field must have once converted.
 FIELD_KINDS: dict[str, Literal["int", "float", "str"]] = {
     "visit": "int",

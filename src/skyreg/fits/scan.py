@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, Literal, TypeVar
@@ -166,15 +167,18 @@ def scan_coadd_file(
     return _scan(Path(path), checksum, _CoaddReader(band_keywords))
 
 
-class _Reader(Generic[R]):
+class _Reader(ABC, Generic[R]):
+    """Turns the HDUs of one file into records of one kind (CCD or coadd)."""
+
     profile_name: str | None = None
 
     def start(self, primary: CardHeader, candidates: list[RawHdu]) -> str | None:
         """Prepare for a file; returns a file-level problem or None."""
         return None
 
+    @abstractmethod
     def record(self, raw: RawHdu, view: HeaderView, base: dict[str, Any]) -> R:
-        raise NotImplementedError
+        """The record of one image HDU (``base`` holds the fields every kind shares)."""
 
 
 class _CcdReader(_Reader[HduRecord]):
