@@ -26,6 +26,7 @@ from skyreg.cli.common import (
 )
 from skyreg.cli.output import render
 from skyreg.cli.progress import IngestProgress
+from skyreg.errors import SkyregError
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -266,6 +267,74 @@ def server_stop(ctx: click.Context) -> None:
     home = ctx.find_root().obj["home"] or default_home()
     EmbeddedServer(Path(home)).stop()
     click.echo("embedded server stopped")
+
+
+# -- web service ------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on (0.0.0.0: every interface).")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
+              help="Worker processes (each with its own database connections).")
+@click.option("--base-url", metavar="URL",
+              help="Public URL of the service, for links in answers (default: the URL each "
+                   "request came in on, X-Forwarded-* headers of trusted proxies included).")
+@click.option("--read-role", default="skyreg_reader", show_default=True, metavar="ROLE",
+              help="Role to SET on every connection when it exists and the login may use it "
+                   "('' for none). Transactions are read-only either way.")
+@click.option("--max-rows", default=10_000, show_default=True, type=click.IntRange(1),
+              help="Most rows in one answer (MAXREC and page size are capped to it).")
+@click.option("--max-area", default=100.0, show_default=True, type=click.FloatRange(0, None,
+              min_open=True), help="Largest search region, square degrees.")
+@click.option("--max-cutout", default=4096, show_default=True, type=click.IntRange(1),
+              help="Largest cutout, pixels along each axis.")
+@click.option("--timeout", default=10.0, show_default=True, type=click.FloatRange(0.001),
+              help="Time limit of each SQL statement, seconds.")
+@click.option("--cors-origin", multiple=True, metavar="ORIGIN",
+              help="Allow browser pages from this origin (repeatable; '*' for any).")
+@click.option("--forwarded-allow-ips", default="127.0.0.1", show_default=True,
+              help="Proxies whose X-Forwarded-* headers are trusted.")
+@click.option("--no-access-log", is_flag=True, help="Do not log one line per request.")
+@click.option("--log-level", default="info", show_default=True,
+              type=click.Choice(["debug", "info", "warning", "error"]))
+@click.pass_context
+@friendly_errors
+def serve(ctx: click.Context, host: str, port: int, workers: int, base_url: str | None,
+          read_role: str, max_rows: int, max_area: float, max_cutout: int, timeout: float,
+          cors_origin: tuple[str, ...], forwarded_allow_ips: str, no_access_log: bool,
+          log_level: str) -> None:
+    """Run the web service: JSON API, IVOA SIA 2.0, DataLink and SODA (docs/service.md).
+
+    \b
+    Examples:
+      skyreg serve                                  # http://127.0.0.1:8000/docs
+      skyreg serve --workers 4 --base-url https://survey.example.org/registry
+      skyreg --db postgresql://ops@dbhost/survey serve --host 0.0.0.0
+    """
+    try:
+        import fastapi  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError as err:
+        raise SkyregError(f"the web service needs its extra packages ({err.name} is "
+                          "missing): pip install 'skyreg[service]'") from None
+    from skyreg.service.server import serve as run
+    from skyreg.service.settings import ServiceSettings
+
+    options = ctx.find_root().obj
+    # Create or check the schema with the login's own rights (the service itself only
+    # reads); with the embedded server this also keeps it running while we serve.
+    with open_registry(ctx):
+        pass
+    settings = ServiceSettings(
+        database_url=options["db"], home=str(options["home"]) if options["home"] else None,
+        base_url=base_url, read_role=read_role or None, max_rows=max_rows,
+        default_rows=min(1000, max_rows), max_area_deg2=max_area,
+        max_cutout_pixels=max_cutout, query_timeout_s=timeout, cors_origins=cors_origin,
+        log_requests=not no_access_log)
+    run(settings, host=host, port=port, workers=workers,
+        forwarded_allow_ips=forwarded_allow_ips, log_level=log_level)
 
 
 # -- demo -------------------------------------------------------------------------------------

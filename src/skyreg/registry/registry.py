@@ -159,6 +159,20 @@ class Registry:
             self._connection = None
         self.engine.dispose()
 
+    def sql_connection(self) -> Connection:
+        """The registry's own connection (autocommit), for read statements of callers that
+        work next to the query methods (the web service's ObsCore lookups)."""
+        return self._conn
+
+    def reset_connection(self) -> None:
+        """Close the connection but keep the engine; the next query opens a new connection.
+
+        For callers that share one engine between registries (the web service's pool).
+        """
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
     def __enter__(self) -> Registry:
         return self
 
@@ -431,6 +445,26 @@ class Registry:
                     raise QueryError(f"dataset type {name!r} is registered with dimensions "
                                      f"{stored!r}, not {dimensions!r}")
         return inserted is not None
+
+    def cutout_url(self, ra: Any, dec: Any, size: Any, *, dataset_type: str = "deepCoadd",
+                   band: str | None = None, instrument: str | None = None,
+                   visit: int | None = None, detector: int | None = None,
+                   skymap: str | None = None, base_url: str | None = None,
+                   format: str = "fits") -> str:
+        """A stable SODA URL of a ``size`` x ``size`` stamp centred on (ra, dec).
+
+        The file is the one ``dataset_type`` file containing the point (patch types: the
+        patch whose inner polygon contains it); ``band``, ``visit``, ... choose when several
+        do. The URL names the file by dataset type and data ID, so it keeps working for as
+        long as the file is registered. ``base_url`` is the service's public address
+        (default ``$SKYREG_SERVICE_URL``, else ``http://127.0.0.1:8000``); ``format="png"``
+        asks for a PNG rendering. Degrees unless astropy angles are given.
+        """
+        from skyreg.registry.cutout_urls import cutout_url
+
+        return cutout_url(self, ra, dec, size, dataset_type=dataset_type, band=band,
+                          instrument=instrument, visit=visit, detector=detector,
+                          skymap=skymap, base_url=base_url, format=format)
 
     # -- lookups --------------------------------------------------------------------------------
 
