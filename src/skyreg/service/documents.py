@@ -44,11 +44,11 @@ def soda_descriptor(base_url: str, id_ref: str | None, id_value: str = "") -> st
     """The SODA sync service descriptor; its ID comes from the column ``id_ref``."""
     return service_descriptor("soda", SODA_STANDARD_ID, f"{base_url}/soda/sync", [
         InputParam("ID", ucd="meta.id;meta.dataset", ref=id_ref, value=id_value),
-        InputParam("CIRCLE", "double", ucd="obs.field", unit="deg", xtype="circle",
+        InputParam("CIRCLE", "double", ucd="pos.outline;obs.field", unit="deg", xtype="circle",
                    arraysize="3", description="ra dec radius"),
-        InputParam("POLYGON", "double", ucd="obs.field", unit="deg", xtype="polygon",
+        InputParam("POLYGON", "double", ucd="pos.outline;obs.field", unit="deg", xtype="polygon",
                    arraysize="*", description="ra1 dec1 ra2 dec2 ..."),
-        InputParam("POS", ucd="obs.field",
+        InputParam("POS", ucd="pos.outline;obs.field",
                    description="CIRCLE ra dec r, RANGE ra1 ra2 dec1 dec2 or POLYGON ..."),
         InputParam("RESPONSEFORMAT", value="image/fits", description="image/fits or image/png"),
     ], "Cutouts (SODA sync): " + SODA_NOTE)

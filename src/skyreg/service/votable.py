@@ -25,8 +25,10 @@ _HEADER = (
 _SPECIAL = re.compile(r'[&<>"\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]')
 _ESCAPES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"}
 
-#: NULL markers of integer columns (declared in each FIELD's VALUES element).
-_INT_NULLS = {"short": -(2**15), "int": -(2**31), "long": -(2**63)}
+#: NULL marker of integer columns (declared in each FIELD's VALUES element). Every integer
+#: the service writes is a count, size or level, never negative; a small marker also keeps
+#: clients that scale masked values (pyvo: kB * 1000) clear of integer overflow.
+_INT_NULLS = {"short": -1, "int": -1, "long": -1}
 
 
 def escape(text: str) -> str:
