@@ -141,7 +141,7 @@ def test_dataset_ids_round_trip(name: str, visit: int, detector: int) -> None:
 def test_obscore_key_lookups_use_the_indexes(archive: Archive) -> None:
     from skyreg.service import obscore
 
-    shape, params = obscore.constraint_params({}, {}, None, None)
+    shape, _ = obscore.constraint_params({}, {}, None, None)
     sql = obscore.rows_by_ccd_keys(shape).replace("%(types)s", "ARRAY['raw']").replace(
         "%(instruments)s", "ARRAY['LSSTCam']").replace("%(visits)s", "ARRAY[1::bigint]").replace(
         "%(detectors)s", "ARRAY[1::bigint]")

@@ -251,7 +251,7 @@ def _rice_id(archive: Archive) -> tuple[str, WCS, tuple[int, int]]:
 
 
 def test_soda_on_a_rice_compressed_image(archive: Archive, service: LiveService) -> None:
-    identifier, wcs, (nx, ny) = _rice_id(archive)
+    identifier, wcs, (_, ny) = _rice_id(archive)
     sky = wcs.pixel_to_world(120, 80)
     response = httpx.get(f"{service.base}/soda/sync", params={
         "ID": identifier, "CIRCLE": f"{sky.ra.deg} {sky.dec.deg} 0.002"})
