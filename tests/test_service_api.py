@@ -181,3 +181,14 @@ def test_range_overlap_against_sampling(ra: float, dec: float, size: float, bra:
         nearest = min(math.hypot(((r - bra) + 180) % 360 - 180, d - bdec)
                       for r, d in _sample_inside(polygon, 10))
         assert nearest < 2 * (size + width + height)
+
+
+def test_band_table_in_the_docs_is_the_database_one(archive: Archive) -> None:
+    import re
+
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "service.md").read_text()
+    rows = {(b, float(lo), float(hi)) for b, lo, hi in
+            re.findall(r"^\| (\w) \| ([\d.e+-]+) \| ([\d.e+-]+) \|$", doc, flags=re.MULTILINE)}
+    with psycopg.connect(_plain(archive.url)) as connection:
+        stored = set(connection.execute("SELECT band, em_min, em_max FROM ivoa.skyreg_band"))
+    assert rows == stored and len(rows) == 7
