@@ -24,8 +24,8 @@ import psycopg
 import pytest
 import sqlalchemy as sa
 
-from skyreg.db import embedded
 from skyreg.db.embedded import EmbeddedServer, acquire_embedded
+from skyreg.db.embedded import server as embedded
 from skyreg.errors import DatabaseError
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="no embedded server on Windows")
