@@ -13,7 +13,8 @@ decision cannot race a process that is joining. It stops the server when nobody 
 registration for the linger time, counted from the last user's departure (with the linger
 that user asked for) or, if the last user died without leaving, from when the keeper first
 saw nobody. It never stops a pinned server (``skyreg server start``). It exits when the server
-is gone (stopped, crashed or killed), or when its home disappears. If the keeper itself is
+is gone (stopped, crashed or killed), or when its home disappears (then ending the server
+too, if its data directory was deleted under it). If the keeper itself is
 killed, the next process that arrives or leaves starts a new one; until then, the last user to
 leave stops the server at once rather than leaving it up with nobody to stop it.
 
@@ -25,6 +26,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -154,9 +156,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     layout = Layout(args.home)
     lease = Lease(layout.home)
 
+    seen: list[int] = []
+
     def server_id() -> str | None:
         found = running_postmaster(layout.data_dir)
-        return None if found is None else found.server_id
+        if found is None:
+            return None
+        seen[:] = [found.pid]
+        return found.server_id
 
     def stop() -> None:
         stop_postmaster(layout)
@@ -172,7 +179,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     if reason.startswith("stopped"):
         log.info("%s", reason)
+    elif seen:  # gone, or its home is: a server left running on a deleted home must end
+        end_if_deleted(seen[0], layout.data_dir)
     return 0
+
+
+def end_if_deleted(pid: int, data_dir: Path) -> None:
+    """Stop a postmaster whose data directory was deleted under it (Linux only).
+
+    Somebody removed the home of a lingering server (a temporary home, most likely): nobody
+    can use that server any more, and left alone it would run forever. It is recognised by
+    its working directory, which the kernel then shows as ``<data_dir> (deleted)``; a home
+    that was moved instead shows its new path and is left alone. Immediate shutdown: there
+    is no data left to checkpoint.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        if Path(f"/proc/{pid}/comm").read_text().strip() != "postgres":
+            return
+        if os.readlink(f"/proc/{pid}/cwd") != f"{data_dir} (deleted)":
+            return
+        os.kill(pid, signal.SIGQUIT)
+    except OSError:
+        return
+    log.info("the home of the server (pid %d) was deleted: stopped it", pid)
 
 
 if __name__ == "__main__":

@@ -131,8 +131,17 @@ class Lease:
         return self.unused()
 
     def unused(self) -> bool:
-        """Whether no process holds a registration. Call while :meth:`deciding`."""
-        fd = _open_lock_file(self.users_path)
+        """Whether no process holds a registration. Call while :meth:`deciding`.
+
+        Creates no file (the keeper must never recreate a deleted home): without users.lock,
+        nobody ever joined.
+        """
+        try:
+            fd = os.open(self.users_path, os.O_RDWR)
+        except FileNotFoundError:
+            return True
+        except OSError as exc:
+            raise DatabaseError(f"cannot open lock file {self.users_path}: {exc}") from exc
         try:
             _flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, self.users_path)
         except BlockingIOError:
