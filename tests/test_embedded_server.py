@@ -483,3 +483,15 @@ def test_root_explains_unreachable_home(home: Path) -> None:
     with pytest.raises(DatabaseError, match="permission overrides"):
         EmbeddedServer(locked / "home").acquire()
     assert not (locked / "home" / "pgdata").exists()
+
+
+def test_linger_setting(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("SKYREG_SERVER_LINGER")
+    assert EmbeddedServer(tmp_path).linger == embedded.DEFAULT_LINGER == 30.0
+    monkeypatch.setenv("SKYREG_SERVER_LINGER", "2.5")
+    assert EmbeddedServer(tmp_path).linger == 2.5
+    assert EmbeddedServer(tmp_path, linger=0).linger == 0.0
+    for bad in ("soon", "-1", "nan", "inf"):
+        monkeypatch.setenv("SKYREG_SERVER_LINGER", bad)
+        with pytest.raises(DatabaseError, match="SKYREG_SERVER_LINGER must be a number"):
+            EmbeddedServer(tmp_path)
