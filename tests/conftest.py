@@ -22,7 +22,7 @@ from skyreg.db.engine import normalize_url
 
 TEST_URL_ENV = "SKYREG_TEST_DATABASE_URL"
 
-pytest_plugins = ["embedded_fixtures"]
+pytest_plugins = ["embedded_fixtures", "service_fixtures"]
 
 # Embedded servers started by tests (and by the skyreg processes they spawn) stop as soon as
 # their last user leaves, so that no server outlives the temporary home it runs in. Tests of

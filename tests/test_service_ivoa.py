@@ -21,7 +21,7 @@ from astropy.io.votable import parse
 from astropy.time import Time
 from astropy.wcs import WCS
 
-from service_fixtures import SMALL, Archive, LiveService, archive, service  # noqa: F401
+from service_fixtures import SMALL, Archive, LiveService
 from skyreg import Registry
 from skyreg.registry.dataset_ids import (
     ccd_dataset_key,
@@ -252,18 +252,21 @@ def _rice_id(archive: Archive) -> tuple[str, WCS, tuple[int, int]]:
 
 def test_soda_on_a_rice_compressed_image(archive: Archive, service: LiveService) -> None:
     identifier, wcs, (_, ny) = _rice_id(archive)
-    sky = wcs.pixel_to_world(120, 80)
-    response = httpx.get(f"{service.base}/soda/sync", params={
-        "ID": identifier, "CIRCLE": f"{sky.ra.deg} {sky.dec.deg} 0.002"})
-    assert response.status_code == 200, response.text
-    with _fits(response.content) as cut:
-        data, header = cut[0].data, cut[0].header
-        x0, y0 = -int(header["LTV1"]), -int(header["LTV2"])
-        height, width = data.shape
-        expected = np.add.outer(1000 * np.arange(y0, y0 + height), np.arange(x0, x0 + width))
-        assert np.array_equal(data, expected)  # lossless RICE: the very pixels
-        x, y = WCS(header).world_to_pixel(sky)
-        assert abs(float(x) + x0 - 120) < 1e-3 and abs(float(y) + y0 - 80) < 1e-3  # SIP inverse
+    # Several stamps of one (cached) file: each header describes its own pixels.
+    for px, py in ((120, 80), (40, 150), (120, 80)):
+        sky = wcs.pixel_to_world(px, py)
+        response = httpx.get(f"{service.base}/soda/sync", params={
+            "ID": identifier, "CIRCLE": f"{sky.ra.deg} {sky.dec.deg} 0.002"})
+        assert response.status_code == 200, response.text
+        with _fits(response.content) as cut:
+            data, header = cut[0].data, cut[0].header
+            x0, y0 = -int(header["LTV1"]), -int(header["LTV2"])
+            height, width = data.shape
+            expected = np.add.outer(1000 * np.arange(y0, y0 + height),
+                                    np.arange(x0, x0 + width))
+            assert np.array_equal(data, expected)  # lossless RICE: the very pixels
+            x, y = WCS(header).world_to_pixel(sky)  # SIP inverse included
+            assert abs(float(x) + x0 - px) < 1e-3 and abs(float(y) + y0 - py) < 1e-3
     # Clipped at the image edge: a circle around the corner pixel.
     corner = wcs.pixel_to_world(0, 0)
     clipped = httpx.get(f"{service.base}/soda/sync", params={
