@@ -165,7 +165,9 @@ def sia_search(registry: Registry, query: SiaQuery, limit: int, base_url: str,
     outer polygons of patches overlapping the shape, as ``find_datasets`` does; the other
     constraints are applied in SQL on the view's rows.
     """
-    if limit == 0:
+    if limit == 0:  # metadata only, with the overflow indicator DALI asks for
+        return ObsCoreAnswer([], True)
+    if query.release_dates is not None:
         return ObsCoreAnswer([], False)
     texts = dict(query.texts)
     shape, params = obscore.constraint_params(query.intervals, texts, query.calib, query.pol)
@@ -292,6 +294,9 @@ class DatasetFile:
     hdu: int
     access_format: str
     size_kb: int | None
+    #: Wavelength (m) and time (MJD) coverage, as in ObsCore; None when unknown.
+    em: tuple[float | None, float | None] = (None, None)
+    t: tuple[float | None, float | None] = (None, None)
 
 
 def dataset_file(registry: Registry, key: DatasetKey, base_url: str) -> DatasetFile | None:
@@ -299,5 +304,11 @@ def dataset_file(registry: Registry, key: DatasetKey, base_url: str) -> DatasetF
     row = dataset_rows(registry, [key], base_url).get(key)
     if row is None:
         return None
+    return file_of_row(key, row)
+
+
+def file_of_row(key: DatasetKey, row: Row) -> DatasetFile:
     return DatasetFile(key, row[_I["skyreg_uri"]], int(row[_I["skyreg_hdu"]]),
-                       row[_I["access_format"]], row[_I["access_estsize"]])
+                       row[_I["access_format"]], row[_I["access_estsize"]],
+                       (row[_I["em_min"]], row[_I["em_max"]]),
+                       (row[_I["t_min"]], row[_I["t_max"]]))
