@@ -199,3 +199,44 @@ def test_band_table_in_the_docs_is_the_database_one(archive: Archive) -> None:
     with psycopg.connect(_plain(archive.url)) as connection:
         stored = set(connection.execute("SELECT band, em_min, em_max FROM ivoa.skyreg_band"))
     assert rows == stored and len(rows) == 7
+
+
+def test_more_requests_than_connections_wait_for_one(archive: Archive) -> None:
+    """A worker answers more concurrent requests than it has database connections: they
+    wait for a registry instead of failing once the engine's pool is exhausted."""
+    import threading
+    import time
+
+    from skyreg.service.database import RegistryPool
+    from skyreg.service.settings import ServiceSettings
+
+    pool = RegistryPool(ServiceSettings(database_url=archive.url, pool_size=2, read_role=None,
+                                        query_timeout_s=5.0))
+    errors: list[BaseException] = []
+    most = [0]
+    busy = [0]
+    lock = threading.Lock()
+
+    def request() -> None:
+        try:
+            with pool.registry() as registry:
+                with lock:
+                    busy[0] += 1
+                    most[0] = max(most[0], busy[0])
+                registry.counts()
+                time.sleep(0.1)
+                with lock:
+                    busy[0] -= 1
+        except BaseException as err:  # collected: the assertion below names it
+            errors.append(err)
+
+    try:
+        threads = [threading.Thread(target=request) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        pool.close()
+    assert not errors, errors
+    assert most[0] == 2

@@ -32,6 +32,7 @@ from skyreg.db.engine import open_engine
 from skyreg.db.migrate import ensure_schema
 from skyreg.db.roles import check_role_name
 from skyreg.registry import Registry
+from skyreg.service.errors import TransientFault
 from skyreg.service.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
@@ -49,7 +50,7 @@ class RegistryPool:
         # server, starts it again should it stop while the service runs.
         self.engine = open_engine(settings.database_url,
                                   Path(settings.home) if settings.home else None,
-                                  pool_size=settings.pool_size + 1, max_overflow=2,
+                                  pool_size=settings.pool_size, max_overflow=2,
                                   pool_timeout=settings.query_timeout_s)
         event.listen(self.engine, "connect", self._prepare_connection)
         try:
@@ -101,13 +102,13 @@ class RegistryPool:
 
     @contextmanager
     def registry(self) -> Iterator[Registry]:
-        """A registry for the caller alone until the block ends."""
-        try:
-            registry = self._free.get_nowait()
-        except queue.Empty:
-            registry = Registry(self.engine, self.pixel_scheme)
-            with self._lock:
-                self._created += 1
+        """A registry for the caller alone until the block ends.
+
+        At most ``pool_size`` registries exist, one connection each: more requests than that
+        at once wait for one to come back (up to the query time limit, then TransientFault)
+        instead of asking the engine for connections it does not have.
+        """
+        registry = self._take()
         try:
             yield registry
         except BaseException as err:
@@ -121,6 +122,22 @@ class RegistryPool:
                 registry.reset_connection()
             else:
                 self._free.put(registry)
+
+    def _take(self) -> Registry:
+        try:
+            return self._free.get_nowait()
+        except queue.Empty:
+            pass
+        with self._lock:
+            if self._created < self.settings.pool_size:
+                self._created += 1
+                return Registry(self.engine, self.pixel_scheme)
+        try:
+            return self._free.get(timeout=self.settings.query_timeout_s)
+        except queue.Empty:
+            raise TransientFault(
+                f"all {self.settings.pool_size} database connections of this worker stayed "
+                "busy; try again later") from None
 
     def ping(self) -> bool:
         """Whether the database answers (for VOSI availability)."""
