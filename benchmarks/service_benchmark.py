@@ -170,8 +170,49 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+@dataclass
+class Server:
+    base: str
+    pid: int
+    data_dir: Path | None  # the embedded server's, whose processes' CPU time is counted
+
+    def processes(self) -> list[int]:
+        """The service's processes (supervisor and workers) and, with the embedded server,
+        the PostgreSQL processes: what answers the requests."""
+        pids = [self.pid, *_children(self.pid)]
+        if self.data_dir is not None:
+            target = os.path.realpath(self.data_dir)
+            for entry in Path("/proc").iterdir():
+                with contextlib.suppress(OSError):
+                    if entry.name.isdigit() and os.readlink(entry / "cwd") == target:
+                        pids.append(int(entry.name))
+        return pids
+
+    def cpu_seconds(self) -> dict[int, float]:
+        """CPU time (user + system) used so far by each process (Linux /proc)."""
+        tick = os.sysconf("SC_CLK_TCK")
+        used = {}
+        for pid in self.processes():
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                used[pid] = (int(fields[11]) + int(fields[12])) / tick
+        return used
+
+
+def _children(pid: int) -> list[int]:
+    with contextlib.suppress(OSError):
+        return [int(w) for w in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    return []
+
+
+def cpu_used(server: Server, before: dict[int, float]) -> float:
+    """Server-side CPU seconds since ``before`` (processes that ended meanwhile are lost)."""
+    now = server.cpu_seconds()
+    return sum(value - before.get(pid, 0.0) for pid, value in now.items())
+
+
 @contextlib.contextmanager
-def server(setup: Setup, workers: int, log: Path) -> Iterator[str]:
+def server(setup: Setup, workers: int, log: Path) -> Iterator[Server]:
     """``skyreg serve`` (no access log) on a free loopback port until the block ends."""
     port = free_port()
     command = [sys.executable, "-m", "skyreg"]
@@ -193,7 +234,12 @@ def server(setup: Setup, workers: int, log: Path) -> Iterator[str]:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"skyreg serve did not start:\n{log.read_text()}")
             time.sleep(0.2)
-        yield base
+        data_dir = None
+        if setup.home is not None:
+            from skyreg.db.embedded import EmbeddedServer
+
+            data_dir = EmbeddedServer(setup.home).data_dir
+        yield Server(base, process.pid, data_dir)
     finally:
         process.send_signal(signal.SIGTERM)
         try:
@@ -488,18 +534,27 @@ def main(argv: list[str] | None = None) -> int:
         homes.append(setup.home)
     work_load = workload(setup, args.requests, args.seed)
     results: dict[str, Any] = {"visits": args.visits, "ccds": setup.n_ccds,
+                               "embedded": setup.home is not None,
                                "workers": args.workers, "machine_before": machine()}
-    with server(setup, args.workers, work / "serve.log") as base:
+    with server(setup, args.workers, work / "serve.log") as running:
+        base = running.base
         check_answers(base, setup, work_load, samples=5)
         results["sia"] = sequential(base, work_load.sia)
         results["sia"]["mean_rows"] = statistics.mean(r.expect_rows or 0 for r in work_load.sia)
         results["soda"] = sequential(base, work_load.soda)
+        before = running.cpu_seconds()
         tally, elapsed, cpu = concurrent(base, work_load.patch, args.connections,
                                          args.throughput_seconds)
+        server_cpu = cpu_used(running, before)
         patch = stats(tally, elapsed).get("JSON ccds?patch", {})
-        results["patch_throughput"] = {**patch, "connections": args.connections,
-                                       "seconds": elapsed, "client_cpu_s": cpu,
-                                       "errors": sum(tally.errors.values())}
+        done = patch.get("requests", 0) or 1
+        results["patch_throughput"] = {
+            **patch, "connections": args.connections, "seconds": elapsed,
+            "client_cpu_s": cpu, "server_cpu_s": server_cpu,
+            # Load-independent: CPU per request, and the rate idle cores would allow.
+            "server_cpu_ms_per_request": server_cpu / done * 1000.0,
+            "total_cpu_ms_per_request": (server_cpu + cpu) / done * 1000.0,
+            "errors": sum(tally.errors.values())}
         throughput_errors = tally.examples
         tally, elapsed, cpu = concurrent(base, work_load.mix(), args.clients, args.load_seconds)
         results["load"] = {"clients": args.clients, "seconds": elapsed, "client_cpu_s": cpu,
@@ -535,8 +590,12 @@ def report(r: dict[str, Any]) -> None:
     t = r["patch_throughput"]
     print(f"\nJSON ccds?patch, {t['connections']} connections, {t['seconds']:.0f} s: "
           f"{t.get('per_s', 0):,.0f} requests/s (p50 {t.get('p50_ms', math.nan):.1f} ms, "
-          f"p99 {t.get('p99_ms', math.nan):.1f} ms), {t['errors']} errors; client CPU "
-          f"{t['client_cpu_s']:.0f} s; target >= 1,000/s")
+          f"p99 {t.get('p99_ms', math.nan):.1f} ms), {t['errors']} errors; target >= 1,000/s")
+    cores = r["machine_before"]["cpus"] or 1
+    where = "service + embedded PostgreSQL" if r.get("embedded") else "service only"
+    print(f"  CPU per request: {t['server_cpu_ms_per_request']:.2f} ms server side ({where}), "
+          f"{t['total_cpu_ms_per_request']:.2f} ms with the client; {cores} idle cores would "
+          f"allow ~{cores * 1000 / t['server_cpu_ms_per_request']:,.0f} requests/s")
     load = r["load"]
     print(f"\nload test: {load['clients']} clients, {load['seconds']:.0f} s, "
           f"{load['total_per_s']:,.0f} requests/s in all, {load['errors']} errors; client CPU "

@@ -179,7 +179,7 @@ def sia_search(registry: Registry, query: SiaQuery, limit: int, base_url: str,
                 ids.append(parse_dataset_id(text))
             except DatasetIdError:
                 continue  # not one of ours: matches nothing
-    types = dataset_types(registry)
+    types = _types_with_datasets(registry)
     if "COLLECTION" in texts:
         types = {name: dims for name, dims in types.items() if name in texts["COLLECTION"]}
     if not query.shapes:
@@ -190,6 +190,13 @@ def sia_search(registry: Registry, query: SiaQuery, limit: int, base_url: str,
         rows = _rows_of_keys(registry, ids, shape, params, base_url)
         return _answer(rows, limit)
     check_area(query.shapes, max_area_deg2)
+    ccd_types = [name for name, dims in types.items() if dims == "ccd"]
+    patch_types = [name for name, dims in types.items() if dims == "patch"]
+    # Only the footprints that can hold an answer are searched: a registry without coadds
+    # (or a COLLECTION of CCD types only) needs no patch search.
+    wanted_ccds = bool(ccd_types) and (ids is None or any(k.dimensions == "ccd" for k in ids))
+    wanted_patches = bool(patch_types) and (ids is None
+                                            or any(k.dimensions == "patch" for k in ids))
     exact_ccds: set[tuple[Any, ...]] = set()
     exact_patches: set[tuple[Any, ...]] = set()
     boxes: list[RangeShape] = []
@@ -197,8 +204,10 @@ def sia_search(registry: Registry, query: SiaQuery, limit: int, base_url: str,
     box_patches: set[tuple[Any, ...]] = set()
     for item in query.shapes:
         region = item.region()
-        ccds = {tuple(r) for r in registry.find_ccds(region=region)}
-        patches = {tuple(r) for r in registry.find_patches(region=region)}
+        ccds = ({tuple(r) for r in registry.find_ccds(region=region)}
+                if wanted_ccds else set())
+        patches = ({tuple(r) for r in registry.find_patches(region=region)}
+                   if wanted_patches else set())
         if isinstance(item, RangeShape):
             boxes.append(item)
             box_ccds |= ccds
@@ -208,8 +217,6 @@ def sia_search(registry: Registry, query: SiaQuery, limit: int, base_url: str,
             exact_patches |= patches
     all_ccds, all_patches = exact_ccds | box_ccds, exact_patches | box_patches
     keys: list[DatasetKey] = []
-    ccd_types = [name for name, dims in types.items() if dims == "ccd"]
-    patch_types = [name for name, dims in types.items() if dims == "patch"]
     if ids is not None:
         wanted = set(ids)
         keys = [key for key in wanted if key.dataset_type in types and (
@@ -238,6 +245,21 @@ def sia_search(registry: Registry, query: SiaQuery, limit: int, base_url: str,
         rows = [row for row in rows if _footprint_key(row) in exact_ccds | exact_patches
                 or any(polygon_overlaps_box(_region_of(row), box) for box in boxes)]
     return _answer(rows, limit)
+
+
+#: Dataset types that hold at least one dataset (a primary-key probe per type), so that an
+#: SIA search looks only for footprints that can carry an answer.
+_TYPES_WITH_DATASETS = """
+SELECT t.name, t.dimensions FROM dataset_type AS t
+WHERE (t.dimensions = 'ccd' AND EXISTS (SELECT 1 FROM ccd_dataset AS d
+                                        WHERE d.dataset_type = t.name))
+   OR (t.dimensions = 'patch' AND EXISTS (SELECT 1 FROM patch_dataset AS d
+                                          WHERE d.dataset_type = t.name))
+"""
+
+
+def _types_with_datasets(registry: Registry) -> dict[str, str]:
+    return dict(registry.read_session().fetch(_TYPES_WITH_DATASETS, {}))
 
 
 def _footprint_key(row: Row) -> tuple[Any, ...]:

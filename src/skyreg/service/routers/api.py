@@ -16,7 +16,6 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from skyreg import __version__
-from skyreg.registry import Registry
 from skyreg.service import columnar, dependencies, queries
 from skyreg.service.errors import LimitExceeded, UsageFault
 from skyreg.service.regions import CircleShape, PolygonShape, Shape
@@ -24,7 +23,6 @@ from skyreg.service.settings import ServiceSettings
 
 router = APIRouter(prefix="/api/v1", tags=["JSON API"])
 
-RegistryDep = Annotated[Registry, Depends(dependencies.registry)]
 SettingsDep = Annotated[ServiceSettings, Depends(dependencies.settings)]
 BaseUrlDep = Annotated[str, Depends(dependencies.base_url)]
 Format = Literal["json", "csv", "parquet"]
@@ -202,7 +200,7 @@ def _time(text: str | None) -> tuple[float, float] | None:
 
 @router.get("/ccds", responses=_PAGE_RESPONSES, response_model=None,
             summary="CCDs whose footprint overlaps a patch, tract or region")
-def ccds(request: Request, registry: RegistryDep, settings: SettingsDep,
+def ccds(request: Request, settings: SettingsDep,
          patch: str | None = _PATCH, tract: str | None = _TRACT, cone: str | None = _CONE,
          polygon: str | None = _POLYGON, point: str | None = _POINT,
          instrument: Annotated[list[str] | None, Query(description="repeatable")] = None,
@@ -213,40 +211,43 @@ def ccds(request: Request, registry: RegistryDep, settings: SettingsDep,
          format: Format = _FORMAT) -> Response:
     region = region_arguments(settings, patch=patch, tract=tract, cone=cone, polygon=polygon,
                               point=point)
-    results = queries.find_ccds(registry, region, instrument=_names(instrument),
-                                band=_names(band), time=_time(time), inner=inner)
+    with dependencies.lend(request) as registry:
+        results = queries.find_ccds(registry, region, instrument=_names(instrument),
+                                    band=_names(band), time=_time(time), inner=inner)
     return _page(request, settings, results.columns, results, format, limit, offset)
 
 
 @router.get("/patches", responses=_PAGE_RESPONSES, response_model=None,
             summary="Patches whose polygon overlaps a CCD or region")
-def patches(request: Request, registry: RegistryDep, settings: SettingsDep,
+def patches(request: Request, settings: SettingsDep,
             ccd: str | None = _CCD, cone: str | None = _CONE, polygon: str | None = _POLYGON,
             point: str | None = _POINT,
             skymap: Annotated[list[str] | None, Query(description="repeatable")] = None,
             inner: bool = _INNER, limit: int | None = _LIMIT, offset: int = _OFFSET,
             format: Format = _FORMAT) -> Response:
     region = region_arguments(settings, ccd=ccd, cone=cone, polygon=polygon, point=point)
-    results = queries.find_patches(registry, region, skymap=_names(skymap), inner=inner)
+    with dependencies.lend(request) as registry:
+        results = queries.find_patches(registry, region, skymap=_names(skymap), inner=inner)
     return _page(request, settings, results.columns, results, format, limit, offset)
 
 
 @router.get("/tracts", responses=_PAGE_RESPONSES, response_model=None,
             summary="Tracts whose polygon overlaps a CCD or region")
-def tracts(request: Request, registry: RegistryDep, settings: SettingsDep,
+def tracts(request: Request, settings: SettingsDep,
            ccd: str | None = _CCD, cone: str | None = _CONE, polygon: str | None = _POLYGON,
            point: str | None = _POINT,
            skymap: Annotated[list[str] | None, Query(description="repeatable")] = None,
            inner: bool = _INNER, limit: int | None = _LIMIT, offset: int = _OFFSET,
            format: Format = _FORMAT) -> Response:
     region = region_arguments(settings, ccd=ccd, cone=cone, polygon=polygon, point=point)
-    results = queries.find_tracts(registry, region, skymap=_names(skymap), inner=inner)
+    with dependencies.lend(request) as registry:
+        results = queries.find_tracts(registry, region, skymap=_names(skymap), inner=inner)
     return _page(request, settings, results.columns, results, format, limit, offset)
 
 
 @router.get("/datasets/{dataset_type}", responses=_PAGE_RESPONSES, response_model=None,
             summary="Files of a dataset type whose footprint overlaps a region (or all)")
-def datasets(request: Request, registry: RegistryDep, settings: SettingsDep,
+def datasets(request: Request, settings: SettingsDep,
              dataset_type: str, patch: str | None = _PATCH, tract: str | None = _TRACT,
              cone: str | None = _CONE, polygon: str | None = _POLYGON,
              point: str | None = _POINT,
@@ -257,15 +258,16 @@ def datasets(request: Request, registry: RegistryDep, settings: SettingsDep,
              format: Format = _FORMAT) -> Response:
     region = region_arguments(settings, patch=patch, tract=tract, cone=cone, polygon=polygon,
                               point=point, required=False)
-    results = queries.find_datasets(registry, dataset_type, region,
-                                    instrument=_names(instrument), skymap=_names(skymap),
-                                    band=_names(band), inner=inner)
+    with dependencies.lend(request) as registry:
+        results = queries.find_datasets(registry, dataset_type, region,
+                                        instrument=_names(instrument), skymap=_names(skymap),
+                                        band=_names(band), inner=inner)
     return _page(request, settings, results.columns, results, format, limit, offset)
 
 
 @router.get("/footprint", summary="The polygon of one CCD, patch or tract",
             responses={400: {"description": "Bad input"}, 404: {"description": "Not found"}})
-def footprint(registry: RegistryDep, ccd: str | None = _CCD, patch: str | None = _PATCH,
+def footprint(request: Request, ccd: str | None = _CCD, patch: str | None = _PATCH,
               tract: str | None = _TRACT, inner: bool = _INNER) -> dict[str, Any]:
     given = [(k, v) for k, v in (("ccd", ccd), ("patch", patch), ("tract", tract))
              if v is not None]
@@ -275,7 +277,8 @@ def footprint(registry: RegistryDep, ccd: str | None = _CCD, patch: str | None =
     key = {"ccd": lambda: _key(text, "ccd", "INSTRUMENT,VISIT,DETECTOR", True, 2),
            "patch": lambda: _band_key(text),
            "tract": lambda: _key(text, "tract", "SKYMAP,TRACT", True, 1)}[kind]()
-    polygon = queries.footprint(registry, kind, key, inner)
+    with dependencies.lend(request) as registry:
+        polygon = queries.footprint(registry, kind, key, inner)
     from lsst.sphgeom import LonLat
 
     points = [LonLat(v) for v in polygon.getVertices()]
@@ -285,20 +288,24 @@ def footprint(registry: RegistryDep, ccd: str | None = _CCD, patch: str | None =
 
 
 @router.get("/dataset-types", summary="Registered dataset types and their dimensions")
-def dataset_types(registry: RegistryDep) -> dict[str, str]:
-    return queries.dataset_types(registry)
+def dataset_types(request: Request) -> dict[str, str]:
+    with dependencies.lend(request) as registry:
+        return queries.dataset_types(registry)
 
 
 @router.get("/skymaps", summary="Registered sky maps")
-def skymaps(registry: RegistryDep) -> list[dict[str, Any]]:
+def skymaps(request: Request) -> list[dict[str, Any]]:
+    with dependencies.lend(request) as registry:
+        found = queries.skymaps(registry)
     return [{"name": name, "kind": kind, "tracts": n_tracts, "patches": n_patches,
              "hash": digest}
-            for name, kind, n_tracts, n_patches, digest in queries.skymaps(registry)]
+            for name, kind, n_tracts, n_patches, digest in found]
 
 
 @router.get("/counts", summary="Number of visits, CCDs, sky maps, tracts and patches")
-def counts(registry: RegistryDep) -> dict[str, int]:
-    return queries.counts(registry)
+def counts(request: Request) -> dict[str, int]:
+    with dependencies.lend(request) as registry:
+        return queries.counts(registry)
 
 
 class CutoutUrl(BaseModel):
@@ -309,7 +316,7 @@ class CutoutUrl(BaseModel):
             summary="Stable cutout URL of a stamp around a position (for alert packets)",
             responses={400: {"description": "Bad input, or several files match"},
                        404: {"description": "No file contains the position"}})
-def cutout_url(registry: RegistryDep, base_url: BaseUrlDep, settings: SettingsDep,
+def cutout_url(request: Request, base_url: BaseUrlDep, settings: SettingsDep,
                ra: Annotated[float, Query(description="degrees")],
                dec: Annotated[float, Query(ge=-90, le=90, description="degrees")],
                size: Annotated[float, Query(gt=0, le=10, description="stamp side, degrees")],
@@ -319,9 +326,11 @@ def cutout_url(registry: RegistryDep, base_url: BaseUrlDep, settings: SettingsDe
                format: Literal["fits", "png"] = "fits") -> CutoutUrl:
     if not math.isfinite(ra):
         raise UsageFault("ra: must be finite")
-    return CutoutUrl(url=queries.cutout_url(
-        registry, ra, dec, size, dataset_type=dataset_type, band=band, instrument=instrument,
-        visit=visit, detector=detector, skymap=skymap, base_url=base_url, fmt=format))
+    with dependencies.lend(request) as registry:
+        return CutoutUrl(url=queries.cutout_url(
+            registry, ra, dec, size, dataset_type=dataset_type, band=band,
+            instrument=instrument, visit=visit, detector=detector, skymap=skymap,
+            base_url=base_url, fmt=format))
 
 
 @router.get("", summary="Service information", include_in_schema=True)

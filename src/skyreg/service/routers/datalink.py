@@ -32,7 +32,7 @@ router = APIRouter(tags=["IVOA DataLink"])
                   responses={200: {"content": {"application/x-votable+xml": {}}},
                              400: {"description": "DALI error document"}})
 async def links(request: Request) -> Response:
-    settings = dependencies.settings(request)
+    settings = dependencies.settings_of(request)
     given = await dali_params(request)
     dali = params.dali_request(given, frozenset({"ID"}), what="DataLink",
                                formats=params.VOTABLE_FORMATS)
@@ -42,7 +42,7 @@ async def links(request: Request) -> Response:
     ids = given.get("ID", [])
     overflow = len(ids) > settings.max_ids
     ids = ids[:settings.max_ids]
-    base_url = dependencies.base_url(request)
+    base_url = dependencies.base_url_of(request)
     keys: dict[str, DatasetKey | str] = {}
     for text in ids:
         try:
@@ -103,7 +103,7 @@ def files(request: Request, ID: str = Query(description="dataset identifier")) -
     except DatasetIdError as err:
         raise UsageFault(str(err)) from None
     with dependencies.pool(request).registry() as registry:
-        file = queries.dataset_file(registry, key, dependencies.base_url(request))
+        file = queries.dataset_file(registry, key, dependencies.base_url_of(request))
     if file is None:
         raise NotFoundFault(f"{ID} is not registered")
     path = local_path(file.uri)

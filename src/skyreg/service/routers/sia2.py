@@ -28,10 +28,10 @@ _SIA_DOC = documented("POS", "BAND", "TIME", "POL", "FOV", "SPATRES", "EXPTIME",
                   responses={200: {"content": {"application/x-votable+xml": {}}},
                              400: {"description": "DALI error document (UsageFault)"}})
 async def query(request: Request) -> Response:
-    settings = dependencies.settings(request)
+    settings = dependencies.settings_of(request)
     sia = params.sia_query(await dali_params(request))
     limit = settings.default_rows if sia.maxrec is None else min(sia.maxrec, settings.max_rows)
-    base_url = dependencies.base_url(request)
+    base_url = dependencies.base_url_of(request)
 
     note_request(request, sia.dali)
 
@@ -48,7 +48,7 @@ async def query(request: Request) -> Response:
 @router.get("/capabilities", summary="VOSI capabilities", response_class=Response,
             responses={200: {"content": {"text/xml": {}}}})
 def capabilities(request: Request) -> Response:
-    return Response(documents.capabilities(dependencies.base_url(request)),
+    return Response(documents.capabilities(dependencies.base_url_of(request)),
                     media_type="text/xml")
 
 

@@ -25,7 +25,7 @@ router = APIRouter(prefix="/soda", tags=["IVOA SODA"])
                              404: {"description": "The dataset is not registered"},
                              413: {"description": "The cutout exceeds the size limit"}})
 async def sync(request: Request) -> Response:
-    settings = dependencies.settings(request)
+    settings = dependencies.settings_of(request)
     soda = params.soda_request(await dali_params(request))
     note_request(request, soda.dali)
     try:
@@ -34,7 +34,7 @@ async def sync(request: Request) -> Response:
         raise UsageFault(str(err)) from None
     if soda.shape is not None:
         queries.check_area([soda.shape], settings.max_area_deg2)
-    base_url = dependencies.base_url(request)
+    base_url = dependencies.base_url_of(request)
 
     def answer() -> Response:
         with dependencies.pool(request).registry() as registry:
