@@ -75,7 +75,7 @@ def test_check_finds_conflicts_and_unknown_parents(
     orphan.instrument, orphan.detectors, orphan.ccds = None, [], []
     for row in orphan.visits:
         row["instrument"] = "OtherCam"
-    with pytest.raises(InputErrors, match="OtherCam.*neither in this manifest nor registered"):
+    with pytest.raises(InputErrors, match=r"OtherCam.*neither in this manifest nor registered"):
         registry.ingest_manifest(write_manifest(tmp_path / "c", orphan), check=True)
     assert database_state(database_url) == before
 
