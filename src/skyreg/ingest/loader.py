@@ -256,9 +256,17 @@ def _stored_rows(connection: Connection, batch: Batch, metadata: MetaData
     return stored
 
 
+def _pixels_of(batch: Batch, rows: npt.NDArray[np.int64]) -> PixelSets:
+    if isinstance(batch.pixels, PixelSets):
+        return batch.pixels.take(rows)
+    if batch.pixels is None:
+        raise TypeError(f"batch {batch.kind} has no pixels")
+    return batch.pixels(rows)
+
+
 def _new_in_order(batch: Batch, new: npt.NDArray[np.int64], with_pixels: bool
                   ) -> tuple[npt.NDArray[np.int64], PixelSets | None]:
-    """The new rows in the order to store them, and their pixels (same order).
+    """The new rows in the order to store them, and their pixels if that order needs them.
 
     Footprints stored in spatial order (by first pixel) put the rows of one patch's CCDs on
     few pages, and ids handed out in that order keep the primary key correlated with the heap.
@@ -266,10 +274,9 @@ def _new_in_order(batch: Batch, new: npt.NDArray[np.int64], with_pixels: bool
     if not with_pixels:
         return new, None
     if batch.pixels is not None:
-        pixels = (batch.pixels.take(new) if isinstance(batch.pixels, PixelSets)
-                  else batch.pixels(new))
         if not batch.spatial_order:
-            return new, pixels
+            return new, None  # already in order: pixels can wait until the rows are copied
+        pixels = _pixels_of(batch, new)
         order = np.argsort(pixels.first(), kind="stable")
         return new[order], pixels.take(order)
     if batch.sort_key is not None:
@@ -348,8 +355,7 @@ def _stage(connection: Connection, batch: Batch, metadata: MetaData,
     is_new[stored] = False
     pixels_started = time.perf_counter()
     new, pixels = _new_in_order(batch, np.flatnonzero(is_new).astype(np.int64), with_pixels)
-    if pixels is not None:
-        timings[f"pixels {batch.kind}"] = time.perf_counter() - pixels_started
+    pixel_seconds = time.perf_counter() - pixels_started
 
     if progress is not None:
         progress(f"copying {batch.kind}", 0, count)
@@ -357,6 +363,12 @@ def _stage(connection: Connection, batch: Batch, metadata: MetaData,
     table = _temporary(f"stage_{batch.kind}", metadata, *columns, Column("row_no", BigInteger))
     table.create(connection)
     _copy(connection, table, _numbered(_take(batch.rows, np.concatenate([new, stored]))))
+    if with_pixels and batch.pixels is not None and pixels is None:
+        pixels_started = time.perf_counter()
+        pixels = _pixels_of(batch, new)
+        pixel_seconds += time.perf_counter() - pixels_started
+    if pixels is not None:
+        timings[f"pixels {batch.kind}"] = pixel_seconds
     pixel_table = None
     if pixels is not None and len(new):
         pixel_table = _temporary(f"stage_{batch.kind}_pixel", metadata,
