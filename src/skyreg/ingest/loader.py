@@ -480,8 +480,11 @@ def _deferrable_constraints(batch: Batch) -> list[Constraint]:
 
 
 def _prepare_session(connection: Connection) -> None:
-    """Take the ingest lock and set this transaction's resources and liveness checks."""
-    connection.execute(select(func.pg_advisory_xact_lock(INGEST_LOCK_KEY)))
+    """Set this transaction's resources and liveness checks, then take the ingest lock.
+
+    The checks come first so that a client killed while it waits for the lock leaves the
+    queue at once.
+    """
     settings = {
         # Joins and sorts over a whole batch must stay in memory (defaults spill to disk).
         "work_mem": BULK_WORK_MEM,
@@ -495,6 +498,7 @@ def _prepare_session(connection: Connection) -> None:
         settings["client_connection_check_interval"] = CLIENT_CHECK_INTERVAL
     for name, value in settings.items():
         connection.execute(select(func.set_config(name, value, True)))
+    connection.execute(select(func.pg_advisory_xact_lock(INGEST_LOCK_KEY)))
 
 
 def load(engine: Engine, batches: Sequence[Batch], references: Sequence[Reference] = (),
