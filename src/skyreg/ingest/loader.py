@@ -71,7 +71,7 @@ from sqlalchemy.schema import AddConstraint, Constraint, CreateIndex, DropConstr
 from sqlalchemy.types import TypeEngine
 
 from skyreg.errors import ConflictError, InputError, InputErrors
-from skyreg.ingest.binary_copy import COPY_HEADER, COPY_TRAILER, Columns
+from skyreg.ingest.binary_copy import COPY_HEADER, COPY_TRAILER, Columns, encoded_polygons
 from skyreg.ingest.binary_copy import Column as BinaryColumn
 from skyreg.ingest.footprints import PixelSets
 from skyreg.ingest.report import KindCount
@@ -174,8 +174,68 @@ def _driver(connection: Connection) -> Any:
     return driver
 
 
+#: Exclusive bound of the magnitude of each integer COPY type.
+_INTEGER_BOUNDS = {"int2": 2**15, "int4": 2**31, "int8": 2**63}
+
+
+def _fixed_column(kind: str, values: Sequence[Any]) -> BinaryColumn | None:
+    """``values`` as one numpy COPY column of type ``kind``, or None if they have no fixed width.
+
+    None also for anything this would not store exactly as psycopg's row-wise COPY does
+    (mixed NULLs, integers out of range, ragged arrays, several strings).
+    """
+    if all(value is None for value in values):
+        return BinaryColumn("null")
+    if any(value is None for value in values):
+        return None
+    if kind == "text":
+        first = values[0]
+        same = isinstance(first, str) and all(value == first for value in values)
+        return BinaryColumn("text", first) if same else None
+    if kind == "bytea":
+        if not all(isinstance(value, bytes) for value in values):
+            return None
+        blobs = encoded_polygons(values)
+        return None if blobs is None or blobs.shape[1] == 0 else BinaryColumn("bytea", blobs)
+    element = kind.removesuffix("[]")
+    if element not in (*_INTEGER_BOUNDS, "float8"):
+        return None
+    try:
+        array = np.asarray(values)
+    except ValueError:  # ragged nested lists
+        return None
+    if array.ndim != (2 if kind.endswith("[]") else 1) or 0 in array.shape:
+        return None
+    if element == "float8":
+        return BinaryColumn(kind, array.astype(np.float64)) if array.dtype.kind in "fiu" \
+            else None
+    bound = _INTEGER_BOUNDS[element]
+    if array.dtype.kind not in "iu" or array.min() < -bound or array.max() >= bound:
+        return None
+    return BinaryColumn(kind, array.astype(np.int64))
+
+
+def _column_wise(table: Table, rows: Sequence[Sequence[Any]]) -> Columns | None:
+    """Row tuples as numpy columns (one ``tobytes`` instead of a ``write_row`` per row).
+
+    None when some column has no fixed width (polygons with different vertex counts, say):
+    those rows are copied row by row.
+    """
+    if not rows:
+        return None
+    columns = []
+    for column, values in zip(table.columns, zip(*rows, strict=True), strict=True):
+        fixed = _fixed_column(_copy_type(column.type), values)
+        if fixed is None:
+            return None
+        columns.append(fixed)
+    return Columns(columns, len(rows))
+
+
 def _copy(connection: Connection, table: Table, rows: Rows) -> None:
     """Binary COPY of ``rows`` (tuples, or numpy columns) into all columns of ``table``."""
+    if not isinstance(rows, Columns):
+        rows = _column_wise(table, rows) or rows
     statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
         sql.Identifier(table.name), sql.SQL(", ").join(
             sql.Identifier(column.name) for column in table.columns))
@@ -250,7 +310,7 @@ def _stored_rows(connection: Connection, batch: Batch, metadata: MetaData
     _copy(connection, probe, _numbered(batch.rows, [batch.columns.index(k) for k in batch.key]))
     found = connection.execute(select(probe.c.row_no).where(
         exists().where(_key_match(target, probe, batch.key))).order_by(probe.c.row_no))
-    stored = np.fromiter(found.scalars(), dtype=np.int64)
+    stored = np.array(found.scalars().all(), dtype=np.int64)
     probe.drop(connection)
     metadata.remove(probe)
     return stored
