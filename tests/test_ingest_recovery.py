@@ -253,8 +253,9 @@ def test_exclusive_locks_are_taken_only_for_the_inserts(
     while_copying = {query[:60] for _, state, query in samples
                      if state == "active" and query.startswith("COPY")}
     assert not while_copying, while_copying
-    # Between two statements of the insert step the client answers at once; a longer idle
-    # time under the lock would be client-side work (pixel coverage, say).
+    # Between two statements of the insert step the client answers at once; a long idle
+    # time under the lock would be client-side work (pixel coverage, say). The bound leaves
+    # room for a busy machine's scheduling delays.
     longest, since = 0.0, None
     for moment, state, _ in samples:
         if not state.startswith("idle"):
@@ -262,4 +263,4 @@ def test_exclusive_locks_are_taken_only_for_the_inserts(
             continue
         since = moment if since is None else since
         longest = max(longest, moment - since)
-    assert longest < 0.5, longest
+    assert longest < 2.0, longest
