@@ -245,6 +245,14 @@ def test_killed_ingest_leaves_nothing(registry: Registry, database_url: str,
             pytest.fail("the ingest never reached the database")
         os.kill(child.pid, signal.SIGKILL)
         child.wait(timeout=30)
+        # The killed client's backend leaves the lock queue (it does not wait for the lock
+        # only to find its client gone).
+        deadline = time.monotonic() + 5
+        while blocker.execute(text(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                "AND datname = current_database()")).scalar_one():
+            assert time.monotonic() < deadline, "the killed ingest still waits for the lock"
+            time.sleep(0.05)
         blocker.execute(text("SELECT pg_advisory_unlock_all()"))
     engine.dispose()
     counts = table_counts(database_url)

@@ -68,19 +68,24 @@ def ingest() -> None:
 
 @ingest.command("manifest")
 @click.argument("directory", type=click.Path(path_type=Path))
+@click.option("--check", is_flag=True,
+              help="Run every check (conflicts with the registry included), write nothing, "
+                   "and say what a load would insert.")
 @click.option("--progress/--no-progress", default=True, show_default=True,
               help="Progress bars (shown on a terminal only).")
 @format_option
 @click.pass_context
 @friendly_errors
-def ingest_manifest(ctx: click.Context, directory: Path, progress: bool, fmt: str) -> None:
+def ingest_manifest(ctx: click.Context, directory: Path, check: bool, progress: bool,
+                    fmt: str) -> None:
     """Load a survey manifest directory (format version 1).
 
     All or nothing and idempotent: bad input is refused with one line per problem (file, row,
-    field) and nothing is written; loading the same manifest twice changes nothing.
+    field) and nothing is written; loading the same manifest twice changes nothing. With
+    --check, nothing is written in any case.
     """
     with open_registry(ctx) as registry, IngestProgress(progress) as bar:
-        report = registry.ingest_manifest(directory, progress=bar)
+        report = registry.ingest_manifest(directory, check=check, progress=bar)
     if fmt == "json":
         click.echo(json.dumps(report.as_dict(), indent=2))
     else:

@@ -7,11 +7,8 @@ footprint (~30 µs at HTM 9), so large batches are spread over a process pool.
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from multiprocessing import get_context
 
 import numpy as np
 import numpy.typing as npt
@@ -21,6 +18,7 @@ from lsst.sphgeom import ConvexPolygon
 from skyreg.geometry.pixelization import PixelScheme
 from skyreg.geometry.polygons import encode_flat_polygons
 from skyreg.ingest.problems import Problems
+from skyreg.ingest.process_pool import process_pool
 
 #: Footprints per task sent to a worker process.
 CHUNK = 20_000
@@ -110,7 +108,9 @@ class PixelSets:
         return result
 
     def take(self, order: npt.NDArray[np.int64]) -> PixelSets:
-        """The rows in the given order."""
+        """The rows at the given positions, in that order."""
+        if len(order) == len(self) and np.array_equal(order, np.arange(len(self))):
+            return self
         counts = np.diff(self.offsets)[order]
         offsets = np.zeros(len(order) + 1, dtype=np.int64)
         np.cumsum(counts, out=offsets[1:])
@@ -196,8 +196,7 @@ def start_pixel_coverage(scheme: PixelScheme, encoded: list[bytes]
     if len(encoded) < POOL_THRESHOLD or (os.cpu_count() or 1) < 2:
         result = pixel_coverage(scheme, encoded)
         return lambda: result
-    context = get_context("fork" if sys.platform == "linux" else "spawn")
-    pool = ProcessPoolExecutor(os.cpu_count() or 1, mp_context=context)
+    pool = process_pool(os.cpu_count() or 1)
     futures = [pool.submit(_pixels_of, scheme, chunk) for chunk in _chunks(encoded)]
 
     def wait() -> PixelSets:
@@ -220,11 +219,7 @@ def pixel_coverage(scheme: PixelScheme, encoded: list[bytes],
             if progress is not None:
                 progress(len(chunk))
         return PixelSets.concat(parts)
-    # On Linux, fork: no re-import of __main__ (which fails for scripts read from stdin) and no
-    # start-up cost. Workers only compute, and leave through os._exit, so the database
-    # connections they inherit are never touched.
-    context = get_context("fork" if sys.platform == "linux" else "spawn")
-    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+    with process_pool(workers) as pool:
         chunks = list(_chunks(encoded))
         for chunk, pixels in zip(chunks, pool.map(_pixels_of, [scheme] * len(chunks), chunks),
                                  strict=True):

@@ -191,13 +191,13 @@ def _batches(scheme: PixelScheme, name: str, definition: SkyMapDefinition, diges
     # the database; the loader asks for them when it copies the pixel rows.
     covers = start_pixel_coverage(scheme, patch_outer + [patch_inner[i] for i in sticking_out])
 
-    def patch_pixels() -> PixelSets:
+    def patch_pixels(rows: npt.NDArray[np.int64]) -> PixelSets:
         both = covers()
         count = len(patch_outer)
         outer = PixelSets(both.flat[:both.offsets[count]], both.offsets[:count + 1])
         inner = PixelSets(both.flat[both.offsets[count]:],
                           both.offsets[count:] - both.offsets[count])
-        return outer.union(sticking_out, inner)
+        return outer.union(sticking_out, inner).take(rows)
 
     tract_pixels = add_uncontained(scheme, tract_outer, tract_inner,
                                    pixel_coverage(scheme, tract_outer, advance("tract")))

@@ -185,17 +185,21 @@ class Registry:
         self,
         path: str | PathLike[str],
         *,
+        check: bool = False,
         progress: Callable[[str, int, int], None] | None = None,
     ) -> IngestReport:
         """Load a survey manifest directory (format v1); see ``docs/manifest-format.md``.
 
         All or nothing: on any error nothing of this manifest is written. Idempotent: loading
-        the same manifest again writes nothing and succeeds.
+        the same manifest again writes nothing and succeeds. ``check=True`` runs every check
+        a load runs (conflicts with the stored rows included) and writes nothing: the
+        report's ``inserted`` counts are what a load would insert.
         """
         from skyreg.ingest.manifest_ingest import ingest_manifest
 
         with writing(self.engine, "the ingest"):
-            return ingest_manifest(self.engine, self.pixel_scheme, Path(path), progress=progress)
+            return ingest_manifest(self.engine, self.pixel_scheme, Path(path), progress=progress,
+                                   check=check)
 
     def ingest_fits(
         self,
