@@ -57,3 +57,16 @@ class InputErrors(SkyregError):
         if self.total > len(problems):
             lines.append(f"... and {self.total - len(problems)} more problems")
         super().__init__("\n".join(lines))
+
+
+class SkyregWarning(UserWarning):
+    """Base class of the warnings skyreg gives; the CLI prints each as one 'warning:' line."""
+
+
+class UnknownNameWarning(SkyregWarning):
+    """A filter names an instrument, band or sky map the registry does not hold.
+
+    A warning rather than an error: scripts pass the same band list (``ugrizy``) to registries
+    that hold only some of the bands, and the answer — nothing for that name — is right. The
+    warning is there so that a typo does not pass for an empty sky.
+    """

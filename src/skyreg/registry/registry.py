@@ -20,9 +20,9 @@ from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
 
 from skyreg.db.engine import make_engine, resolve_url
 from skyreg.db.migrate import ensure_schema
-from skyreg.errors import NotFoundError, SkyregError
+from skyreg.errors import NotFoundError
 from skyreg.geometry.pixelization import PixelScheme
-from skyreg.geometry.polygons import decode_polygon
+from skyreg.geometry.polygons import GeometryError, decode_polygon
 from skyreg.geometry.query_regions import QueryRegion, make_query_region
 from skyreg.registry import dataset_queries, queries
 from skyreg.registry.results import (
@@ -36,6 +36,7 @@ from skyreg.registry.results import (
     patch_results,
     tract_results,
 )
+from skyreg.registry.validation import NameChecker, QueryError, time_range
 from skyreg.schema import DIMENSIONS, ccd, dataset_type, patch, skymap, tract, visit
 
 if TYPE_CHECKING:
@@ -61,10 +62,6 @@ def _sql(builder: Callable[..., Select[Any]], *args: Any) -> str:
     return str(builder(*args).compile(dialect=_DIALECT))
 
 
-class QueryError(SkyregError, ValueError):
-    """A query was asked with arguments that do not make sense."""
-
-
 def _names(value: str | Sequence[str] | None, what: str) -> tuple[str, ...] | None:
     if value is None:
         return None
@@ -76,16 +73,6 @@ def _names(value: str | Sequence[str] | None, what: str) -> tuple[str, ...] | No
     if any("\x00" in name for name in names):
         raise QueryError(f"{what}: names cannot contain NUL characters")
     return names
-
-
-def _mjd_tai(value: Any, what: str) -> float:
-    """MJD (TAI) from an astropy Time or a number already in MJD TAI."""
-    if hasattr(value, "tai") and hasattr(value, "mjd"):
-        return float(value.tai.mjd)
-    try:
-        return float(value)
-    except (TypeError, ValueError) as err:
-        raise QueryError(f"{what}: expected an astropy Time or an MJD (TAI) number") from err
 
 
 def _key(value: Any, types: tuple[type, ...], what: str, example: str) -> tuple[Any, ...]:
@@ -114,6 +101,7 @@ class Registry:
         self.engine = engine
         self.pixel_scheme = scheme
         self._connection: Connection | None = None
+        self._names = NameChecker()
 
     # -- life cycle ---------------------------------------------------------------------------
 
@@ -291,21 +279,19 @@ class Registry:
             stored=("patch", "tract"), patch=patch, tract=tract, cone=cone, polygon=polygon,
             point=point, region=region, inner=inner,
         )
-        time_range = None
-        if time is not None:
-            if not isinstance(time, Sequence) or len(time) != 2:
-                raise QueryError("time: expected (start, end)")
-            time_range = (_mjd_tai(time[0], "time[0]"), _mjd_tai(time[1], "time[1]"))
+        mjd_range = time_range(time) if time is not None else None
         instruments, bands = _names(instrument, "instrument"), _names(band, "band")
+        self._names.check(self._conn, "instrument", instruments)
+        self._names.check(self._conn, "band", bands)
         filters = queries.CcdFilters(instruments is not None, bands is not None,
-                                     time_range is not None)
+                                     mjd_range is not None)
         params: dict[str, Any] = {}
         if instruments is not None:
             params["instruments"] = list(instruments)
         if bands is not None:
             params["bands"] = list(bands)
-        if time_range is not None:
-            params["mjd_start"], params["mjd_end"] = time_range
+        if mjd_range is not None:
+            params["mjd_start"], params["mjd_end"] = mjd_range
         rows = self._exact(_sql(queries.ccd_candidates, filters), query, params)
         return ccd_results(rows)
 
@@ -347,6 +333,7 @@ class Registry:
         """Patches or tracts (per ``builder``) matching a CCD or region, exact."""
         query = self._query_region(stored=("ccd",), **regions)
         skymaps = _names(skymap, "skymap")
+        self._names.check(self._conn, "skymap", skymaps)
         return self._exact(_sql(builder, skymaps is not None, inner), query,
                            {"skymaps": list(skymaps)} if skymaps is not None else {})
 
@@ -381,6 +368,8 @@ class Registry:
         spatial = any(value is not None for value in (patch, tract, cone, polygon, point, region))
         instruments, skymaps = _names(instrument, "instrument"), _names(skymap, "skymap")
         bands = _names(band, "band")
+        for kind, names in (("instrument", instruments), ("skymap", skymaps), ("band", bands)):
+            self._names.check(self._conn, kind, names)  # type: ignore[arg-type]
         filters = dataset_queries.DatasetFilters(spatial, instruments is not None,
                                                  skymaps is not None, bands is not None)
         params: dict[str, Any] = {"dataset_type": dataset_type}
@@ -529,8 +518,14 @@ def parse_pixelization(value: str | PixelScheme) -> PixelScheme:
     """``"htm9"`` / ``"healpix10"`` → PixelScheme."""
     if isinstance(value, PixelScheme):
         return value
+    if not isinstance(value, str):
+        raise QueryError(f"pixelization: expected a name such as 'htm9', got {value!r}")
     text = value.strip().lower()
     for scheme in ("healpix", "htm"):
-        if text.startswith(scheme) and text[len(scheme):].isdigit():
-            return PixelScheme(scheme, int(text[len(scheme):]))
+        level = text[len(scheme):]
+        if text.startswith(scheme) and level.isascii() and level.isdigit():
+            try:
+                return PixelScheme(scheme, int(level))
+            except GeometryError as err:
+                raise QueryError(f"pixelization {value!r}: {err}") from err
     raise QueryError(f"pixelization {value!r}: expected e.g. 'htm9' or 'healpix10'")
