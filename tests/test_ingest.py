@@ -324,3 +324,57 @@ def test_hull_regions_and_ra_360_are_ingested_as_stored_polygons(
     assert {tuple(t) for t in registry.find_patches(point=(359.5, 0.0))} == {("testmap", 1, 0)}
     assert ("TestCam", 1000, 0) in {tuple(c) for c in registry.find_ccds(point=(0.0, 0.0))}
     assert not registry.ingest_manifest(root).changed
+
+
+def _set_all(rows: list[dict[str, object]], **values: object) -> None:
+    for row in rows:
+        row.update(values)
+
+
+@pytest.mark.parametrize(("edit", "words"), [
+    # Each of these reached the database and came back as a raw driver error (DataError,
+    # OverflowError), or worse, was stored wrong: a 32-bit column got the value wrapped round.
+    (lambda s: s.visits[0].update(band="g\x00"),
+     "visits.parquet: row 0, field 'band': text contains a NUL character"),
+    (lambda s: s.detectors[1].update(full_name="D\x00"),
+     "detectors.parquet: row 1, field 'full_name': text contains a NUL character"),
+    (lambda s: s.instrument.update(bands=["g", "r\x00"]),  # type: ignore[union-attr]
+     "instrument.json: field 'bands[1]': text contains a NUL character"),
+    (lambda s: s.skymap.update(note={"a": "b\x00"}),  # type: ignore[union-attr]
+     "skymap.json: field 'note.a': text contains a NUL character"),
+    (lambda s: s.instrument.update(detector_max=10**30),  # type: ignore[union-attr]
+     "instrument.json: field 'detector_max': 1000000000000000000000000000000 is outside"),
+    (lambda s: s.instrument.update(visit_max="many"),  # type: ignore[union-attr]
+     "instrument.json: field 'visit_max': expected int, got 'many'"),
+    (lambda s: _set_all(s.ccds, uri="file:///x.fits", hdu=2**32),
+     "visit_detector_regions.parquet: row 0, field 'hdu': value 4294967296 outside "
+     "[0, 2147483647]"),
+    (lambda s: s.tracts[0].update(ring=-(2**40)),
+     "tracts.parquet: row 0, field 'ring': value -1099511627776 outside"),
+    (lambda s: s.visits[2].update(ra=float("nan")),
+     "visits.parquet: row 2, field 'ra': value nan is not finite"),
+])
+def test_values_the_database_cannot_hold_are_input_errors(
+        registry: Registry, database_url: str, tmp_path: Path, edit: object,
+        words: str) -> None:
+    spec = small_spec()
+    edit(spec)  # type: ignore[operator]
+    message = _refusal(registry, write_manifest(tmp_path / "m", spec))
+    assert words in message, message
+    assert table_counts(database_url)["visit"] == 0
+
+
+def test_boresight_and_tract_centre_ra_are_wrapped(registry: Registry, database_url: str,
+                                                   tmp_path: Path) -> None:
+    spec = small_spec()
+    spec.visits[0]["ra"] = 360.0
+    spec.visits[1]["ra"] = -10.25
+    spec.tracts[0]["ra_center"] = 371.5
+    registry.ingest_manifest(write_manifest(tmp_path / "m", spec))
+    engine = create_engine(database_url)
+    with engine.connect() as connection:
+        ras = connection.execute(text(
+            "SELECT boresight_ra FROM visit ORDER BY visit LIMIT 2")).scalars().all()
+        centre = connection.execute(text("SELECT ra_center FROM tract")).scalar_one()
+    engine.dispose()
+    assert ras == [0.0, 349.75] and centre == 11.5

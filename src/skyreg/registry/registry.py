@@ -36,7 +36,13 @@ from skyreg.registry.results import (
     patch_results,
     tract_results,
 )
-from skyreg.registry.validation import NameChecker, QueryError, time_range
+from skyreg.registry.validation import (
+    NameChecker,
+    QueryError,
+    stored_name,
+    stored_text,
+    time_range,
+)
 from skyreg.schema import DIMENSIONS, ccd, dataset_type, patch, skymap, tract, visit
 
 if TYPE_CHECKING:
@@ -65,9 +71,9 @@ def _sql(builder: Callable[..., Select[Any]], *args: Any) -> str:
 def _names(value: str | Sequence[str] | None, what: str) -> tuple[str, ...] | None:
     if value is None:
         return None
-    if isinstance(value, str):
-        return (value,)
-    names = tuple(value)
+    if not isinstance(value, Sequence):
+        raise QueryError(f"{what}: expected a name or a list of names, got {value!r}")
+    names = (value,) if isinstance(value, str) else tuple(value)
     if not all(isinstance(name, str) for name in names):
         raise QueryError(f"{what}: expected a name or a list of names, got {value!r}")
     if any("\x00" in name for name in names):
@@ -233,6 +239,7 @@ class Registry:
             name = name or file_name
         if not name:
             raise QueryError("a sky map needs a name (give one, or 'name:' in the config file)")
+        name = stored_name(name, "sky map")
         return register_skymap(self.engine, self.pixel_scheme, name, definition, progress)
 
     def skymaps(self) -> dict[str, str]:
@@ -403,8 +410,10 @@ class Registry:
         if dimensions not in DIMENSIONS:
             raise QueryError(f"dimensions must be one of {', '.join(DIMENSIONS)}, "
                              f"got {dimensions!r}")
-        if not name or not name.replace("_", "").isalnum():
+        name = stored_name(name, "dataset type")
+        if not name.replace("_", "").isalnum():
             raise QueryError(f"dataset type name {name!r}: use letters, digits and '_'")
+        description = stored_text(description, "description")
         from sqlalchemy.dialects.postgresql import insert
 
         with self.engine.begin() as connection:
@@ -501,7 +510,8 @@ class Registry:
             return QueryRegion("region", self.ccd_region(*_key(
                 ccd, (str, int, int), "ccd", "(instrument, visit, detector)")))
         query = make_query_region(**regions)
-        assert query is not None
+        if query is None:  # only when no region was given, which is refused above
+            raise QueryError("give a search region")
         return query
 
     def _exact(self, sql: str, query: QueryRegion, params: dict[str, Any]

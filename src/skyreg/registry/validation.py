@@ -25,6 +25,31 @@ class QueryError(SkyregError, ValueError):
     """A query was asked with arguments that do not make sense."""
 
 
+#: Longest name accepted for what the registry stores by name (B-tree keys must fit a page).
+MAX_NAME_LENGTH = 256
+
+
+def stored_name(value: Any, what: str) -> str:
+    """A name the registry will store (sky map, dataset type): text PostgreSQL can hold."""
+    if not isinstance(value, str) or not value:
+        raise QueryError(f"{what}: expected a non-empty name, got {value!r}")
+    if "\x00" in value:
+        raise QueryError(f"{what}: {value!r} contains a NUL character")
+    if len(value) > MAX_NAME_LENGTH:
+        raise QueryError(f"{what}: {value[:20]!r}... is {len(value)} characters long; at most "
+                         f"{MAX_NAME_LENGTH}")
+    return value
+
+
+def stored_text(value: Any, what: str) -> str:
+    """Free text the registry will store (a description): a string without NUL."""
+    if not isinstance(value, str):
+        raise QueryError(f"{what}: expected text, got {value!r}")
+    if "\x00" in value:
+        raise QueryError(f"{what}: contains a NUL character, which PostgreSQL cannot store")
+    return value
+
+
 def mjd_tai(value: Any, what: str) -> float:
     """MJD (TAI) from an astropy Time or a finite number already in MJD TAI."""
     if hasattr(value, "tai") and hasattr(value, "mjd"):
