@@ -655,6 +655,7 @@ def filter_queries(sky: Sky, rng: np.random.Generator, n: int) -> list[Query]:
     return queries
 
 
+@pytest.mark.filterwarnings("ignore::skyreg.errors.UnknownNameWarning")
 def test_filters_combined_with_regions_are_exact(sky: Sky) -> None:
     """instrument=, band= and time= keep exactly the CCDs whose visit matches (time windows
     are closed: touching an exposure counts)."""
@@ -669,6 +670,7 @@ def test_filters_combined_with_regions_are_exact(sky: Sky) -> None:
     tally.verify(0.2, main=None)
 
 
+@pytest.mark.filterwarnings("ignore::skyreg.errors.UnknownNameWarning")
 def test_name_filters(sky: Sky) -> None:
     """A plain string works like a one-element list; skymap= restricts tiles."""
     query: Query = {"cone": (150.0, 2.0, 1.5)}

@@ -340,7 +340,7 @@ class Registry:
         """Patches or tracts (per ``builder``) matching a CCD or region, exact."""
         query = self._query_region(stored=("ccd",), **regions)
         skymaps = _names(skymap, "skymap")
-        self._names.check(self._conn, "skymap", skymaps)
+        self._names.check(self._conn, "skymap", skymaps, stacklevel=4)
         return self._exact(_sql(builder, skymaps is not None, inner), query,
                            {"skymaps": list(skymaps)} if skymaps is not None else {})
 

@@ -16,7 +16,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.types import Text
 
 from skyreg.errors import SkyregError, UnknownNameWarning
-from skyreg.schema import instrument, skymap, visit
+from skyreg.schema import instrument, patch_dataset, skymap, visit
 
 NameKind = Literal["instrument", "band", "skymap"]
 
@@ -93,11 +93,13 @@ def _known(kind: NameKind) -> Select[Any] | CompoundSelect[Any]:
         return select(instrument.c.name).where(instrument.c.name == names)
     if kind == "skymap":
         return select(skymap.c.name).where(skymap.c.name == names)
-    # Bands: those an instrument declares (a tiny table), and those of stored visits (no
-    # index on band, so this scans; it runs only for names not seen before).
+    # Bands: those an instrument declares (a tiny table), those of stored visits and those of
+    # coadd files (no index leads with band, so this scans; it runs only for names not seen
+    # before).
     declared = select(func.unnest(instrument.c.bands).label("band")).subquery()
     return union(select(declared.c.band).where(declared.c.band == names),
-                 select(visit.c.band).where(visit.c.band == names).distinct())
+                 select(visit.c.band).where(visit.c.band == names).distinct(),
+                 select(patch_dataset.c.band).where(patch_dataset.c.band == names).distinct())
 
 
 class NameChecker:
@@ -111,8 +113,10 @@ class NameChecker:
         self._seen: dict[NameKind, set[str]] = {"instrument": set(), "band": set(),
                                                 "skymap": set()}
 
-    def check(self, connection: Connection, kind: NameKind,
-              names: Sequence[str] | None) -> None:
+    def check(self, connection: Connection, kind: NameKind, names: Sequence[str] | None,
+              stacklevel: int = 3) -> None:
+        """Warn about the ``names`` of ``kind`` not in the registry (``stacklevel`` as for
+        :func:`warnings.warn`, counted from the caller of this method)."""
         if not names:
             return
         seen = self._seen[kind]
@@ -126,4 +130,4 @@ class NameChecker:
             listed = ", ".join(repr(name) for name in unknown)
             noun = {"instrument": "instrument", "band": "band", "skymap": "sky map"}[kind]
             warnings.warn(f"{kind}: no {noun} {listed} in this registry; that filter matches "
-                          "nothing", UnknownNameWarning, stacklevel=3)
+                          "nothing", UnknownNameWarning, stacklevel=stacklevel)
