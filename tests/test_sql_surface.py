@@ -30,6 +30,7 @@ from lsst.sphgeom import (
     UnitVector3d,
 )
 
+from hull_shapes import hull_like_footprints
 from manifest_builder import Polygon, box, survey_spec, write_manifest
 from skyreg import Registry
 from skyreg.db.engine import make_engine
@@ -68,6 +69,13 @@ def _survey() -> tuple[list[Polygon], list[Polygon], list[list[Polygon]]]:
     ccds += [box(ra, 89.9, 0.15, ra) for ra in range(0, 360, 20)]  # crowding the north pole
     ccds += [box(0, 90, 0.2), box(0, -90, 0.3)]  # containing a pole
     ccds += [box(10.0, 10.0, ARCSEC), box(10.0, 10.0, 0.5 * ARCSEC)]  # tiny
+    # As pipelines write them: hulls with collinear runs, repeats, ulps, RA 360.
+    extra = np.random.default_rng(8)
+    # Diamonds with vertices at RA exactly 0 (edges off the meridian and the equator, where
+    # the SQL's flushing of components below 1e-100 would decide tangencies: see docs/sql.md).
+    ccds += hull_like_footprints(extra, 12, [([0.0, 0.3, 0.0, 359.7], [d - 0.3, d, d + 0.3, d])
+                                             for d in (-40.0, 10.0, 40.0)]
+                                 + [box(*extra.uniform(0, 80, 2), 0.3, 20.0) for _ in range(8)])
     tracts, patches = [], []
     for t, (ra, dec, half) in enumerate([(0.0, 0.0, 2.0), (120.0, -45.0, 1.0),
                                           (200.0, 88.5, 1.5), (300.0, 20.0, 10.0)]):

@@ -112,11 +112,7 @@ def datasets(ctx: click.Context, dataset_type: str, patch: tuple[str, str, str] 
       skyreg datasets calexp --patch hsc_rings_v1 9813 40 --format csv
       skyreg datasets raw --point 150.1 2.2 --format json
     """
-    kwargs = region_kwargs(cone, polygon, point)
-    if patch:
-        kwargs["patch"] = patch
-    if tract:
-        kwargs["tract"] = tract
+    kwargs = region_kwargs(cone, polygon, point, patch=patch, tract=tract)
     with open_registry(ctx) as registry:
         results = registry.find_datasets(
             dataset_type, instrument=instrument or None, skymap=skymap or None,

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from sqlalchemy import Engine, and_, select, tuple_
 
+from skyreg.errors import InputError
 from skyreg.fits.scan import CoaddRecord, FileScan, HduProblem
 from skyreg.geometry.pixelization import PixelScheme
 from skyreg.geometry.polygons import unit_vectors
@@ -81,7 +82,8 @@ def load_coadd_files(engine: Engine, scheme: PixelScheme, scans: list[FileScan[C
 
     from skyreg.registry.registry import Registry
 
-    assert options.skymap is not None
+    if options.skymap is None:
+        raise InputError("coadd images need --skymap: the sky map whose patches they are")
     registry = Registry(engine, scheme)
     rows: list[tuple[Any, ...]] = []
     tract_wcs: dict[int, WCS | None] = {}

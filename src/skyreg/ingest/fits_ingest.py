@@ -37,7 +37,7 @@ from skyreg.fits.scan import (
 )
 from skyreg.geometry.hull import hull_vertices
 from skyreg.geometry.pixelization import PixelScheme
-from skyreg.geometry.polygons import encode_polygons
+from skyreg.geometry.polygons import check_polygons, encode_polygons
 from skyreg.ingest import executors
 from skyreg.ingest.binary_copy import Columns
 from skyreg.ingest.footprints import pixel_coverage
@@ -345,13 +345,15 @@ def _load_ccd_files(engine: Engine, scheme: PixelScheme, scans: list[CcdScan],
 def _ccd_batches(scheme: PixelScheme, scans: list[CcdScan], options: FitsIngestOptions
                  ) -> list[Batch]:
     records = [(scan, record) for scan in scans for record in scan.records]
-    encoded, errors = encode_polygons([r.footprint_ra for _, r in records],
-                                      [r.footprint_dec for _, r in records])
-    for (scan, record), error in zip(records, errors, strict=True):
+    checked = check_polygons([r.footprint_ra for _, r in records],
+                             [r.footprint_dec for _, r in records])
+    for (scan, record), error in zip(records, checked.errors, strict=True):
         if error is not None:  # the scanner validates footprints; this is a safety net
             raise InputErrors([InputError(f"HDU {record.hdu}: footprint: {error}",
                                           file=scan.path)])
-    blobs: list[bytes] = [blob for blob in encoded if blob is not None]
+    blobs: list[bytes] = [blob for blob in checked.encoded if blob is not None]
+    footprints = [checked.vertices(i, r.footprint_ra, r.footprint_dec)
+                  for i, (_, r) in enumerate(records)]
     pixels = pixel_coverage(scheme, blobs)
 
     instruments = sorted({r.instrument for _, r in records})
@@ -365,7 +367,8 @@ def _ccd_batches(scheme: PixelScheme, scans: list[CcdScan], options: FitsIngestO
         ra, dec = hull_vertices([v for r in members for v in r.footprint_ra],
                                 [v for r in members for v in r.footprint_dec])
         visit_region, problems = encode_polygons([ra], [dec])
-        assert visit_region[0] is not None, problems
+        if visit_region[0] is None:  # a hull of valid footprints always encodes
+            raise InputErrors([InputError(f"visit ({name}, {visit_id}): region: {problems[0]}")])
         first = members[0]
         visit_rows.append((name, visit_id, first.day_obs, first.seq_num, first.band,
                            first.physical_filter, first.boresight_ra, first.boresight_dec,
@@ -387,8 +390,8 @@ def _ccd_batches(scheme: PixelScheme, scans: list[CcdScan], options: FitsIngestO
               visit_rows, source=source, compare=_VISIT_FIELDS),
         Batch("ccd", ccd, ("instrument", "visit", "detector"),
               ("instrument", "visit", "detector", "region", "ra", "dec"),
-              [(r.instrument, r.visit, r.detector, blob, list(r.footprint_ra),
-                list(r.footprint_dec)) for (_, r), blob in zip(records, blobs, strict=True)],
+              [(r.instrument, r.visit, r.detector, blob, *vertices)
+               for (_, r), blob, vertices in zip(records, blobs, footprints, strict=True)],
               ccd_pixel, "ccd_id", pixels, source=source, compare=()),
         Batch("ccd_dataset", ccd_dataset, ("dataset_type", "instrument", "visit", "detector"),
               ("dataset_type", "instrument", "visit", "detector", "uri", "hdu", "format",
@@ -403,7 +406,8 @@ def _ccd_batches(scheme: PixelScheme, scans: list[CcdScan], options: FitsIngestO
 def _stored_visits(connection: Connection, batches: list[Batch]) -> list[VisitKey]:
     """Visits of this transaction that an earlier one registered (their region may grow)."""
     visits = next(batch.rows for batch in batches if batch.kind == "visit")
-    assert not isinstance(visits, Columns)
+    if isinstance(visits, Columns):
+        raise TypeError("visit rows of a FITS ingest are tuples, not columns")
     keys = [(row[0], row[1]) for row in visits]
     if not keys:
         return []

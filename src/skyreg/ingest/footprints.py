@@ -16,7 +16,7 @@ import pyarrow as pa
 from lsst.sphgeom import ConvexPolygon
 
 from skyreg.geometry.pixelization import PixelScheme
-from skyreg.geometry.polygons import encode_flat_polygons
+from skyreg.geometry.polygons import check_flat_polygons
 from skyreg.ingest.problems import Problems
 from skyreg.ingest.process_pool import process_pool
 
@@ -56,11 +56,10 @@ def encode_column_pair(table: pa.Table, file: str, ra_field: str, dec_field: str
         problems.add(file, f"{ra_field} and {dec_field} have different vertex counts",
                      row=row, field=dec_field)
         return None
-    encoded, errors = encode_flat_polygons(ra, dec, ra_offsets)
-    bad_rows = [i for i, error in enumerate(errors) if error is not None]
+    checked = check_flat_polygons(ra, dec, ra_offsets)
+    bad_rows = [i for i, error in enumerate(checked.errors) if error is not None]
     for row in bad_rows:
-        message = errors[row]
-        assert message is not None
+        message = str(checked.errors[row])
         field = f"{ra_field}/{dec_field}"
         if message.startswith("ra: "):
             field, message = ra_field, message[4:]
@@ -69,10 +68,15 @@ def encode_column_pair(table: pa.Table, file: str, ra_field: str, dec_field: str
         problems.add(file, message, row=row, field=field)
     if bad_rows:
         return None
+    # What is stored is what was encoded: RA wrapped into [0, 360), redundant vertices of
+    # hull-like polygons dropped (the rare rows in ``checked.stored``).
+    ra_lists, dec_lists = table.column(ra_field).to_pylist(), table.column(dec_field).to_pylist()
+    for row, (stored_ra, stored_dec) in checked.stored.items():
+        ra_lists[row], dec_lists[row] = stored_ra, stored_dec
     return Footprints(
-        encoded=encoded,  # type: ignore[arg-type]  # no None left once errors are ruled out
-        ra=table.column(ra_field).to_pylist(),
-        dec=table.column(dec_field).to_pylist(),
+        encoded=checked.encoded,  # type: ignore[arg-type]  # no None once errors are ruled out
+        ra=ra_lists,
+        dec=dec_lists,
     )
 
 

@@ -20,6 +20,7 @@ import pyarrow.compute as pc
 from psycopg.types.json import Jsonb
 from sqlalchemy import Engine
 
+from skyreg.errors import InputError
 from skyreg.geometry.pixelization import PixelScheme
 from skyreg.ingest import manifest_reader as mr
 from skyreg.ingest.footprints import (
@@ -53,6 +54,13 @@ Progress = Callable[[str, int, int], None]
 def _columns(table: pa.Table, names: list[str]) -> list[list[Any]]:
     return [table.column(name).to_pylist() if name in table.column_names
             else [None] * table.num_rows for name in names]
+
+
+def _valid(footprints: Footprints | None) -> Footprints:
+    """Footprints of a column pair whose problems were raised already, so never None here."""
+    if footprints is None:
+        raise RuntimeError("footprints used although their problems were not raised")
+    return footprints
 
 
 def _footprint_rows(footprints: Footprints) -> tuple[list[bytes], list[Any], list[Any]]:
@@ -160,8 +168,8 @@ def _batches(manifest: mr.Manifest, scheme: PixelScheme, problems: Problems,
     for kind in ("tract", "patch", "ccd"):
         if kind in geometry:
             *inners, outermost = geometry[kind]
-            assert outermost is not None
-            coverage[kind] = _Coverage(scheme, kind, outermost, inners[0] if inners else None,
+            coverage[kind] = _Coverage(scheme, kind, _valid(outermost),
+                                       _valid(inners[0]) if inners else None,
                                        progress)
 
     if manifest.instrument is not None:
@@ -173,7 +181,9 @@ def _batches(manifest: mr.Manifest, scheme: PixelScheme, problems: Problems,
               doc.get("physical_filters"))],
             source="instrument.json"))
     if manifest.detectors is not None:
-        assert manifest.instrument is not None
+        if manifest.instrument is None:
+            raise InputError("detectors need instrument.json to say whose they are",
+                             file=mr.DETECTORS_FILE)
         table = manifest.detectors
         names = ["detector", "full_name", "raft", "name_in_raft", "purpose",
                  "fp_x_min", "fp_x_max", "fp_y_min", "fp_y_max"]
@@ -188,16 +198,14 @@ def _batches(manifest: mr.Manifest, scheme: PixelScheme, problems: Problems,
         target_names = ("instrument", "visit", "day_obs", "seq_num", "band", "physical_filter",
                         "boresight_ra", "boresight_dec", "rotation_deg", "exposure_time",
                         "mjd_tai_start", "mjd_tai_end", "region", "ra", "dec")
-        region = geometry["visit"][0]
-        assert region is not None
+        region = _valid(geometry["visit"][0])
         rows = list(zip(*_columns(table, source_names), *_footprint_rows(region), strict=True))
         batches.append(Batch("visit", visit, ("instrument", "visit"), target_names, rows,
                              source=mr.VISITS_FILE))
         references.append(Reference("visit", ("instrument",), instrument, ("name",)))
     if manifest.ccds is not None:
         table = manifest.ccds
-        region = geometry["ccd"][0]
-        assert region is not None
+        region = _valid(geometry["ccd"][0])
         rows = list(zip(*_columns(table, ["instrument", "visit", "detector"]),
                         *_footprint_rows(region), strict=True))
         batches.append(Batch("ccd", ccd, ("instrument", "visit", "detector"),
@@ -225,8 +233,7 @@ def _batches(manifest: mr.Manifest, scheme: PixelScheme, problems: Problems,
     for kind, table, target, pixel_table, key, names, source in tiles:
         if table is None:
             continue
-        inner, outer = geometry[kind]
-        assert inner is not None and outer is not None
+        inner, outer = (_valid(side) for side in geometry[kind])
         rows = list(zip(*_columns(table, names), *_footprint_rows(inner),
                         *_footprint_rows(outer), strict=True))
         region_names = ("inner_region", "inner_ra", "inner_dec",
@@ -250,7 +257,7 @@ def ingest_manifest(engine: Engine, scheme: PixelScheme, root: Path,
     manifest, problems = mr.read_manifest(root)
     if manifest is None:
         problems.raise_if_any()
-    assert manifest is not None
+        raise InputError("not readable as a manifest", file=str(root))
     if progress is not None:
         progress("reading", 1, 1)
     report.stage_seconds["read"] = time.perf_counter() - started
