@@ -22,6 +22,7 @@ from click.testing import CliRunner
 from lsst.sphgeom import LonLat, UnitVector3d
 from sqlalchemy import create_engine, func, select, text
 
+from fits_builder import compress
 from skyreg import Registry
 from skyreg.cli.main import cli
 from skyreg.errors import ConflictError, SkyregError
@@ -90,6 +91,24 @@ def test_mef_files_register_ccds_visits_and_files(registry: Registry, survey: Pa
     for key in {(c.instrument, c.visit) for c in ccds}:
         stored = registry.find_ccds(cone=(0.0, 0.0, 1.0), instrument=key[0])
         assert stored
+
+
+def test_compressed_files_are_found_and_registered(registry: Registry, tmp_path: Path) -> None:
+    root = tmp_path / "archive"
+    root.mkdir()
+    plain = [write_decam(tmp_path / f"e{i}.fits", 700 + i, 80.0 + i, 5.0, [1, 2])
+             for i in range(3)]
+    packed = [compress(plain[0], "gzip"), compress(plain[1], "bzip2"),
+              write_decam(root / "e2.fits", 702, 82.0, 5.0, [1, 2])]
+    for path in packed[:2]:
+        path.rename(root / path.name)
+    report = registry.ingest_fits(root, recursive=True, jobs=1)
+    assert report.ok and report.files_scanned == 3, report.problem_lines()
+    assert report.counts["ccd"].inserted == 6
+    files = {Path(f.path or "").name: f for f in registry.find_datasets("raw")}
+    assert {(name, f.format) for name, f in files.items()} == {
+        ("e0.fits.gz", "fits.gz"), ("e1.fits.bz2", "fits.bz2"), ("e2.fits", "fits")}
+    assert files["e0.fits.gz"].size_bytes == (root / "e0.fits.gz").stat().st_size
 
 
 def test_rerun_skips_registered_files_and_adds_fixed_ones(registry: Registry, survey: Path

@@ -16,6 +16,7 @@ from astropy.time import Time
 from astropy.wcs import WCS
 
 from fits_builder import (
+    compress,
     write_calexp,
     write_compressed,
     write_mef,
@@ -123,6 +124,28 @@ def test_compressed_image(tmp_path: Path) -> None:
     (record,) = scan.records
     assert record.detector == 5
     assert (record.wcs_summary.naxis1, record.wcs_summary.naxis2) == (64, 128)
+
+
+@pytest.mark.parametrize("kind", ["gzip", "bzip2"])
+def test_whole_file_compression_reads_like_the_plain_file(tmp_path: Path, kind: Any) -> None:
+    plain = write_mef(tmp_path / "decam.fits", "DECam", visit=812345, detectors=[1, 2, 3],
+                      boresight=(359.9, -30.0), distortion="tpv")
+    with fits.open(plain) as hdul:
+        hdul.writeto(tmp_path / "sum.fits", checksum=True)
+    expected = scan_file(tmp_path / "sum.fits")
+    packed = compress(tmp_path / "sum.fits", kind)
+    scan = scan_file(packed)
+    assert scan.problems == [] and scan.records == expected.records
+    assert scan.format == {"gzip": "fits.gz", "bzip2": "fits.bz2"}[kind]
+    assert scan.size == packed.stat().st_size < expected.size
+    # header: the FITS cards, the same value as the uncompressed file's; sha256: stored bytes.
+    assert scan.checksum is not None and scan.checksum == expected.checksum
+    digest = hashlib.sha256(packed.read_bytes()).hexdigest()
+    assert scan_file(packed, checksum="sha256").checksum == f"sha256:{digest}"
+    cut = tmp_path / f"cut.{kind}"
+    cut.write_bytes(packed.read_bytes()[: packed.stat().st_size // 2])
+    (problem,) = scan_file(cut).problems
+    assert problem.reason.startswith("truncated: the ") and "stream ends" in problem.reason
 
 
 def test_bad_files_one_line_each(tmp_path: Path) -> None:

@@ -24,8 +24,8 @@ from skyreg.cli.progress import IngestProgress
 @click.command("fits")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--recursive", "-r", is_flag=True,
-              help="Read the FITS files (*.fits, *.fit, *.fts, *.fz, *.fits.gz) under "
-                   "directories.")
+              help="Read the FITS files (*.fits, *.fit, *.fts, *.fz, *.fits.gz, *.fits.bz2) "
+                   "under directories.")
 @click.option("--dataset-type", default="raw", show_default=True,
               help="Dataset type of the files: raw, calexp, deepCoadd or one of your own "
                    "(registered on first use).")

@@ -39,6 +39,7 @@ from skyreg.fits.headers import (
     wcs_header,
 )
 from skyreg.fits.profiles import InstrumentProfile, ProfileError, resolve_profile
+from skyreg.fits.streams import FitsStream
 from skyreg.fits.wcs_footprint import FootprintError, footprint_from_wcs
 
 Checksum = Literal["header", "sha256", "none"]
@@ -235,8 +236,9 @@ def _scan(path: Path, checksum: Checksum, reader: _Reader[R]) -> FileScan[R]:
     name = str(path)
     try:
         size = path.stat().st_size
-        with path.open("rb") as stream:
-            hdus = list(iter_hdus(stream, size))
+        with path.open("rb") as stored:
+            stream = FitsStream(stored, size)
+            hdus = list(iter_hdus(stream))
     except FitsStructureError as exc:
         return _failed(name, path, exc.reason, exc.hdu)
     except OSError as exc:
@@ -244,7 +246,7 @@ def _scan(path: Path, checksum: Checksum, reader: _Reader[R]) -> FileScan[R]:
     if not hdus:
         return _failed(name, path, "not a FITS file (empty)")
 
-    scan: FileScan[R] = FileScan(path=name, size=size, checksum=None)
+    scan: FileScan[R] = FileScan(path=name, size=size, checksum=None, format=stream.format)
     if checksum == "header":
         scan.checksum = header_checksum([h.header for h in hdus])
     elif checksum == "sha256":

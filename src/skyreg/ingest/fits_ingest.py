@@ -56,7 +56,10 @@ from skyreg.schema import (
 
 Progress = Callable[[str, int, int], None]
 
-FITS_SUFFIXES = (".fits", ".fit", ".fts", ".fits.fz", ".fits.gz", ".fz")
+#: Names of the files a directory search reads: plain, tile-compressed (.fz) and compressed
+#: whole (.gz, .bz2; recognised from their first bytes when read, whatever their name).
+FITS_SUFFIXES = (".fits", ".fit", ".fts", ".fz", ".fits.gz", ".fit.gz", ".fts.gz",
+                 ".fits.bz2", ".fit.bz2")
 #: CCDs per transaction (rounded up to whole visits).
 CCDS_PER_TRANSACTION = 20_000
 #: Bound recorded for instruments first seen in FITS headers (their id ranges are unknown).
