@@ -22,7 +22,7 @@ from click.testing import CliRunner
 from lsst.sphgeom import LonLat, UnitVector3d
 from sqlalchemy import create_engine, func, select, text
 
-from fits_builder import compress
+from fits_builder import compress, set_raw_card, write_calexp, write_mef
 from skyreg import Registry
 from skyreg.cli.main import cli
 from skyreg.errors import ConflictError, SkyregError
@@ -238,6 +238,40 @@ def test_cli_reports_refused_files_and_exit_status(database_url: str, survey: Pa
     assert {row["instrument"] for row in json.loads(result.stdout)} == {"DECam"}
 
 
+def test_ccd_without_usable_wcs_is_reported_and_planes_are_counted(database_url: str,
+                                                                     tmp_path: Path) -> None:
+    """A CCD HDU without a celestial WCS, or with CRVAL1 = NaN, refuses its file (exit 2);
+    MASK and VARIANCE planes are passed over and counted in text and JSON output."""
+    no_wcs = write_mef(tmp_path / "nowcs.fits", detectors=[1, 2], no_wcs_detectors=[2])
+    nan = set_raw_card(write_mef(tmp_path / "nan.fits", visit=1000002, detectors=[1, 2]), 1,
+                       "CRVAL1", "NaN")
+    write_calexp(tmp_path / "calexp.fits")
+    runner = CliRunner()
+    result = runner.invoke(cli, ["--db", database_url, "ingest", "fits", "-r", str(tmp_path),
+                                 "--jobs", "1", "--no-progress"])
+    assert result.exit_code == 2, result.output
+    assert f"refused: {no_wcs.resolve()}: HDU 2: no celestial WCS" in result.stderr
+    assert f"refused: {nan.resolve()}: HDU 1: invalid WCS: CRVAL1 = NaN is not a number" in \
+        result.stderr
+    assert "image HDUs passed over: 2 (1 auxiliary plane MASK, 1 auxiliary plane VARIANCE)" \
+        in result.stdout
+    with Registry.connect(database_url) as registry:
+        assert registry.counts()["ccds"] == 1  # the calexp's image only
+        report = registry.ingest_fits(tmp_path, recursive=True, jobs=1)
+    assert report.files_skipped == 1 and report.files_refused == 2 and not report.ok
+    assert report.hdus_skipped == 0  # the calexp is registered: not read again
+    write_calexp(tmp_path / "calexp2.fits", visit=2024080100013)
+    result = runner.invoke(cli, ["--db", database_url, "ingest", "fits", "-r", str(tmp_path),
+                                 "--jobs", "1", "--no-progress", "--format", "json"])
+    assert result.exit_code == 2
+    summary = json.loads(result.stdout)
+    assert summary["hdus_skipped"] == 2
+    assert summary["skipped"] == {"auxiliary plane MASK": 1, "auxiliary plane VARIANCE": 1}
+    assert sorted(summary["problems"]) == sorted([
+        f"{nan.resolve()}: HDU 1: invalid WCS: CRVAL1 = NaN is not a number",
+        f"{no_wcs.resolve()}: HDU 2: no celestial WCS"])
+
+
 _KILLED_INGEST = """
 import sys
 from pathlib import Path
@@ -280,6 +314,7 @@ def test_killed_ingest_leaves_only_whole_visits(database_url: str, tmp_path: Pat
             time.sleep(0.01)
         os.kill(process.pid, signal.SIGKILL)
         process.wait()
+        process.stdout.close()
         per_visit = visits_per_state()
         assert all(ccds == 3 and files == 3 for _, ccds, files in per_visit), per_visit
         observed.append(len(per_visit))

@@ -10,12 +10,14 @@ keyword is actually looked up: plain cards here, anything unusual by astropy (``
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from astropy.io import fits
+from astropy.io.fits.verify import VerifyError
 
 from skyreg.fits.streams import CompressedStreamError, FitsStream
 
@@ -76,8 +78,24 @@ def _simple_value(image: str) -> Any:
     return _NOT_SIMPLE
 
 
+class UnparsableCard(ValueError):
+    """A card whose value is not valid FITS (``CRVAL1 = NaN``, an unquoted string, ...).
+
+    astropy refuses to read such values too; the scan turns this into a problem of the HDU
+    rather than guess what the writer meant.
+    """
+
+    def __init__(self, keyword: str, image: str) -> None:
+        self.keyword = keyword
+        self.text = image[10:].split(" /", 1)[0].strip() if image[8:10] == "= " else image[8:]
+        super().__init__(f"keyword {keyword} value {self.text!r} is not a valid FITS value")
+
+
 class CardHeader(Mapping[str, Any]):
     """A read-only header: keyword -> value, each card parsed by astropy on first access.
+
+    A value that is not valid FITS raises :class:`UnparsableCard` (a ValueError) when looked
+    up, so ``get`` does not mistake it for an absent keyword.
 
     The first card of a keyword wins, as in ``astropy.io.fits.Header``; HIERARCH keywords are
     stored without the ``HIERARCH`` prefix.
@@ -113,7 +131,10 @@ class CardHeader(Mapping[str, Any]):
         image = self._cards[keyword]
         value = _simple_value(image)
         if value is _NOT_SIMPLE:
-            value = fits.Card.fromstring(image).value
+            try:
+                value = fits.Card.fromstring(image).value
+            except (VerifyError, ValueError):
+                raise UnparsableCard(keyword, image) from None
         self._values[keyword] = value
         return value
 
@@ -276,6 +297,33 @@ WCS_KEYWORD = re.compile(
     r"|LONPOLE[A-Z]?|LATPOLE[A-Z]?|RADESYS[A-Z]?|RADECSYS|EQUINOX[A-Z]?|EPOCH"
     r"|A_\w+|B_\w+|AP_\w+|BP_\w+|CPDIS\d+|CPERR\d+|DP\d+|DQ\d+|D2IM\w*|WCSNAME[A-Z]?)$"
 )
+
+
+#: Cards of the primary WCS that define the celestial transform and must be finite numbers.
+NUMERIC_WCS_KEYWORD = re.compile(
+    r"^(CRVAL\d+|CRPIX\d+|CDELT\d+|CROTA\d+|CD\d+_\d+|PC\d+_\d+|PV\d+_\d+|LONPOLE|LATPOLE"
+    r"|[AB]P?_\d+_\d+|[AB]P?_ORDER|[AB]_DMAX)$"
+)
+
+
+def wcs_value_problem(header: CardHeader) -> str | None:
+    """Why the WCS cards cannot be trusted (a transform value that is not a finite number).
+
+    wcslib passes over a card it cannot parse (``CRVAL1 = NaN``) and uses its default, which
+    would put the footprint somewhere else on the sky; so these cards are checked first.
+    """
+    for keyword, _ in header.card_images():
+        if not NUMERIC_WCS_KEYWORD.match(keyword):
+            continue
+        try:
+            value = header[keyword]
+        except UnparsableCard as exc:
+            return f"{keyword} = {exc.text} is not a number"
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return f"{keyword} = {value!r} is not a number"
+        if not math.isfinite(value):
+            return f"{keyword} = {value} is not finite"
+    return None
 
 
 def wcs_header(header: CardHeader) -> str:

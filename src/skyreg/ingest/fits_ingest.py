@@ -77,6 +77,8 @@ class FitsIngestReport:
     files_scanned: int = 0
     files_refused: int = 0
     hdus_scanned: int = 0
+    #: Image HDUs passed over (auxiliary planes, images that are not CCDs), by reason.
+    skipped: dict[str, int] = field(default_factory=dict)
     problems: list[HduProblem] = field(default_factory=list)
     counts: dict[str, KindCount] = field(default_factory=dict)
     seconds: float = 0.0
@@ -86,6 +88,10 @@ class FitsIngestReport:
     @property
     def ok(self) -> bool:
         return not self.problems
+
+    @property
+    def hdus_skipped(self) -> int:
+        return sum(self.skipped.values())
 
     def add_counts(self, counts: dict[str, KindCount]) -> None:
         for kind, count in counts.items():
@@ -104,8 +110,11 @@ class FitsIngestReport:
             f"{self.files_scanned:,} read, {self.files_refused:,} refused",
             f"HDUs read: {self.hdus_scanned:,} in {self.scan_seconds:.1f} s "
             f"({rate:,.0f}/s on {self.executor})",
-            f"{'kind':<14}{'in input':>12}{'new':>12}{'already there':>16}",
         ]
+        if self.skipped:
+            reasons = ", ".join(f"{count:,} {reason}" for reason, count in self.skipped.items())
+            out.append(f"image HDUs passed over: {self.hdus_skipped:,} ({reasons})")
+        out.append(f"{'kind':<14}{'in input':>12}{'new':>12}{'already there':>16}")
         for kind, count in self.counts.items():
             out.append(f"{kind:<14}{count.in_input:>12,}{count.inserted:>12,}"
                        f"{count.already_present:>16,}")
@@ -116,7 +125,8 @@ class FitsIngestReport:
         return {
             "files_found": self.files_found, "files_skipped": self.files_skipped,
             "files_scanned": self.files_scanned, "files_refused": self.files_refused,
-            "hdus_scanned": self.hdus_scanned, "seconds": round(self.seconds, 3),
+            "hdus_scanned": self.hdus_scanned, "hdus_skipped": self.hdus_skipped,
+            "skipped": dict(self.skipped), "seconds": round(self.seconds, 3),
             "scan_seconds": round(self.scan_seconds, 3), "executor": self.executor,
             "problems": self.problem_lines(),
             "counts": {k: {"in_input": c.in_input, "inserted": c.inserted}
@@ -245,6 +255,9 @@ def _scan(paths: list[Path], options: FitsIngestOptions, coadd: bool,
             progress("reading headers", len(scans), len(tasks))
     report.files_scanned = len(scans)
     report.hdus_scanned = sum(len(s.records) + len(s.problems) for s in scans)
+    for scan in scans:
+        for _, reason in scan.skipped:
+            report.skipped[reason] = report.skipped.get(reason, 0) + 1
     report.scan_seconds = time.perf_counter() - started
     return scans
 
