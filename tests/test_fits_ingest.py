@@ -25,7 +25,8 @@ from sqlalchemy import create_engine, func, select, text
 from fits_builder import compress, set_raw_card, write_calexp, write_mef
 from skyreg import Registry
 from skyreg.cli.main import cli
-from skyreg.errors import ConflictError, SkyregError
+from skyreg.errors import SkyregError
+from skyreg.ingest.fits_ingest import FitsIngestReport
 from skyreg.schema import ccd, ccd_dataset, visit
 
 SCALE = 0.27 * 32 / 3600  # degrees per pixel
@@ -164,12 +165,102 @@ def test_inconsistent_visit_values_refuse_the_later_file(registry: Registry, tmp
     assert "band" in report.problems[0].reason
 
 
-def test_same_ccd_from_another_file_is_a_conflict(registry: Registry, tmp_path: Path) -> None:
-    registry.ingest_fits(write_decam(tmp_path / "a.fits", 3, 30.0, 0.0, [1]), jobs=1)
-    copy = write_decam(tmp_path / "copy.fits", 3, 30.0, 0.0, [1])
-    with pytest.raises(ConflictError, match="ccd_dataset"):
-        registry.ingest_fits(copy, jobs=1)
-    assert registry.counts()["ccds"] == 1
+def _reasons(report: FitsIngestReport) -> dict[str, tuple[int | None, str]]:
+    return {Path(p.path).name: (p.hdu, p.reason) for p in report.problems}
+
+
+def test_same_ccd_registered_from_another_file_refuses_only_that_file(
+        registry: Registry, tmp_path: Path) -> None:
+    """A conflict with what an earlier run stored is a problem of the file, not the run's end."""
+    first = write_decam(tmp_path / "a.fits", 3, 30.0, 0.0, [1])
+    registry.ingest_fits(first, jobs=1)
+    later = tmp_path / "later"
+    later.mkdir()
+    write_decam(later / "copy.fits", 3, 30.0, 0.0, [1])
+    write_decam(later / "other.fits", 4, 31.0, 0.0, [1, 2])
+    report = registry.ingest_fits(later, recursive=True, jobs=1)
+    assert _reasons(report) == {"copy.fits": (
+        1, f"raw DECam visit 3 detector 1 is already registered from {first.resolve().as_uri()} "
+           "(HDU 1)")}
+    assert report.files_refused == 1 and report.counts["ccd"].inserted == 2
+    assert registry.counts()["ccds"] == 3
+    assert {f.path for f in registry.find_datasets("raw", instrument="DECam")} == {
+        str(first.resolve()), str((later / "other.fits").resolve())}
+
+
+def test_duplicates_within_one_run_refuse_the_later_file(registry: Registry,
+                                                         tmp_path: Path) -> None:
+    """Two copies of one raw file, and one CCD in two files, in one run: the file read first
+    is registered, the later one refused; the other files go in, in the same transaction."""
+    original = write_decam(tmp_path / "a.fits", 10, 50.0, 0.0, [1, 2])
+    (tmp_path / "b_copy.fits").write_bytes(original.read_bytes())
+    write_decam(tmp_path / "c_split.fits", 11, 52.0, 0.0, [1, 2])
+    write_decam(tmp_path / "d_split.fits", 11, 52.0, 0.0, [2, 3])  # CCD 2 again
+    write_decam(tmp_path / "e.fits", 12, 54.0, 0.0, [1])
+    report = registry.ingest_fits(tmp_path, recursive=True, jobs=1)
+    assert _reasons(report) == {
+        "b_copy.fits": (1, f"raw DECam visit 10 detector 1 is also in {original.resolve()} "
+                           "(HDU 1), read first in this run"),
+        "d_split.fits": (1, f"raw DECam visit 11 detector 2 is also in "
+                            f"{(tmp_path / 'c_split.fits').resolve()} (HDU 2), read first in "
+                            "this run"),
+    }
+    assert report.files_refused == 2
+    assert registry.counts()["ccds"] == 5 and registry.counts()["visits"] == 3
+    # After fixing (removing) the bad files, a re-run has nothing left to do.
+    (tmp_path / "b_copy.fits").unlink()
+    (tmp_path / "d_split.fits").unlink()
+    again = registry.ingest_fits(tmp_path, recursive=True, jobs=1)
+    assert again.ok and again.files_skipped == 3 and again.files_scanned == 0
+
+
+def test_visit_values_differing_from_the_registry_refuse_only_that_file(
+        registry: Registry, tmp_path: Path) -> None:
+    registry.ingest_fits(write_decam(tmp_path / "r.fits", 9, 30.0, 0.0, [1], band="r"), jobs=1)
+    later = tmp_path / "later"
+    later.mkdir()
+    write_decam(later / "g.fits", 9, 30.0, 0.0, [2], band="g")
+    write_decam(later / "fine.fits", 9, 30.0, 0.0, [3], band="r")
+    report = registry.ingest_fits(later, recursive=True, jobs=1)
+    assert _reasons(report) == {"g.fits": (1, "visit 9 has band='g' here but 'r' in the "
+                                              "registry")}
+    assert registry.counts()["ccds"] == 2
+
+
+def test_a_file_refused_for_the_registry_does_not_refuse_its_duplicate(
+        registry: Registry, tmp_path: Path) -> None:
+    """Within a run the first file wins only if it is itself registered."""
+    registry.ingest_fits(write_decam(tmp_path / "stored.fits", 5, 30.0, 0.0, [2]), jobs=1)
+    run = tmp_path / "run"
+    run.mkdir()
+    write_decam(run / "a.fits", 5, 30.0, 0.0, [1, 2])  # CCD 2 is registered from stored.fits
+    write_decam(run / "b.fits", 5, 30.0, 0.0, [1])  # CCD 1 again: fine once a.fits is out
+    report = registry.ingest_fits(run, recursive=True, jobs=1)
+    assert set(_reasons(report)) == {"a.fits"} and "already registered" in report.problems[0].reason
+    assert {(f.detector, Path(f.path or "").name) for f in registry.find_datasets("raw")} == {
+        (1, "b.fits"), (2, "stored.fits")}
+
+
+def test_concurrent_runs_with_copies_of_one_file_register_it_once(database_url: str,
+                                                                   tmp_path: Path) -> None:
+    """The clash check runs under the ingest lock: whichever run goes second refuses its copy."""
+    Registry.connect(database_url).close()
+    dirs = [tmp_path / "x", tmp_path / "y"]
+    for i, folder in enumerate(dirs):
+        folder.mkdir()
+        write_decam(folder / "same.fits", 77, 60.0, 0.0, [1, 2, 3])
+        write_decam(folder / f"own{i}.fits", 78 + i, 62.0 + i, 0.0, [1])
+    script = ("import sys, json; from skyreg import Registry\n"
+              "with Registry.connect(sys.argv[1]) as r:\n"
+              "    print(json.dumps(r.ingest_fits(sys.argv[2], recursive=True, jobs=1)"
+              ".problem_lines()))\n")
+    runs = [subprocess.Popen([sys.executable, "-c", script, database_url, str(folder)],
+                             stdout=subprocess.PIPE, text=True) for folder in dirs]
+    outputs = [json.loads(run.communicate()[0]) for run in runs]
+    assert all(run.returncode == 0 for run in runs)
+    assert sorted(len(lines) for lines in outputs) == [0, 1], outputs
+    assert "already registered" in next(line for lines in outputs for line in lines)
+    assert _count(database_url, ccd) == 5 and _count(database_url, ccd_dataset) == 5
 
 
 def test_calexp_of_a_registered_ccd_adds_a_file_only(registry: Registry, tmp_path: Path

@@ -3,7 +3,9 @@
 Guarantees:
 
 * A file is registered entirely or not at all: a file with any bad HDU is refused whole and
-  reported (file, HDU, reason); the other files go on.
+  reported (file, HDU, reason); the other files go on. So is a file that clashes with another
+  file of the run or with the registry (the same dataset from another file, a visit with other
+  values): see :mod:`skyreg.ingest.fits_clashes`.
 * Files whose URI the archive already holds are skipped without being read, so a re-run after
   fixing bad files reads only those.
 * Each transaction holds whole visits (and whole files), so a killed job leaves no partial
@@ -40,6 +42,15 @@ from skyreg.geometry.pixelization import PixelScheme
 from skyreg.geometry.polygons import encode_polygons
 from skyreg.ingest import executors
 from skyreg.ingest.binary_copy import Columns
+from skyreg.ingest.fits_clashes import (
+    VISIT_FIELDS,
+    StoredClashes,
+    ccd_datasets,
+    describe_ccd,
+    refuse_within_run,
+    stored_dataset_clashes,
+    stored_visit_clashes,
+)
 from skyreg.ingest.footprints import pixel_coverage
 from skyreg.ingest.loader import Batch, load, vacuum_tables
 from skyreg.ingest.report import KindCount
@@ -228,7 +239,6 @@ def ingest_fits(engine: Engine, scheme: PixelScheme, paths: Sequence[str | Path]
     good = [scan for scan in scans if not scan.problems]
     for scan in scans:
         report.problems.extend(scan.problems)
-    report.files_refused = len(scans) - len(good)
 
     if dimensions == "ccd":
         _load_ccd_files(engine, scheme, good, options, report, progress)  # type: ignore[arg-type]
@@ -237,6 +247,7 @@ def ingest_fits(engine: Engine, scheme: PixelScheme, paths: Sequence[str | Path]
 
         load_coadd_files(engine, scheme, good, options, report,  # type: ignore[arg-type]
                          progress)
+    report.files_refused = len({problem.path for problem in report.problems})
     report.seconds = time.perf_counter() - started
     return report
 
@@ -267,38 +278,6 @@ def _scan(paths: list[Path], options: FitsIngestOptions, coadd: bool,
 
 def _visit_key(record: HduRecord) -> VisitKey:
     return (record.instrument, record.visit)
-
-
-_VISIT_FIELDS = ("day_obs", "seq_num", "band", "physical_filter", "exposure_time",
-                 "mjd_tai_start", "mjd_tai_end")
-
-
-def _refuse_inconsistent(scans: list[CcdScan], report: FitsIngestReport) -> list[CcdScan]:
-    """Drop files whose visit-level values disagree with another file of the same visit."""
-    first: dict[VisitKey, tuple[str, HduRecord]] = {}
-    bad: set[str] = set()
-    for scan in scans:
-        for record in scan.records:
-            key = _visit_key(record)
-            if key not in first:
-                first[key] = (scan.path, record)
-                continue
-            path, reference = first[key]
-            for name in _VISIT_FIELDS:
-                if getattr(record, name) != getattr(reference, name):
-                    report.problems.append(HduProblem(
-                        scan.path, record.hdu,
-                        f"visit {record.visit} has {name}={getattr(record, name)!r} here but "
-                        f"{getattr(reference, name)!r} in {path}"))
-                    bad.add(scan.path)
-                    break
-        seen = [(r.instrument, r.visit, r.detector) for r in scan.records]
-        if len(seen) != len(set(seen)):
-            report.problems.append(HduProblem(scan.path, None,
-                                              "the same CCD appears in two HDUs of this file"))
-            bad.add(scan.path)
-    report.files_refused += len(bad)
-    return [scan for scan in scans if scan.path not in bad]
 
 
 def _transactions(scans: list[CcdScan], size: int) -> list[list[CcdScan]]:
@@ -334,28 +313,65 @@ def _transactions(scans: list[CcdScan], size: int) -> list[list[CcdScan]]:
 def _load_ccd_files(engine: Engine, scheme: PixelScheme, scans: list[CcdScan],
                     options: FitsIngestOptions, report: FitsIngestReport,
                     progress: Progress | None) -> None:
-    scans = _refuse_inconsistent(scans, report)
     groups = _transactions(scans, options.ccds_per_transaction)
     touched: list[Batch] = []
     for number, group in enumerate(groups):
         if progress is not None:
             progress("registering", number, len(groups))
-        batches = _ccd_batches(scheme, group, options)
-        grown: list[VisitKey] = []
-
-        def before(connection: Connection, batches: list[Batch] = batches,
-                   grown: list[VisitKey] = grown) -> None:
-            grown.extend(_stored_visits(connection, batches))
-
-        def after(connection: Connection, grown: list[VisitKey] = grown) -> None:
-            _merge_visit_regions(connection, grown)
-
-        counts = load(engine, batches, vacuum=False, before=before, after=after)
+        counts, batches = _load_ccd_group(engine, scheme, group, options, report)
         report.add_counts(counts)
         touched.extend(b for b in batches if counts[b.kind].inserted)
     if progress is not None:
         progress("registering", len(groups), len(groups))
     vacuum_tables(engine, list({b.kind: b for b in touched}.values()), progress)
+
+
+def _load_ccd_group(engine: Engine, scheme: PixelScheme, group: list[CcdScan],
+                    options: FitsIngestOptions, report: FitsIngestReport
+                    ) -> tuple[dict[str, KindCount], list[Batch]]:
+    """Register one group of whole visits in one transaction, leaving out clashing files.
+
+    Files that clash with an earlier file of the run are left out before anything is built.
+    Clashes with the registry are looked for under the ingest lock, before anything is
+    copied; if there are any, the transaction is rolled back, those files are refused and the
+    rest of the group is built and loaded again (with the earlier files of the run
+    re-examined, since a refused file may have been the one a later file clashed with).
+    """
+    uris = {scan.path: Path(scan.path).resolve().as_uri() for scan in group}
+    refused: dict[str, HduProblem] = {}
+    while True:
+        candidates = [scan for scan in group if scan.path not in refused]
+        loadable, clashes = refuse_within_run(candidates, uris, options.dataset_type)
+        if not loadable:
+            report.problems.extend([*refused.values(), *clashes])
+            return {}, []
+        batches = _ccd_batches(scheme, loadable, options)
+        grown: list[VisitKey] = []
+
+        def before(connection: Connection, candidates: list[CcdScan] = candidates,
+                   batches: list[Batch] = batches, grown: list[VisitKey] = grown) -> None:
+            stored = {
+                **stored_visit_clashes(connection, candidates),
+                **stored_dataset_clashes(
+                    connection, ccd_dataset, ("instrument", "visit", "detector"),
+                    options.dataset_type,
+                    [d for scan in candidates for d in ccd_datasets(scan, uris[scan.path])],
+                    describe_ccd),
+            }
+            if stored:
+                raise StoredClashes(stored)
+            grown.extend(_stored_visits(connection, batches))
+
+        def after(connection: Connection, grown: list[VisitKey] = grown) -> None:
+            _merge_visit_regions(connection, grown)
+
+        try:
+            counts = load(engine, batches, vacuum=False, before=before, after=after)
+        except StoredClashes as found:
+            refused.update(found.problems)
+            continue
+        report.problems.extend([*refused.values(), *clashes])
+        return counts, batches
 
 
 def _ccd_batches(scheme: PixelScheme, scans: list[CcdScan], options: FitsIngestOptions
@@ -400,7 +416,7 @@ def _ccd_batches(scheme: PixelScheme, scans: list[CcdScan], options: FitsIngestO
               ("instrument", "visit", "day_obs", "seq_num", "band", "physical_filter",
                "boresight_ra", "boresight_dec", "rotation_deg", "exposure_time",
                "mjd_tai_start", "mjd_tai_end", "region", "ra", "dec"),
-              visit_rows, source=source, compare=_VISIT_FIELDS),
+              visit_rows, source=source, compare=VISIT_FIELDS),
         Batch("ccd", ccd, ("instrument", "visit", "detector"),
               ("instrument", "visit", "detector", "region", "ra", "dec"),
               [(r.instrument, r.visit, r.detector, blob, list(r.footprint_ra),
