@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -36,9 +36,9 @@ RINGS = RingsDefinition(num_rings=8, pixel_scale_arcsec=30.0, patch_inner_pixels
 
 
 @pytest.fixture
-def coarse(database_url: str) -> Iterator[Registry]:
+def coarse(database_factory: Callable[..., str]) -> Iterator[Registry]:
     """A registry indexed at HTM 6: full-sky sky maps then need 64x fewer pixel rows."""
-    with Registry.connect(database_url, pixelization="htm6") as reg:
+    with Registry.connect(database_factory(pixelization="htm6"), pixelization="htm6") as reg:
         yield reg
 
 
@@ -134,8 +134,8 @@ def _unnamed(tmp_path: Path) -> Path:
     return path
 
 
-def test_cli_register_rings_and_list(database_url: str) -> None:
-    Registry.connect(database_url, pixelization="htm6").close()
+def test_cli_register_rings_and_list(database_factory: Callable[..., str]) -> None:
+    database_url = database_factory(pixelization="htm6")
     runner = CliRunner()
     args = ["--db", database_url, "skymap", "register", "rings", "r8", "--num-rings", "8",
             "--pixel-scale", "30", "--patch-inner", "400", "--patch-border", "20",
