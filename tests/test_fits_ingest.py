@@ -14,6 +14,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -212,6 +213,24 @@ def test_duplicates_within_one_run_refuse_the_later_file(registry: Registry,
     (tmp_path / "d_split.fits").unlink()
     again = registry.ingest_fits(tmp_path, recursive=True, jobs=1)
     assert again.ok and again.files_skipped == 3 and again.files_scanned == 0
+
+
+def test_the_file_given_first_wins_whatever_order_the_workers_finish_in(
+        registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from skyreg.ingest import executors
+
+    real_run = executors.run
+
+    def last_chunk_first(*args: Any, **kwargs: Any) -> Iterator[list[Any]]:
+        results = [[scan] for chunk in real_run(*args, **kwargs) for scan in chunk]
+        yield from reversed(results)
+
+    monkeypatch.setattr(executors, "run", last_chunk_first)
+    original = write_decam(tmp_path / "a.fits", 20, 50.0, 0.0, [1])
+    (tmp_path / "b.fits").write_bytes(original.read_bytes())
+    report = registry.ingest_fits(tmp_path, recursive=True, jobs=1)
+    assert set(_reasons(report)) == {"b.fits"}
+    assert [Path(f.path or "").name for f in registry.find_datasets("raw")] == ["a.fits"]
 
 
 def test_visit_values_differing_from_the_registry_refuse_only_that_file(

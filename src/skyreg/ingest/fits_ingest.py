@@ -264,6 +264,10 @@ def _scan(paths: list[Path], options: FitsIngestOptions, coadd: bool,
         scans.extend(results)
         if progress is not None:
             progress("reading headers", len(scans), len(tasks))
+    # Chunks finish in any order; put the files back in the order given, which decides which
+    # of two files holding the same dataset is registered (fits_clashes).
+    order = {task[0]: i for i, task in enumerate(tasks)}
+    scans.sort(key=lambda scan: order[scan.path])
     report.files_scanned = len(scans)
     report.hdus_scanned = sum(len(s.records) + len(s.problems) for s in scans)
     for scan in scans:
