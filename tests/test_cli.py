@@ -69,7 +69,8 @@ def test_help_teaches() -> None:
     assert result.exit_code == 0 and "skyreg ccds --patch rings 9813 40" in result.stdout
 
 
-def test_db_upgrade_demo_and_server_status(database_url: str, tmp_path: Path) -> None:
+def test_db_upgrade_demo_and_server_status(empty_database_url: str, tmp_path: Path) -> None:
+    database_url = empty_database_url
     code, out, _ = _run(database_url, "db", "upgrade", "--pixelization", "htm10")
     assert code == 0 and "pixelization htm10" in out
     code, out, _ = _run(database_url, "db", "upgrade")

@@ -362,13 +362,14 @@ def sky(database_factory: Callable[[], str], tmp_path_factory: pytest.TempPathFa
 
 
 @pytest.fixture(scope="module")
-def healpix_sky(database_factory: Callable[[], str], tmp_path_factory: pytest.TempPathFactory
+def healpix_sky(database_factory: Callable[..., str], tmp_path_factory: pytest.TempPathFactory
                 ) -> Iterator[Sky]:
     main = {"anywhere": 120, "ra0": 40, "north": 25, "south": 25, "pole": 6, "dec89.9": 6,
             "cluster": 60}
     other = {"anywhere": 20, "ra0": 10, "cluster": 20}
     specs = build_specs(np.random.default_rng(4242), main, other, n_tracts=8, max_half=6.0)
-    with Registry.connect(database_factory(), pixelization="healpix8") as registry:
+    with Registry.connect(database_factory(pixelization="healpix8"),
+                          pixelization="healpix8") as registry:
         assert str(registry.pixel_scheme) == "healpix8"
         yield load_sky(registry, specs, tmp_path_factory.mktemp("exact-healpix"))
 

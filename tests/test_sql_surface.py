@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -325,7 +324,8 @@ def test_entry_points_use_the_indexes(conn: psycopg.Connection[Any], statement: 
 # -- pixelization and migration -------------------------------------------------------------------
 
 
-def test_healpix_registry_gets_a_clear_error(database_url: str, tmp_path: Path) -> None:
+def test_healpix_registry_gets_a_clear_error(database_factory: Callable[..., str]) -> None:
+    database_url = database_factory(pixelization="healpix8")
     with Registry.connect(database_url, pixelization="healpix8"):
         pass
     with psycopg.connect(libpq_url(database_url)) as connection, \
@@ -333,7 +333,8 @@ def test_healpix_registry_gets_a_clear_error(database_url: str, tmp_path: Path) 
         connection.execute("SELECT * FROM skyreg_ccds_in_cone(1, 1, 1)")
 
 
-def test_downgrade_drops_the_functions(database_url: str) -> None:
+def test_downgrade_drops_the_functions(empty_database_url: str) -> None:
+    database_url = empty_database_url
     engine = make_engine(database_url)
     count = "SELECT count(*) FROM pg_proc WHERE proname LIKE 'skyreg\\_%'"
     try:
