@@ -17,7 +17,7 @@ import psycopg
 from psycopg import sql
 from sqlalchemy import Engine
 
-from skyreg.errors import SkyregError
+from skyreg.errors import DatabaseError, SkyregError
 from skyreg.schema.namespaces import EXTRA_SCHEMAS
 
 #: Lower-case letters, digits and underscores, starting with a letter: no quoting surprises.
@@ -101,7 +101,7 @@ def registry_schemas(driver: psycopg.Connection[Any]) -> list[str]:
     :data:`~skyreg.schema.namespaces.EXTRA_SCHEMAS` its migrations created so far."""
     own = driver.execute("SELECT current_schema()").fetchone()
     if own is None or own[0] is None:
-        raise RoleError("the login has no current schema (check its search_path)")
+        raise DatabaseError("the login has no current schema (check its search_path)")
     extra = [row[0] for row in driver.execute(
         "SELECT nspname FROM pg_namespace WHERE nspname = ANY(%s) ORDER BY nspname",
         (list(EXTRA_SCHEMAS),))]
@@ -110,7 +110,8 @@ def registry_schemas(driver: psycopg.Connection[Any]) -> list[str]:
 
 def _grant(driver: psycopg.Connection[Any], reader: str, writer: str) -> None:
     database = driver.execute("SELECT current_database()").fetchone()
-    assert database is not None
+    if database is None:
+        raise DatabaseError("the server did not name the current database")
     db = sql.Identifier(database[0])
     r, w = sql.Identifier(reader), sql.Identifier(writer)
     for text in ("GRANT CONNECT ON DATABASE {db} TO {r}, {w}",

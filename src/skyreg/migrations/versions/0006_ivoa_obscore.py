@@ -13,7 +13,7 @@ setting ``skyreg.base_url`` is set (``ALTER DATABASE ... SET skyreg.base_url = '
 the service sets it on its own connections) and is the registered URI otherwise.
 
 Revision ID: 0006
-Revises: 0003
+Revises: 0004
 Create Date: 2026-12-01 10:00:00
 """
 
@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "0006"
-down_revision: str | None = "0003"
+down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
