@@ -1,0 +1,169 @@
+"""Cut the planned stamps out of one file: open once, one world -> pixel call, read boxes.
+
+The file is opened by walking its headers (no pixel data read); each plane is then read box
+by box (memory-mapped slices, or fitsio tile subsets for compressed planes), straight into
+one preallocated block per plane and stamp size, so the stamps of a file cost one copy each
+and no per-stamp allocation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from astropy.wcs import WCS
+
+from skyreg.cutouts.geometry import Boxes, candidate_box, region_mask, stamp_boxes, tight_box
+from skyreg.cutouts.geometry import world_to_pixel
+from skyreg.cutouts.plan import CoaddId, FileTask
+from skyreg.cutouts.planes import FileLayout, Plane, PlaneReader, layout_wcs, read_layout
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
+
+
+@dataclass
+class StampBlock:
+    """Position stamps of one file that share a size; arrays hold the *requested* boxes.
+
+    ``planes[name][k]`` is stamp ``k``'s full requested box, with the plane's fill value
+    (NaN, or 0 for integers) outside the image; ``covered`` is the part inside the image.
+    """
+
+    targets: IntArray
+    x: FloatArray  # positions in the file's pixels (0-based)
+    y: FloatArray
+    requested: Boxes
+    covered: Boxes
+    planes: dict[str, npt.NDArray[Any]]
+
+
+@dataclass
+class RegionStamp:
+    """A region target's pixels in one file: bounding rectangle ``box`` and the mask in it.
+
+    ``planes[name]`` is the rectangle (``sparse`` False) or the values of the selected pixels
+    only, in row-major order of the mask (``sparse`` True).
+    """
+
+    target: int
+    box: Boxes
+    mask: BoolArray
+    planes: dict[str, npt.NDArray[Any]]
+    sparse: bool = False
+
+
+@dataclass
+class FileStamps:
+    """All stamps cut from one file, with what is needed to describe them."""
+
+    coadd: CoaddId
+    uri: str
+    hdu: int
+    wcs: WCS
+    width: int
+    height: int
+    plane_names: list[str]
+    #: The tract pixel of this file's pixel (0, 0) (the patch's outer box origin).
+    origin: tuple[int, int]
+    blocks: list[StampBlock] = field(default_factory=list)
+    regions: list[RegionStamp] = field(default_factory=list)
+
+    @property
+    def count(self) -> int:
+        return sum(len(b.targets) for b in self.blocks) + len(self.regions)
+
+
+def cut_file(task: FileTask, path: str, sparse: bool = False) -> FileStamps:
+    """The stamps of ``task`` from the local file ``path``; raises LayoutError/OSError."""
+    layout = read_layout(path, task.hdu)
+    wcs = layout_wcs(layout)
+    result = FileStamps(task.coadd, task.uri, task.hdu, wcs, layout.width, layout.height,
+                        [p.name for p in layout.planes], task.origin)
+    reader = PlaneReader(layout)
+    try:
+        if task.targets.size:
+            result.blocks = _position_blocks(task, layout, wcs, reader)
+        for target, region in task.regions:
+            box = candidate_box(region, wcs, layout.width, layout.height)
+            if box is None:
+                continue
+            mask = region_mask(region, wcs, box)
+            tight = tight_box(mask, box)
+            if tight is None:
+                continue
+            mask = mask[int(tight.y0[0] - box.y0[0]):int(tight.y1[0] - box.y0[0]),
+                        int(tight.x0[0] - box.x0[0]):int(tight.x1[0] - box.x0[0])]
+            result.regions.append(_region_stamp(target, tight, mask, layout, reader, sparse))
+        for piece in task.masks:
+            h, w = piece.mask.shape
+            box = Boxes(*(np.array([v], dtype=np.int64) for v in
+                          (piece.x0, piece.y0, piece.x0 + w, piece.y0 + h)))
+            clipped = box.clip(layout.width, layout.height)
+            if not clipped.nonempty[0]:
+                continue
+            sub = piece.mask[int(clipped.y0[0] - piece.y0):int(clipped.y1[0] - piece.y0),
+                             int(clipped.x0[0] - piece.x0):int(clipped.x1[0] - piece.x0)]
+            tight = tight_box(sub, clipped)
+            if tight is None:
+                continue
+            sub = sub[int(tight.y0[0] - clipped.y0[0]):int(tight.y1[0] - clipped.y0[0]),
+                      int(tight.x0[0] - clipped.x0[0]):int(tight.x1[0] - clipped.x0[0])]
+            result.regions.append(_region_stamp(piece.target, tight, sub, layout, reader,
+                                                sparse))
+    finally:
+        reader.close()
+    return result
+
+
+def _position_blocks(task: FileTask, layout: FileLayout, wcs: WCS, reader: PlaneReader
+                     ) -> list[StampBlock]:
+    x, y = world_to_pixel(wcs, task.ra, task.dec)
+    requested = stamp_boxes(x, y, task.width, task.height)
+    covered = requested.clip(layout.width, layout.height)
+    keep = covered.nonempty
+    blocks = []
+    sizes = np.stack([task.width, task.height], axis=1)
+    for w, h in np.unique(sizes[keep], axis=0).tolist():
+        rows = np.flatnonzero(keep & (task.width == w) & (task.height == h))
+        req, cov = requested.take(rows), covered.take(rows)
+        planes = {plane.name: _read_block(reader, plane, req, cov, int(h), int(w))
+                  for plane in layout.planes}
+        blocks.append(StampBlock(task.targets[rows], x[rows], y[rows], req, cov, planes))
+    return blocks
+
+
+def _read_block(reader: PlaneReader, plane: Plane, req: Boxes, cov: Boxes, h: int, w: int
+                ) -> npt.NDArray[Any]:
+    """(n, h, w) array of the requested boxes of one plane, fill value outside the image."""
+    n = len(req)
+    block = np.empty((n, h, w), dtype=plane.dtype)
+    partial = ((cov.x0 != req.x0) | (cov.y0 != req.y0) | (cov.x1 != req.x1)
+               | (cov.y1 != req.y1))
+    if partial.any():
+        block[partial] = plane.fill
+    columns = (cov.x0.tolist(), cov.y0.tolist(), cov.x1.tolist(), cov.y1.tolist(),
+               (cov.x0 - req.x0).tolist(), (cov.y0 - req.y0).tolist())
+    simple = not plane.compressed and plane.bscale == 1.0 and plane.bzero == 0.0
+    if simple:
+        source = reader.array(plane)
+        for k, (x0, y0, x1, y1, sx, sy) in enumerate(zip(*columns, strict=True)):
+            block[k, sy:sy + y1 - y0, sx:sx + x1 - x0] = source[y0:y1, x0:x1]
+    else:
+        for k, (x0, y0, x1, y1, sx, sy) in enumerate(zip(*columns, strict=True)):
+            reader.read_into(plane, block[k, sy:sy + y1 - y0, sx:sx + x1 - x0], x0, y0, x1, y1)
+    return block
+
+
+def _region_stamp(target: int, box: Boxes, mask: BoolArray, layout: FileLayout,
+                  reader: PlaneReader, sparse: bool) -> RegionStamp:
+    x0, y0, x1, y1 = (int(v[0]) for v in (box.x0, box.y0, box.x1, box.y1))
+    planes: dict[str, npt.NDArray[Any]] = {}
+    for plane in layout.planes:
+        out = np.empty((y1 - y0, x1 - x0), dtype=plane.dtype)
+        reader.read_into(plane, out, x0, y0, x1, y1)
+        planes[plane.name] = out[mask] if sparse else out
+    return RegionStamp(target, box, mask, planes, sparse)
