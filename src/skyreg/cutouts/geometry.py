@@ -86,7 +86,7 @@ def shifted_wcs(wcs: WCS, dx: float, dy: float, shape: tuple[int, int] | None = 
 
     ``shape`` (rows, columns) sets the new WCS's ``array_shape``.
     """
-    new = copy.copy(wcs)  # astropy's WCS.__copy__ duplicates the wcsprm and distortions
+    new = copy.deepcopy(wcs)  # copy.copy would share the wcsprm with the source
     new.wcs.crpix = np.asarray(wcs.wcs.crpix, dtype=np.float64) - np.array([dx, dy])
     if wcs.sip is not None:
         sip = wcs.sip
