@@ -14,9 +14,16 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 from astropy.wcs import WCS
+from numpy.lib.stride_tricks import sliding_window_view
 
-from skyreg.cutouts.geometry import Boxes, candidate_box, region_mask, stamp_boxes, tight_box
-from skyreg.cutouts.geometry import world_to_pixel
+from skyreg.cutouts.geometry import (
+    Boxes,
+    candidate_box,
+    region_mask,
+    stamp_boxes,
+    tight_box,
+    world_to_pixel,
+)
 from skyreg.cutouts.plan import CoaddId, FileTask
 from skyreg.cutouts.planes import FileLayout, Plane, PlaneReader, layout_wcs, read_layout
 
@@ -138,23 +145,37 @@ def _position_blocks(task: FileTask, layout: FileLayout, wcs: WCS, reader: Plane
 
 def _read_block(reader: PlaneReader, plane: Plane, req: Boxes, cov: Boxes, h: int, w: int
                 ) -> npt.NDArray[Any]:
-    """(n, h, w) array of the requested boxes of one plane, fill value outside the image."""
+    """(n, h, w) array of the requested boxes of one plane, fill value outside the image.
+
+    Stamps wholly inside an uncompressed plane are gathered by one fancy index into a
+    sliding-window view of the memory map (one C loop copying every stamp); the others are
+    copied box by box.
+    """
     n = len(req)
-    block = np.empty((n, h, w), dtype=plane.dtype)
     partial = ((cov.x0 != req.x0) | (cov.y0 != req.y0) | (cov.x1 != req.x1)
                | (cov.y1 != req.y1))
-    if partial.any():
-        block[partial] = plane.fill
-    columns = (cov.x0.tolist(), cov.y0.tolist(), cov.x1.tolist(), cov.y1.tolist(),
-               (cov.x0 - req.x0).tolist(), (cov.y0 - req.y0).tolist())
     simple = not plane.compressed and plane.bscale == 1.0 and plane.bzero == 0.0
     if simple:
         source = reader.array(plane)
-        for k, (x0, y0, x1, y1, sx, sy) in enumerate(zip(*columns, strict=True)):
-            block[k, sy:sy + y1 - y0, sx:sx + x1 - x0] = source[y0:y1, x0:x1]
+        windows = sliding_window_view(source, (h, w)) if h <= plane.height and w <= plane.width \
+            else None
+        if windows is not None and not partial.any():
+            return np.asarray(windows[req.y0, req.x0])
+        block = np.empty((n, h, w), dtype=plane.dtype)
+        inside = np.flatnonzero(~partial)
+        if windows is not None and inside.size:
+            block[inside] = windows[req.y0[inside], req.x0[inside]]
+        rows = np.flatnonzero(partial)
     else:
-        for k, (x0, y0, x1, y1, sx, sy) in enumerate(zip(*columns, strict=True)):
-            reader.read_into(plane, block[k, sy:sy + y1 - y0, sx:sx + x1 - x0], x0, y0, x1, y1)
+        block = np.empty((n, h, w), dtype=plane.dtype)
+        rows = np.arange(n)
+    if partial.any():
+        block[partial] = plane.fill
+    columns = (cov.x0[rows].tolist(), cov.y0[rows].tolist(), cov.x1[rows].tolist(),
+               cov.y1[rows].tolist(), (cov.x0 - req.x0)[rows].tolist(),
+               (cov.y0 - req.y0)[rows].tolist())
+    for k, x0, y0, x1, y1, sx, sy in zip(rows.tolist(), *columns, strict=True):
+        reader.read_into(plane, block[k, sy:sy + y1 - y0, sx:sx + x1 - x0], x0, y0, x1, y1)
     return block
 
 

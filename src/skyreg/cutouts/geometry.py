@@ -170,7 +170,7 @@ def _world_to_pixel(wcs: WCS, ra: FloatArray, dec: FloatArray) -> tuple[FloatArr
         warnings.simplefilter("ignore")
         try:
             x, y = wcs.all_world2pix(ra, dec, 0, quiet=True)
-        except Exception:  # noqa: BLE001 - wcslib raises for points off the projection
+        except Exception:
             x, y = wcs.wcs_world2pix(ra, dec, 0)
     return np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
 

@@ -243,8 +243,8 @@ def _mask_origin(lookup: CoaddLookup, mask: PixelMask, index: int) -> tuple[int,
     except Exception as err:
         raise StampRequestError(f"targets[{index}]: {err}") from None
     frame = _mask_frame(lookup, mask, index)
-    ox = int(round(frame.crpix[0] - wcs.wcs.crpix[0]))
-    oy = int(round(frame.crpix[1] - wcs.wcs.crpix[1]))
+    ox = round(frame.crpix[0] - wcs.wcs.crpix[0])
+    oy = round(frame.crpix[1] - wcs.wcs.crpix[1])
     return ox + int(mask.x0), oy + int(mask.y0)
 
 

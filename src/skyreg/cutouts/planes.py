@@ -65,13 +65,14 @@ class Plane:
 
     @property
     def dtype(self) -> np.dtype[Any]:
-        """The dtype of the pixel values as read (scaled, native byte order)."""
+        """The dtype of the pixel values as read: scaled ones native, unscaled as stored."""
         if self.compressed:
             # fitsio returns quantised float images as float32/64 and integers as stored.
             return np.dtype(_BITPIX_DTYPES[self.bitpix]).newbyteorder("=")
         raw = np.dtype(_BITPIX_DTYPES[self.bitpix])
         if self.bscale == 1.0 and self.bzero == 0.0:
-            return raw.newbyteorder("=")
+            # As stored (big-endian), as astropy.io.fits returns it: no byte-swapping pass.
+            return raw
         if self.bitpix > 8 and self.bscale == 1.0 and self.bzero == 2.0 ** (self.bitpix - 1):
             return np.dtype(f"u{self.bitpix // 8}")
         if self.bitpix == 8 and self.bscale == 1.0 and self.bzero == -128.0:
@@ -120,7 +121,7 @@ def _image_shape(header: CardHeader) -> tuple[int, int, int, bool] | None:
     bitpix = header.get(f"{prefix}BITPIX")
     if bitpix not in _BITPIX_DTYPES:
         return None
-    return int(axes[0]), int(axes[1]), int(bitpix), compressed
+    return int(axes[0]), int(axes[1]), int(bitpix), compressed  # type: ignore[arg-type]
 
 
 def _extname(header: CardHeader) -> str | None:

@@ -50,9 +50,21 @@ class Stamp:
     ``pixels`` (x, y in the file).
     """
 
-    __slots__ = ("_wcs", "covers", "coadd", "hdu", "origin_original", "planes",
-                 "position_original", "selection", "shape_input", "source_wcs", "sparse",
-                 "target", "uri")
+    __slots__ = (
+        "_wcs",
+        "coadd",
+        "covers",
+        "hdu",
+        "origin_original",
+        "planes",
+        "position_original",
+        "selection",
+        "shape_input",
+        "source_wcs",
+        "sparse",
+        "target",
+        "uri",
+    )
 
     def __init__(self, *, target: int, coadd: CoaddId, uri: str, hdu: int,
                  planes: dict[str, npt.NDArray[Any]], origin: tuple[int, int],
@@ -313,14 +325,14 @@ class StampResult:
             buffer = io.BytesIO()
             self._write(buffer)
             return buffer.getvalue()
-        if hasattr(path, "write"):
-            self._write(path)  # type: ignore[arg-type]
+        if not isinstance(path, str | os.PathLike):
+            self._write(path)
             return None
-        temporary = f"{os.fspath(path)}.part"  # type: ignore[arg-type]
+        temporary = f"{os.fspath(path)}.part"
         try:
             with open(temporary, "wb") as out:
                 self._write(out)
-            os.replace(temporary, path)  # type: ignore[arg-type]
+            os.replace(temporary, path)
         except BaseException:
             if os.path.exists(temporary):
                 os.unlink(temporary)

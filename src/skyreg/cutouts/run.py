@@ -87,7 +87,7 @@ def execute(plan: StampPlan, *, scratch: ScratchCache | None = None, sparse: boo
                    for group in groups]
         from distributed import as_completed
 
-        for done, future in enumerate(as_completed(futures)):
+        for done, future in enumerate(as_completed(futures)):  # type: ignore[no-untyped-call]
             if progress is not None:
                 progress("cutting stamps", done, len(groups))
             got, failed = future.result()

@@ -31,6 +31,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 from skyreg.cutouts.errors import FileReadError, StampRequestError
 from skyreg.cutouts.planes import local_path
@@ -50,7 +51,8 @@ def parse_size(text: str | int | None) -> int | None:
     try:
         result = int(float(number) * factor)
     except ValueError:
-        raise StampRequestError(f"scratch size {text!r}: expected bytes or e.g. 500M, 20G") from None
+        raise StampRequestError(
+            f"scratch size {text!r}: expected bytes or e.g. 500M, 20G") from None
     if result <= 0:
         raise StampRequestError(f"scratch size {text!r} must be > 0")
     return result
@@ -154,12 +156,12 @@ class ScratchCache:
             raise
 
 
-def _copy_source(uri: str, out: object) -> None:
+def _copy_source(uri: str, out: BinaryIO) -> None:
     path = local_path(uri)
     if path is not None:
         try:
             with open(path, "rb") as source:
-                shutil.copyfileobj(source, out)  # type: ignore[misc]
+                shutil.copyfileobj(source, out)
         except FileNotFoundError:
             raise FileReadError(uri, "file not found") from None
         except OSError as err:
@@ -173,7 +175,7 @@ def _copy_source(uri: str, out: object) -> None:
                                  f"{scheme} backend)") from None
     try:
         with fsspec.open(uri, "rb") as source:
-            shutil.copyfileobj(source, out)  # type: ignore[misc]
+            shutil.copyfileobj(source, out)
     except (ImportError, ValueError) as err:
         raise FileReadError(uri, f"no reader for {scheme}:// URIs ({err})") from None
     except FileNotFoundError:

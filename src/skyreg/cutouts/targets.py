@@ -7,7 +7,6 @@ coadds' grid), and the regions of region targets, each target numbered from 0 in
 
 from __future__ import annotations
 
-
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -84,7 +83,7 @@ def _degrees(values: Any, what: str) -> FloatArray:
     if hasattr(values, "unit") and hasattr(values, "to_value"):
         try:
             values = values.to_value("deg")
-        except Exception as err:  # noqa: BLE001 - astropy's unit errors
+        except Exception as err:
             raise TargetError(f"{err}", field=what) from None
     try:
         array = np.atleast_1d(np.asarray(values, dtype=np.float64))
@@ -134,7 +133,7 @@ def _sizes(size: Any, n: int) -> tuple[IntArray, IntArray, tuple[FloatArray, Flo
     if hasattr(size, "unit") and hasattr(size, "to_value"):
         try:
             degrees = np.asarray(size.to_value("deg"), dtype=np.float64)
-        except Exception as err:  # noqa: BLE001 - astropy's unit errors
+        except Exception as err:
             raise StampRequestError(f"size: {err}") from None
         w_deg, h_deg = _pair(degrees, n, "size")
         if not (np.all(np.isfinite(w_deg)) and np.all(w_deg > 0) and np.all(h_deg > 0)):

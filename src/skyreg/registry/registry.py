@@ -453,7 +453,8 @@ class Registry:
 
     # -- postage stamps -------------------------------------------------------------------------
 
-    def patch_wcs(self, skymap_name: str, tract_id: int, patch_id: int) -> tuple[WCS, tuple[int, int]]:
+    def patch_wcs(self, skymap_name: str, tract_id: int, patch_id: int
+                  ) -> tuple[WCS, tuple[int, int]]:
         """The astropy WCS and numpy shape ``(rows, columns)`` of a patch's outer box.
 
         This is the pixel grid a coadd of the patch must have to be attached to it by
