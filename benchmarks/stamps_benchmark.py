@@ -111,6 +111,7 @@ def objects(reg: Registry, skymap: str, n: int, group: int, stamp: int
 def _time(call: object, repeat: int) -> tuple[float, float, object]:
     best_wall, best_cpu, result = float("inf"), float("inf"), None
     for _ in range(repeat):
+        result = None  # a processing loop holds one batch at a time
         wall, cpu = time.perf_counter(), time.process_time()
         result = call()  # type: ignore[operator]
         best_wall = min(best_wall, time.perf_counter() - wall)

@@ -454,3 +454,55 @@ def test_shifted_wcs_keeps_sip_distortion() -> None:
     assert not np.allclose(shifted.wcs_pix2world(pixels, 0), shifted.all_pix2world(pixels, 0),
                            atol=1e-9, rtol=0)
     assert np.array_equal(wcs.wcs.crpix, [50.0, 40.0])  # the source is untouched
+
+
+def test_stamps_doc_examples_run(stamped: tuple[Registry, Path], tmp_path: Path,
+                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Python blocks of docs/stamps.md, on the test coadds (names and places swapped)."""
+    import re
+
+    reg, _ = stamped
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "stamps.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", doc, flags=re.DOTALL)
+    assert len(blocks) >= 3
+    swaps = {'"hsc_rings_v1", 9813, 40': '"stamps", 0, 0', "hsc_rings_v1": "stamps",
+             "[150.10, 150.11, 150.12], [2.20, 2.21, 2.19]": "[359.95, 0.0, 0.3], [0.0, 0.01, 0]",
+             "/local/scratch/coadds": str(tmp_path / "scratch"),
+             "n_workers=4": "n_workers=1, dashboard_address=None"}
+    monkeypatch.setenv("SKYREG_DATABASE_URL", reg.engine.url.render_as_string(
+        hide_password=False))
+    namespace: dict[str, object] = {}
+    for block in blocks:
+        for old, new in swaps.items():
+            block = block.replace(old, new)
+        exec(block, namespace)
+    stamps = namespace["stamps"]
+    assert len(stamps) > 0 and stamps.ok  # type: ignore[arg-type, attr-defined]
+    assert namespace["problems"] == []
+    namespace["reg"].close()  # type: ignore[attr-defined]
+
+
+def test_lookup_statements_use_the_indexes(stamped: tuple[Registry, Path]) -> None:
+    """The planner's statements stay on the pixel and key indexes with many patches stored."""
+    import re
+
+    from skyreg.cutouts import lookup
+    from skyreg.skymaps import DiscreteDefinition
+
+    reg, _ = stamped
+    many = DiscreteDefinition(ra_deg=tuple(float(i) for i in range(300)),
+                              dec_deg=tuple(float(i % 60 - 30) for i in range(300)),
+                              radius_deg=0.25, pixel_scale_arcsec=20.0, patch_inner_pixels=50,
+                              patch_border_pixels=8, tract_overlap_deg=0.01)
+    reg.register_skymap("many", many)  # 1,200 patches
+    driver = reg._conn.connection.driver_connection
+    assert driver is not None
+    params = {"lo": [1000, 5000], "hi": [1010, 5020], "types": ["deepCoadd"],
+              "all_bands": False, "bands": ["g"], "all_skymaps": True, "skymaps": []}
+    plans = [(lookup._FILES_SQL, params),
+             (lookup._TRACTS_SQL, {"skymap": "many", "tracts": [3, 4]}),
+             (lookup._PATCH_SQL, {"skymap": "many", "tract": 3, "patch": 2})]
+    large = re.compile(r"Seq Scan on (patch|patch_pixel|tract|tract_pixel)\b")
+    for sql, values in plans:
+        plan = "\n".join(row[0] for row in driver.execute("EXPLAIN " + sql, values).fetchall())  # type: ignore[attr-defined]
+        assert not large.search(plan), plan
