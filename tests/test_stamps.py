@@ -506,3 +506,32 @@ def test_lookup_statements_use_the_indexes(stamped: tuple[Registry, Path]) -> No
     for sql, values in plans:
         plan = "\n".join(row[0] for row in driver.execute("EXPLAIN " + sql, values).fetchall())  # type: ignore[attr-defined]
         assert not large.search(plan), plan
+
+
+def test_dense_groups_read_from_compressed_coadds_match_the_uncompressed(
+        stamped: tuple[Registry, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Stamps of a dense group share tiles: read once as a union box, sliced per stamp."""
+    from skyreg.cutouts import extract
+
+    reads: list[tuple[int, int]] = []
+    original = extract.PlaneReader.read_into
+
+    def counting(self: object, plane: object, out: np.ndarray, *box: int) -> None:
+        if getattr(plane, "compressed", False):
+            reads.append(out.shape)
+        original(self, plane, out, *box)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(extract.PlaneReader, "read_into", counting)
+    reg, _ = stamped
+    rng = np.random.default_rng(11)
+    ra = (359.92 + rng.normal(0, 0.01, 30)) % 360.0
+    dec = -0.12 + rng.normal(0, 0.01, 30)
+    plain = reg.postage_stamps((ra, dec), size=10, bands="g")
+    rice = reg.postage_stamps((ra, dec), size=10, bands="g", dataset_types="riceCoadd")
+    assert len(plain) == len(rice) > 30
+    assert len(reads) < len(rice)  # some union reads served several stamps
+    for a, b in zip(plain.stamps, rice.stamps, strict=True):
+        assert (a.target, a.coadd[1:], a.origin_original) == (b.target, b.coadd[1:],
+                                                              b.origin_original)
+        assert np.array_equal(a.planes["mask"], b.planes["mask"])
+        _check_pixels(b)

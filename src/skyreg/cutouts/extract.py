@@ -171,12 +171,61 @@ def _read_block(reader: PlaneReader, plane: Plane, req: Boxes, cov: Boxes, h: in
         rows = np.arange(n)
     if partial.any():
         block[partial] = plane.fill
+    if plane.compressed:
+        _read_compressed(reader, plane, block, req, cov)
+        return block
     columns = (cov.x0[rows].tolist(), cov.y0[rows].tolist(), cov.x1[rows].tolist(),
                cov.y1[rows].tolist(), (cov.x0 - req.x0)[rows].tolist(),
                (cov.y0 - req.y0)[rows].tolist())
     for k, x0, y0, x1, y1, sx, sy in zip(rows.tolist(), *columns, strict=True):
         reader.read_into(plane, block[k, sy:sy + y1 - y0, sx:sx + x1 - x0], x0, y0, x1, y1)
     return block
+
+
+#: Stamps of a compressed plane are read together when they fall in one bin of this many
+#: pixels (or tiles, if larger) and reading their union touches fewer tiles.
+BIN_PIXELS = 256
+
+
+def _tiles(plane: Plane, x0: Any, y0: Any, x1: Any, y1: Any) -> Any:
+    """Number of compression tiles a box touches (vectorised)."""
+    tw, th = plane.tile
+    return ((x1 - 1) // tw - x0 // tw + 1) * ((y1 - 1) // th - y0 // th + 1)
+
+
+def _read_compressed(reader: PlaneReader, plane: Plane, block: npt.NDArray[Any], req: Boxes,
+                     cov: Boxes) -> None:
+    """Fill ``block`` from a tile-compressed plane, decompressing shared tiles once.
+
+    Each read decompresses every tile its box touches, so stamps of a dense group read one by
+    one decompress the same tiles many times (and row-tiled images whole rows per stamp).
+    Stamps are binned by position (bins of at least a tile); a bin whose union box touches
+    fewer tiles than its stamps' boxes together is read as one box and sliced. A read is never
+    larger than a bin plus a stamp.
+    """
+    tw, th = plane.tile
+    bin_x, bin_y = max(BIN_PIXELS, tw), max(BIN_PIXELS, th)
+    keys = (cov.y0 // bin_y) * (plane.width // bin_x + 1) + cov.x0 // bin_x
+    order = np.argsort(keys, kind="stable")
+    cuts = np.flatnonzero(np.diff(keys[order])) + 1
+    single = _tiles(plane, cov.x0, cov.y0, cov.x1, cov.y1)
+    for members in np.split(order, cuts):
+        ux0, uy0 = int(cov.x0[members].min()), int(cov.y0[members].min())
+        ux1, uy1 = int(cov.x1[members].max()), int(cov.y1[members].max())
+        if len(members) > 1 and _tiles(plane, ux0, uy0, ux1, uy1) < int(single[members].sum()):
+            union = np.empty((uy1 - uy0, ux1 - ux0), dtype=plane.dtype)
+            reader.read_into(plane, union, ux0, uy0, ux1, uy1)
+            for k in members.tolist():
+                x0, y0, x1, y1 = (int(cov.x0[k]), int(cov.y0[k]), int(cov.x1[k]),
+                                  int(cov.y1[k]))
+                sx, sy = x0 - int(req.x0[k]), y0 - int(req.y0[k])
+                block[k, sy:sy + y1 - y0, sx:sx + x1 - x0] = union[y0 - uy0:y1 - uy0,
+                                                                  x0 - ux0:x1 - ux0]
+            continue
+        for k in members.tolist():
+            x0, y0, x1, y1 = int(cov.x0[k]), int(cov.y0[k]), int(cov.x1[k]), int(cov.y1[k])
+            sx, sy = x0 - int(req.x0[k]), y0 - int(req.y0[k])
+            reader.read_into(plane, block[k, sy:sy + y1 - y0, sx:sx + x1 - x0], x0, y0, x1, y1)
 
 
 def _region_stamp(target: int, box: Boxes, mask: BoolArray, layout: FileLayout,

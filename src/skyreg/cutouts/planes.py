@@ -62,6 +62,8 @@ class Plane:
     data_offset: int = 0
     bzero: float = 0.0
     bscale: float = 1.0
+    #: Compression tile (columns, rows); (0, 0) for uncompressed planes.
+    tile: tuple[int, int] = (0, 0)
 
     @property
     def dtype(self) -> np.dtype[Any]:
@@ -134,8 +136,13 @@ def _plane(name: str, raw: RawHdu, shape: tuple[int, int, int, bool]) -> Plane:
     header = raw.header
     bzero = 0.0 if compressed else float(header.get("BZERO", 0.0) or 0.0)
     bscale = 1.0 if compressed else float(header.get("BSCALE", 1.0) or 1.0)
+    tile = (0, 0)
+    if compressed:  # FITS tile compression defaults: whole rows
+        tile_x, tile_y = header.get("ZTILE1", width), header.get("ZTILE2", 1)
+        tile = (int(tile_x) if isinstance(tile_x, int) and tile_x > 0 else width,
+                int(tile_y) if isinstance(tile_y, int) and tile_y > 0 else 1)
     return Plane(name, raw.index, compressed, bitpix, width, height, raw.data_offset, bzero,
-                 bscale)
+                 bscale, tile)
 
 
 def read_layout(path: str | os.PathLike[str], hdu: int) -> FileLayout:
