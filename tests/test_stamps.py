@@ -535,3 +535,32 @@ def test_dense_groups_read_from_compressed_coadds_match_the_uncompressed(
                                                               b.origin_original)
         assert np.array_equal(a.planes["mask"], b.planes["mask"])
         _check_pixels(b)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 300), st.integers(0, 300), st.integers(1, 60),
+                          st.integers(1, 60)), min_size=1, max_size=12),
+       st.sampled_from([(16, 16), (64, 1), (333, 1), (7, 9)]))
+def test_tile_rectangles_cover_each_needed_tile_once(
+        boxes: list[tuple[int, int, int, int]], tile: tuple[int, int]) -> None:
+    from skyreg.cutouts.extract import _tile_rectangles
+    from skyreg.cutouts.planes import Plane
+
+    plane = Plane("image", 1, True, -32, 333, 333, tile=tile)
+    x0, y0 = np.array([b[0] for b in boxes]), np.array([b[1] for b in boxes])
+    x1 = np.minimum(x0 + [b[2] for b in boxes], 333)
+    y1 = np.minimum(y0 + [b[3] for b in boxes], 333)
+    cover = np.zeros((333, 333), dtype=int)
+    rectangles = _tile_rectangles(plane, x0, y0, x1, y1)
+    for a, b, c, d in rectangles:
+        assert a % tile[0] == 0 and b % tile[1] == 0  # whole tiles
+        cover[b:d, a:c] += 1
+    assert cover.max() <= 1  # no tile read twice
+    for a, b, c, d in zip(x0, y0, x1, y1, strict=True):
+        assert (cover[b:d, a:c] == 1).all()
+    # Only touched tiles: every rectangle's tiles hold a pixel of some box.
+    touched = np.zeros_like(cover)
+    for a, b, c, d in zip(x0 // tile[0], y0 // tile[1], (x1 - 1) // tile[0],
+                          (y1 - 1) // tile[1], strict=True):
+        touched[b * tile[1]:(d + 1) * tile[1], a * tile[0]:(c + 1) * tile[0]] = 1
+    assert (cover <= touched).all()

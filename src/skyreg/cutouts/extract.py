@@ -182,50 +182,81 @@ def _read_block(reader: PlaneReader, plane: Plane, req: Boxes, cov: Boxes, h: in
     return block
 
 
-#: Stamps of a compressed plane are read together when they fall in one bin of this many
-#: pixels (or tiles, if larger) and reading their union touches fewer tiles.
-BIN_PIXELS = 256
+#: Stamps of a compressed plane are gathered per bin of this many pixels (or a tile, if
+#: larger), which bounds the memory of one gathering.
+BIN_PIXELS = 512
 
 
-def _tiles(plane: Plane, x0: Any, y0: Any, x1: Any, y1: Any) -> Any:
-    """Number of compression tiles a box touches (vectorised)."""
+def _tile_rectangles(plane: Plane, x0: Any, y0: Any, x1: Any, y1: Any
+                     ) -> list[tuple[int, int, int, int]]:
+    """Rectangles (x0, y0, x1, y1) of whole tiles covering every tile the boxes touch, once.
+
+    Runs of neighbouring tiles in a tile row become one rectangle, and rows with the same runs
+    are merged, so a dense group costs few reads and each tile is decompressed once.
+    """
     tw, th = plane.tile
-    return ((x1 - 1) // tw - x0 // tw + 1) * ((y1 - 1) // th - y0 // th + 1)
+    rows: dict[int, set[int]] = {}
+    for ax0, ay0, ax1, ay1 in zip((x0 // tw).tolist(), (y0 // th).tolist(),
+                                  ((x1 - 1) // tw).tolist(), ((y1 - 1) // th).tolist(),
+                                  strict=True):
+        for ty in range(ay0, ay1 + 1):
+            rows.setdefault(ty, set()).update(range(ax0, ax1 + 1))
+    rectangles: list[tuple[int, int, int, int]] = []  # tx0, ty0, tx1, ty1 (inclusive)
+    active: dict[tuple[int, int], int] = {}  # run of tiles -> its first tile row
+    last = -2
+    for ty in sorted(rows):
+        runs = set(_runs(sorted(rows[ty])))
+        for run in list(active):
+            if ty != last + 1 or run not in runs:
+                rectangles.append((run[0], active.pop(run), run[1], last))
+        for run in runs:
+            active.setdefault(run, ty)
+        last = ty
+    rectangles += [(run[0], ty0, run[1], last) for run, ty0 in active.items()]
+    return [(tx0 * tw, ty0 * th, min((tx1 + 1) * tw, plane.width),
+             min((ty1 + 1) * th, plane.height)) for tx0, ty0, tx1, ty1 in rectangles]
+
+
+def _runs(tiles: list[int]) -> list[tuple[int, int]]:
+    """Runs (first, last) of consecutive integers in a sorted list."""
+    runs: list[tuple[int, int]] = []
+    for tile in tiles:
+        if runs and tile == runs[-1][1] + 1:
+            runs[-1] = (runs[-1][0], tile)
+        else:
+            runs.append((tile, tile))
+    return runs
 
 
 def _read_compressed(reader: PlaneReader, plane: Plane, block: npt.NDArray[Any], req: Boxes,
                      cov: Boxes) -> None:
-    """Fill ``block`` from a tile-compressed plane, decompressing shared tiles once.
+    """Fill ``block`` from a tile-compressed plane, decompressing every needed tile once.
 
-    Each read decompresses every tile its box touches, so stamps of a dense group read one by
-    one decompress the same tiles many times (and row-tiled images whole rows per stamp).
-    Stamps are binned by position (bins of at least a tile); a bin whose union box touches
-    fewer tiles than its stamps' boxes together is read as one box and sliced. A read is never
-    larger than a bin plus a stamp.
+    Every read decompresses each tile its box touches, so stamps of a dense group read one
+    by one would decompress shared tiles many times (and, in row-tiled images, whole rows per
+    stamp). Instead the stamps are binned by position; per bin, the tiles any stamp touches
+    are read as few whole-tile rectangles into a canvas of the bin's extent, and the stamps
+    are sliced out of it. A read is never larger than a bin plus a stamp.
     """
     tw, th = plane.tile
     bin_x, bin_y = max(BIN_PIXELS, tw), max(BIN_PIXELS, th)
     keys = (cov.y0 // bin_y) * (plane.width // bin_x + 1) + cov.x0 // bin_x
     order = np.argsort(keys, kind="stable")
-    cuts = np.flatnonzero(np.diff(keys[order])) + 1
-    single = _tiles(plane, cov.x0, cov.y0, cov.x1, cov.y1)
-    for members in np.split(order, cuts):
-        ux0, uy0 = int(cov.x0[members].min()), int(cov.y0[members].min())
-        ux1, uy1 = int(cov.x1[members].max()), int(cov.y1[members].max())
-        if len(members) > 1 and _tiles(plane, ux0, uy0, ux1, uy1) < int(single[members].sum()):
-            union = np.empty((uy1 - uy0, ux1 - ux0), dtype=plane.dtype)
-            reader.read_into(plane, union, ux0, uy0, ux1, uy1)
-            for k in members.tolist():
-                x0, y0, x1, y1 = (int(cov.x0[k]), int(cov.y0[k]), int(cov.x1[k]),
-                                  int(cov.y1[k]))
-                sx, sy = x0 - int(req.x0[k]), y0 - int(req.y0[k])
-                block[k, sy:sy + y1 - y0, sx:sx + x1 - x0] = union[y0 - uy0:y1 - uy0,
-                                                                  x0 - ux0:x1 - ux0]
-            continue
-        for k in members.tolist():
-            x0, y0, x1, y1 = int(cov.x0[k]), int(cov.y0[k]), int(cov.x1[k]), int(cov.y1[k])
-            sx, sy = x0 - int(req.x0[k]), y0 - int(req.y0[k])
-            reader.read_into(plane, block[k, sy:sy + y1 - y0, sx:sx + x1 - x0], x0, y0, x1, y1)
+    for members in np.split(order, np.flatnonzero(np.diff(keys[order])) + 1):
+        m = members
+        rectangles = _tile_rectangles(plane, cov.x0[m], cov.y0[m], cov.x1[m], cov.y1[m])
+        ux0, uy0 = min(r[0] for r in rectangles), min(r[1] for r in rectangles)
+        ux1, uy1 = max(r[2] for r in rectangles), max(r[3] for r in rectangles)
+        canvas = np.empty((uy1 - uy0, ux1 - ux0), dtype=plane.dtype)
+        for x0, y0, x1, y1 in rectangles:
+            reader.read_into(plane, canvas[y0 - uy0:y1 - uy0, x0 - ux0:x1 - ux0], x0, y0, x1,
+                             y1)
+        for k, x0, y0, x1, y1, rx, ry in zip(m.tolist(), cov.x0[m].tolist(),
+                                             cov.y0[m].tolist(), cov.x1[m].tolist(),
+                                             cov.y1[m].tolist(), req.x0[m].tolist(),
+                                             req.y0[m].tolist(), strict=True):
+            block[k, y0 - ry:y1 - ry, x0 - rx:x1 - rx] = canvas[y0 - uy0:y1 - uy0,
+                                                                x0 - ux0:x1 - ux0]
 
 
 def _region_stamp(target: int, box: Boxes, mask: BoolArray, layout: FileLayout,
