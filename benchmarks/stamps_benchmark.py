@@ -18,9 +18,7 @@ astrocut``) is timed on a sample of the same stamps and extrapolated. Prints a t
 from __future__ import annotations
 
 import argparse
-import multiprocessing
 import os
-import resource
 import sys
 import time
 from pathlib import Path
@@ -165,21 +163,28 @@ def _readers(folder: Path, stamp: int, count: int = 100) -> tuple[float, float]:
     return best_fitsio, best_astropy
 
 
-def _rss_child(url: str, pixels: int, n: int, group: int, stamp: int, count: int,
-               queue: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+def _rss_child(url: str, pixels: int, n: int, group: int, stamp: int) -> None:
+    """In a fresh interpreter: stamps from 2 coadds; prints RSS before and the peak."""
+    import json
+    import tracemalloc
+
     import psutil
 
     with Registry.connect(url) as reg:
         skymap = f"bench{pixels}"
         ra, dec, groups = objects(reg, skymap, n, group, stamp)
-        types = list(KINDS)
+        reg.plan_stamps((ra, dec), size=stamp, skymap=skymap)  # imports and caches warm
         start = psutil.Process().memory_info().rss
-        result = reg.postage_stamps((ra, dec), size=stamp, dataset_types=types, skymap=skymap,
-                                    groups=groups)
+        tracemalloc.start()
+        result = reg.postage_stamps((ra, dec), size=stamp, dataset_types=[KINDS[0]],
+                                    bands=list(BANDS[:2]), skymap=skymap, groups=groups)
         stamps = len(result)
-        del result
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    queue.put((start, peak, stamps))
+        heap = tracemalloc.get_traced_memory()[1]
+    # VmHWM, not ru_maxrss: the latter survives exec and would report the parent's peak.
+    status = Path("/proc/self/status").read_text()
+    peak = int(next(line.split()[1] for line in status.splitlines()
+                    if line.startswith("VmHWM:"))) * 1024
+    print(json.dumps({"start": start, "peak": peak, "stamps": stamps, "heap": heap}))
 
 
 def main() -> None:
@@ -193,9 +198,13 @@ def main() -> None:
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--astrocut-sample", type=int, default=30)
+    parser.add_argument("--rss-child", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--rss", action="store_true",
                         help="also peak RSS for 4k and 12k coadds (2 coadds each, writes 3.5 GB)")
     args = parser.parse_args()
+    if args.rss_child:
+        _rss_child(args.db, args.rss_child, args.objects, args.group, args.stamp)
+        return
     rows: list[tuple[str, str]] = []
     with Registry.connect(args.db) as reg:
         url = reg.engine.url.render_as_string(hide_password=False)
@@ -252,19 +261,22 @@ def main() -> None:
                              f"{args.objects * args.coadds} ({seconds / per_stamp['plain']:.0f}x "
                              "slower)"))
     if args.rss:
-        context = multiprocessing.get_context("fork")
+        import json
+        import subprocess
+
         for pixels in (4000, 12000):
             with Registry.connect(url) as reg:
                 reg.register_skymap(f"bench{pixels}", definition(pixels))
                 write_coadds(reg, f"bench{pixels}", pixels, "plain", 2)
-            queue = context.Queue()
-            child = context.Process(target=_rss_child, args=(
-                url, pixels, args.objects, args.group, args.stamp, 2, queue))
-            child.start()
-            start, peak, stamps = queue.get()
-            child.join()
-            rows.append((f"peak RSS, {pixels}x{pixels} coadds ({stamps} stamps)",
-                         f"{peak / 2**20:.0f} MiB (process at start {start / 2**20:.0f} MiB)"))
+            done = subprocess.run(
+                [sys.executable, __file__, "--db", url, "--rss-child", str(pixels),
+                 "--objects", str(args.objects), "--group", str(args.group),
+                 "--stamp", str(args.stamp)], check=True, capture_output=True, text=True)
+            got = json.loads(done.stdout.strip().splitlines()[-1])
+            rows.append((f"peak RSS, 2 coadds of {pixels}x{pixels} ({got['stamps']} stamps)",
+                         f"{got['peak'] / 2**20:.0f} MiB (before the call "
+                         f"{got['start'] / 2**20:.0f} MiB); heap peak "
+                         f"{got['heap'] / 2**20:.0f} MiB"))
     width = max(len(name) for name, _ in rows)
     print(f"{'measurement':<{width}}  result")
     print(f"{'-' * width}  {'-' * 40}")

@@ -137,8 +137,11 @@ def _position_blocks(task: FileTask, layout: FileLayout, wcs: WCS, reader: Plane
     for w, h in np.unique(sizes[keep], axis=0).tolist():
         rows = np.flatnonzero(keep & (task.width == w) & (task.height == h))
         req, cov = requested.take(rows), covered.take(rows)
-        planes = {plane.name: _read_block(reader, plane, req, cov, int(h), int(w))
-                  for plane in layout.planes}
+        planes = {}
+        for plane in layout.planes:
+            planes[plane.name] = _read_block(reader, plane, req, cov, int(h), int(w))
+            # Unmap at once: the mapped pages of a plane count in the process's RSS.
+            reader.release(plane)
         blocks.append(StampBlock(task.targets[rows], x[rows], y[rows], req, cov, planes))
     return blocks
 

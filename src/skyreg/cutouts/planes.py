@@ -247,6 +247,10 @@ class PlaneReader:
             self._maps[plane.name] = mapped
         return mapped
 
+    def release(self, plane: Plane) -> None:
+        """Unmap an uncompressed plane (it is mapped again if read again)."""
+        self._maps.pop(plane.name, None)
+
     def _compressed(self, plane: Plane) -> Any:
         if self._fitsio is None:
             import fitsio
