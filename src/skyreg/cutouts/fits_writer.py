@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
+from functools import lru_cache
 from typing import Any, BinaryIO
 
 import numpy as np
@@ -81,11 +82,8 @@ def image_hdu(array: npt.NDArray[Any], cards: Sequence[str]) -> bytes:
         raise ValueError(f"cannot write a {array.dtype} array to FITS")
     bitpix, stored, bzero = _STORAGE[kind]
     height, width = array.shape
-    head = [card("XTENSION", "IMAGE"), card("BITPIX", bitpix), card("NAXIS", 2),
-            card("NAXIS1", width), card("NAXIS2", height), card("PCOUNT", 0),
-            card("GCOUNT", 1)]
+    head = _structure(kind, width, height)
     if bzero is not None:
-        head += [card("BZERO", bzero), card("BSCALE", 1)]
         if kind == "i1":
             data = (array.astype(np.int16) + 128).astype(stored)
         else:
@@ -95,7 +93,19 @@ def image_hdu(array: npt.NDArray[Any], cards: Sequence[str]) -> bytes:
     else:
         data = array.astype(stored, copy=False)
     raw = np.ascontiguousarray(data).tobytes()
-    return header_block([*head, *cards]) + raw + b"\0" * (-len(raw) % BLOCK)
+    return header_block([head, *cards]) + raw + b"\0" * (-len(raw) % BLOCK)
+
+
+@lru_cache(maxsize=256)
+def _structure(kind: str, width: int, height: int) -> str:
+    """The mandatory cards of an IMAGE extension (and BZERO/BSCALE for unsigned types)."""
+    bitpix, _, bzero = _STORAGE[kind]
+    head = [card("XTENSION", "IMAGE"), card("BITPIX", bitpix), card("NAXIS", 2),
+            card("NAXIS1", width), card("NAXIS2", height), card("PCOUNT", 0),
+            card("GCOUNT", 1)]
+    if bzero is not None:
+        head += [card("BZERO", bzero), card("BSCALE", 1)]
+    return "".join(head)
 
 
 def primary_hdu(cards: Sequence[str]) -> bytes:

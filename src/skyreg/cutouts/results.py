@@ -350,12 +350,17 @@ class StampResult:
                    fits_writer.card("NPROBLEM", len(self.problems), "files that failed")]
         out.write(fits_writer.primary_hdu(primary))
         templates: dict[int, list[tuple[str, str]]] = {}
+        sources: dict[tuple[str, int, CoaddId], str] = {}
         for number, stamp in enumerate(stamps, start=1):
             wcs_cards = templates.get(id(stamp.source_wcs))
             if wcs_cards is None:
                 wcs_cards = _wcs_cards(stamp.source_wcs)
                 templates[id(stamp.source_wcs)] = wcs_cards
-            cards = self._provenance(stamp, number)
+            source_key = (stamp.uri, stamp.hdu, stamp.coadd)
+            source = sources.get(source_key)
+            if source is None:
+                source = sources[source_key] = _source_cards(stamp)
+            cards = [source, *self._provenance(stamp, number)]
             x0, y0 = stamp.origin_original
             for keyword, image in wcs_cards:
                 if keyword == "CRPIX1":
@@ -377,13 +382,9 @@ class StampResult:
                      *cards]))
 
     def _provenance(self, stamp: Stamp, number: int) -> list[str]:
-        c, card = stamp.coadd, fits_writer.card
+        card = fits_writer.card
         x0, y0 = stamp.origin_original
         cards = [card("TARGET", stamp.target, "target index in the request"),
-                 card("DSTYPE", c.dataset_type, "dataset type of the source"),
-                 card("SKYMAP", c.skymap), card("TRACT", c.tract), card("PATCH", c.patch),
-                 card("BAND", c.band), card("SRCURI", stamp.uri, "source file"),
-                 card("SRCHDU", stamp.hdu, "source HDU of the image plane"),
                  card("SRCX0", x0, "source pixel of this (0, 0), x"),
                  card("SRCY0", y0, "source pixel of this (0, 0), y"),
                  card("LTV1", -x0), card("LTV2", -y0),
@@ -395,6 +396,15 @@ class StampResult:
                 cards += [card("OBJRA", float(self.ra[stamp.target]), "target RA, deg"),
                           card("OBJDEC", float(self.dec[stamp.target]), "target Dec, deg")]
         return cards
+
+
+def _source_cards(stamp: Stamp) -> str:
+    """The card images naming a stamp's source file (the same for all its stamps)."""
+    c, card = stamp.coadd, fits_writer.card
+    return "".join([card("DSTYPE", c.dataset_type, "dataset type of the source"),
+                    card("SKYMAP", c.skymap), card("TRACT", c.tract), card("PATCH", c.patch),
+                    card("BAND", c.band), card("SRCURI", stamp.uri, "source file"),
+                    card("SRCHDU", stamp.hdu, "source HDU of the image plane")])
 
 
 def _wcs_cards(wcs: WCS) -> list[tuple[str, str]]:
@@ -420,8 +430,7 @@ def _sparse_table(stamp: Stamp, cards: list[str], number: int) -> bytes:
         columns.append(fits.Column(name.upper(), fmt, array=values))
     table = fits.BinTableHDU.from_columns(columns, name="PIXELS")
     table.header["EXTVER"] = number
-    for image in cards:
-        parsed = fits.Card.fromstring(image)
+    for parsed in fits.Header.fromstring("".join(cards)).cards:
         if parsed.keyword not in table.header:
             table.header.append(parsed)
     buffer = io.BytesIO()
