@@ -80,7 +80,7 @@ def image_hdu(array: npt.NDArray[Any], cards: Sequence[str]) -> bytes:
     kind = array.dtype.kind + str(array.dtype.itemsize)
     if kind not in _STORAGE:
         raise ValueError(f"cannot write a {array.dtype} array to FITS")
-    bitpix, stored, bzero = _STORAGE[kind]
+    _, stored, bzero = _STORAGE[kind]
     height, width = array.shape
     head = _structure(kind, width, height)
     if bzero is not None:
