@@ -564,3 +564,24 @@ def test_tile_rectangles_cover_each_needed_tile_once(
                           (y1 - 1) // tile[1], strict=True):
         touched[b * tile[1]:(d + 1) * tile[1], a * tile[0]:(c + 1) * tile[0]] = 1
     assert (cover <= touched).all()
+
+
+@settings(deadline=None)
+@given(st.floats(-50, 150), st.floats(-50, 150), st.integers(1, 40), st.integers(1, 40))
+def test_stamp_boxes_are_the_boxes_cutout2d_chooses(x: float, y: float, width: int,
+                                                    height: int) -> None:
+    from astropy.nddata import Cutout2D
+    from astropy.nddata.utils import NoOverlapError
+
+    box = stamp_boxes(np.array([x]), np.array([y]), width, height)
+    try:
+        cutout = Cutout2D(np.zeros((100, 100)), (x, y), (height, width), mode="partial")
+    except NoOverlapError:
+        clipped = box.clip(100, 100)
+        assert not clipped.nonempty[0]
+        return
+    # In partial mode Cutout2D keeps the requested box: the position sits at the same offset
+    # from its origin as from ours.
+    px, py = cutout.position_cutout
+    assert (round(x - px), round(y - py)) == (int(box.x0[0]), int(box.y0[0]))
+    assert cutout.shape == (height, width)
