@@ -572,7 +572,11 @@ def test_stamp_boxes_are_the_boxes_cutout2d_chooses(x: float, y: float, width: i
                                                     height: int) -> None:
     from astropy.nddata import Cutout2D
     from astropy.nddata.utils import NoOverlapError
+    from hypothesis import assume
 
+    # Exact ties (x - width / 2 an integer) have two nearest boxes; Cutout2D's rounding picks
+    # neither consistently for negative positions (x=-0.5, width=17 gives a box 1.5 pixels off).
+    assume((x - width / 2) % 1 != 0 and (y - height / 2) % 1 != 0)
     box = stamp_boxes(np.array([x]), np.array([y]), width, height)
     try:
         cutout = Cutout2D(np.zeros((100, 100)), (x, y), (height, width), mode="partial")

@@ -24,7 +24,6 @@ import numpy as np
 import numpy.typing as npt
 from astropy.wcs import WCS
 from lsst.sphgeom import ConvexPolygon
-from sqlalchemy import Connection
 
 from skyreg.cutouts.errors import StampRequestError
 from skyreg.errors import NotFoundError
@@ -112,16 +111,15 @@ def _tan_parameters(header: dict[str, Any]) -> tuple[tuple[float, float], tuple[
 
 
 class CoaddLookup:
-    """Registry lookups for stamp plans; ``connection()`` gives an autocommit connection."""
+    """Registry lookups for stamp plans.
 
-    def __init__(self, connection: Callable[[], Connection]) -> None:
-        self._connection = connection
+    ``fetch(sql, params)`` runs a SELECT as a prepared statement with binary results and
+    returns its rows (the registry's read session, which reconnects if the server restarted).
+    """
+
+    def __init__(self, fetch: Callable[[str, dict[str, Any]], list[tuple[Any, ...]]]) -> None:
+        self._fetch = fetch
         self._tracts: dict[tuple[str, int], TractFrame] = {}
-
-    def _fetch(self, sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
-        driver: Any = self._connection().connection.driver_connection
-        with driver.cursor(binary=True) as cursor:
-            return list(cursor.execute(sql, params, prepare=True).fetchall())
 
     def pixel_scales(self) -> dict[str, float]:
         """Pixel scale in degrees of every registered sky map with a pixel grid."""
