@@ -12,7 +12,7 @@ float32, as Rubin's deepCoadd) per variant under ``benchmarks/data/`` (kept betw
 ingests them, and times ``Registry.postage_stamps`` for 1,000 objects in groups of ~50
 (64 x 64 stamps, all planes: 20,000 stamps), warm page cache, best of ``--repeat``. Planning
 (registry lookups only) is timed on its own. ``astrocut.fits_cut`` (optional: ``pip install
-astrocut``) is timed on a sample of the same stamps and extrapolated. Prints a table.
+'skyreg[bench]'``) is timed on a sample of the same stamps and extrapolated. Prints a table.
 """
 
 from __future__ import annotations
