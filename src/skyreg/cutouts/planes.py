@@ -11,8 +11,8 @@ Pixels are read in one of two ways, never by reading a whole image:
   walk of :mod:`skyreg.fits.headers`), sliced per stamp; only the pages a stamp touches are
   read, and the byte swap happens in the copy into the stamp's block;
 * tile-compressed HDUs (RICE, GZIP, HCOMPRESS, PLIO): ``fitsio`` subset reads, which
-  decompress only the tiles a box touches. fitsio was measured at 3x astropy's
-  ``CompImageHDU.section`` for 64x64 cutouts from 64x64 tiles (see docs/stamps.md).
+  decompress only the tiles a box touches. fitsio was measured at 2x astropy's
+  ``CompImageHDU.section`` for 64x64 cutouts from 64x64 tiles (see docs/benchmarks.md).
 """
 
 from __future__ import annotations
