@@ -2,7 +2,8 @@
 
 The server is the embedded one (started in a temporary home for the test session), or the
 server named by ``SKYREG_TEST_DATABASE_URL`` when that is set; every test that needs a registry
-gets a database of its own, created on that server and dropped afterwards.
+gets a database of its own, created on that server and dropped afterwards: a clone of a
+registry template migrated once per session, or an empty one for the tests that need it.
 """
 
 from __future__ import annotations
@@ -10,8 +11,9 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Protocol
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -19,8 +21,11 @@ from sqlalchemy.engine import make_url
 
 from skyreg import Registry
 from skyreg.db.engine import normalize_url
+from skyreg.geometry.pixelization import PixelScheme
 
 TEST_URL_ENV = "SKYREG_TEST_DATABASE_URL"
+#: What ``Registry.connect`` uses for a new registry.
+DEFAULT_PIXELIZATION = str(PixelScheme())
 
 pytest_plugins = ["embedded_fixtures"]
 
@@ -48,32 +53,70 @@ def server_url() -> Iterator[str]:
         shutil.rmtree(home, ignore_errors=True)
 
 
+class DatabaseFactory(Protocol):
+    """Makes databases on the test server; see :func:`database_factory`."""
+
+    def __call__(self, *, pixelization: str = DEFAULT_PIXELIZATION,
+                 empty: bool = False) -> str: ...
+
+
 @pytest.fixture(scope="session")
-def database_factory(server_url: str) -> Iterator[Callable[[], str]]:
-    """Call it to get the URL of a new, empty database."""
+def database_factory(server_url: str) -> Iterator[DatabaseFactory]:
+    """Call it to get the URL of a new database of its own.
+
+    By default the database is a registry at head with the default pixelization, cloned
+    (``CREATE DATABASE ... TEMPLATE``) from a template migrated once per session, so tests do
+    not pay the migrations each time; ``pixelization="healpix8"`` gives one with another
+    pixelization (its template is made on first use), and ``empty=True`` an empty database,
+    for tests of schema creation and migrations.
+    """
     admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
     created: list[str] = []
+    templates: dict[str, str] = {}
     prefix = f"skyreg_test_{os.getpid()}"
 
-    def make() -> str:
-        name = f"{prefix}_{len(created)}"
+    def url_of(name: str) -> str:
+        return make_url(server_url).set(database=name).render_as_string(hide_password=False)
+
+    def create(name: str, template: str | None = None) -> None:
+        clause = f' TEMPLATE "{template}"' if template else ""
         with admin.connect() as connection:
             connection.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-            connection.execute(text(f'CREATE DATABASE "{name}"'))
+            connection.execute(text(f'CREATE DATABASE "{name}"{clause}'))
+
+    def template_for(pixelization: str) -> str:
+        if pixelization not in templates:
+            name = f"skyreg_template_{os.getpid()}_{pixelization}"
+            create(name)
+            Registry.connect(url_of(name), pixelization=pixelization).close()
+            with admin.connect() as connection:  # nobody may be connected to a template
+                connection.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false'))
+            templates[pixelization] = name
+        return templates[pixelization]
+
+    def make(*, pixelization: str = DEFAULT_PIXELIZATION, empty: bool = False) -> str:
+        name = f"{prefix}_{len(created)}"
+        create(name, None if empty else template_for(pixelization))
         created.append(name)
-        return make_url(server_url).set(database=name).render_as_string(hide_password=False)
+        return url_of(name)
 
     yield make
     with admin.connect() as connection:
-        for name in created:
+        for name in [*created, *templates.values()]:
             connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     admin.dispose()
 
 
 @pytest.fixture
-def database_url(database_factory: Callable[[], str]) -> str:
-    """A fresh empty database for one test."""
+def database_url(database_factory: DatabaseFactory) -> str:
+    """A fresh registry for one test: at head, default pixelization, no data."""
     return database_factory()
+
+
+@pytest.fixture
+def empty_database_url(database_factory: DatabaseFactory) -> str:
+    """A fresh empty database for one test (no schema: for schema creation and migrations)."""
+    return database_factory(empty=True)
 
 
 @pytest.fixture

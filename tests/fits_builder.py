@@ -12,7 +12,10 @@ Public helpers (all return the path written):
   a multi-extension file, one CCD per image HDU, headers as the profile expects;
 - ``write_calexp(path, ...)``: LSST-style calexp (IMAGE, MASK, VARIANCE + a table);
 - ``write_compressed(path, ...)``: a tile-compressed (.fits.fz style) single CCD;
-- ``write_truncated(path)``, ``write_not_fits(path)``: broken files.
+- ``write_truncated(path)``, ``write_not_fits(path)``: broken files;
+- ``compress(path, "gzip" | "bzip2")``: the file compressed whole (``.fits.gz``, ``.fits.bz2``);
+- ``set_raw_card(path, hdu, keyword, text)``: a card value astropy would refuse to write
+  (``NaN``, an unquoted string).
 
 Problem variants of ``write_mef``: ``drop_keywords`` removes keywords everywhere,
 ``bad_wcs_detectors`` gives those CCDs a SIP polynomial that folds the image (no inverse),
@@ -21,6 +24,8 @@ Problem variants of ``write_mef``: ``drop_keywords`` removes keywords everywhere
 
 from __future__ import annotations
 
+import bz2
+import gzip
 import math
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -265,6 +270,36 @@ def write_truncated(path: str | Path, cut_at: int = 2880 * 3 + 1000) -> Path:
     content = path.read_bytes()
     path.write_bytes(content[:cut_at])
     return path
+
+
+def compress(path: str | Path, kind: Literal["gzip", "bzip2"] = "gzip",
+             level: int = 6) -> Path:
+    """Compress a file whole, as archives distribute FITS files; returns the new path."""
+    path = Path(path)
+    if kind == "gzip":
+        target = path.with_name(path.name + ".gz")
+        target.write_bytes(gzip.compress(path.read_bytes(), compresslevel=level))
+    else:
+        target = path.with_name(path.name + ".bz2")
+        target.write_bytes(bz2.compress(path.read_bytes(), compresslevel=level))
+    return target
+
+
+def set_raw_card(path: str | Path, hdu: int, keyword: str, text: str) -> Path:
+    """Overwrite the value of ``keyword`` in HDU ``hdu`` with ``text`` as it is."""
+    path = Path(path)
+    with fits.open(path) as hdul:
+        info = hdul.fileinfo(hdu)
+        start, end = info["hdrLoc"], info["datLoc"]
+    content = bytearray(path.read_bytes())
+    name = keyword.upper().ljust(8).encode("ascii")
+    for offset in range(start, end, 80):
+        if content[offset:offset + 8] == name:
+            card = f"{keyword.upper():<8}= {text:>20}".ljust(80)
+            content[offset:offset + 80] = card.encode("ascii")
+            path.write_bytes(bytes(content))
+            return path
+    raise KeyError(f"no {keyword} card in HDU {hdu} of {path}")
 
 
 def write_not_fits(path: str | Path) -> Path:

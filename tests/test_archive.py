@@ -9,7 +9,7 @@ import pytest
 
 from manifest_builder import box, survey_spec, write_manifest
 from skyreg import Registry
-from skyreg.errors import ConflictError, InputErrors
+from skyreg.errors import ConflictError, InputErrors, UnknownNameWarning
 from skyreg.registry.registry import QueryError
 
 
@@ -43,8 +43,10 @@ def test_manifest_uris_fill_the_archive(registry: Registry, tmp_path: Path) -> N
         assert files == ccds & with_uri
     by_band = registry.find_datasets("raw", band="g")
     assert by_band and {f.band for f in by_band} == {"g"}
-    assert registry.find_datasets("raw", instrument="OtherCam") == []
-    assert registry.find_datasets("raw", skymap="testmap") == []
+    with pytest.warns(UnknownNameWarning, match="OtherCam"):
+        assert registry.find_datasets("raw", instrument="OtherCam") == []
+    with pytest.warns(UnknownNameWarning, match="testmap"):
+        assert registry.find_datasets("raw", skymap="testmap") == []
     table = everything.to_table()
     assert len(table) == 30 and "uri" in table.colnames
 

@@ -14,6 +14,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -22,9 +23,11 @@ from click.testing import CliRunner
 from lsst.sphgeom import LonLat, UnitVector3d
 from sqlalchemy import create_engine, func, select, text
 
+from fits_builder import compress, set_raw_card, write_calexp, write_mef
 from skyreg import Registry
 from skyreg.cli.main import cli
-from skyreg.errors import ConflictError, SkyregError
+from skyreg.errors import SkyregError
+from skyreg.ingest.fits_ingest import FitsIngestReport
 from skyreg.schema import ccd, ccd_dataset, visit
 
 SCALE = 0.27 * 32 / 3600  # degrees per pixel
@@ -92,6 +95,24 @@ def test_mef_files_register_ccds_visits_and_files(registry: Registry, survey: Pa
         assert stored
 
 
+def test_compressed_files_are_found_and_registered(registry: Registry, tmp_path: Path) -> None:
+    root = tmp_path / "archive"
+    root.mkdir()
+    plain = [write_decam(tmp_path / f"e{i}.fits", 700 + i, 80.0 + i, 5.0, [1, 2])
+             for i in range(3)]
+    packed = [compress(plain[0], "gzip"), compress(plain[1], "bzip2"),
+              write_decam(root / "e2.fits", 702, 82.0, 5.0, [1, 2])]
+    for path in packed[:2]:
+        path.rename(root / path.name)
+    report = registry.ingest_fits(root, recursive=True, jobs=1)
+    assert report.ok and report.files_scanned == 3, report.problem_lines()
+    assert report.counts["ccd"].inserted == 6
+    files = {Path(f.path or "").name: f for f in registry.find_datasets("raw")}
+    assert {(name, f.format) for name, f in files.items()} == {
+        ("e0.fits.gz", "fits.gz"), ("e1.fits.bz2", "fits.bz2"), ("e2.fits", "fits")}
+    assert files["e0.fits.gz"].size_bytes == (root / "e0.fits.gz").stat().st_size
+
+
 def test_rerun_skips_registered_files_and_adds_fixed_ones(registry: Registry, survey: Path
                                                           ) -> None:
     bad = survey / "broken.fits"
@@ -145,12 +166,120 @@ def test_inconsistent_visit_values_refuse_the_later_file(registry: Registry, tmp
     assert "band" in report.problems[0].reason
 
 
-def test_same_ccd_from_another_file_is_a_conflict(registry: Registry, tmp_path: Path) -> None:
-    registry.ingest_fits(write_decam(tmp_path / "a.fits", 3, 30.0, 0.0, [1]), jobs=1)
-    copy = write_decam(tmp_path / "copy.fits", 3, 30.0, 0.0, [1])
-    with pytest.raises(ConflictError, match="ccd_dataset"):
-        registry.ingest_fits(copy, jobs=1)
-    assert registry.counts()["ccds"] == 1
+def _reasons(report: FitsIngestReport) -> dict[str, tuple[int | None, str]]:
+    return {Path(p.path).name: (p.hdu, p.reason) for p in report.problems}
+
+
+def test_same_ccd_registered_from_another_file_refuses_only_that_file(
+        registry: Registry, tmp_path: Path) -> None:
+    """A conflict with what an earlier run stored is a problem of the file, not the run's end."""
+    first = write_decam(tmp_path / "a.fits", 3, 30.0, 0.0, [1])
+    registry.ingest_fits(first, jobs=1)
+    later = tmp_path / "later"
+    later.mkdir()
+    write_decam(later / "copy.fits", 3, 30.0, 0.0, [1])
+    write_decam(later / "other.fits", 4, 31.0, 0.0, [1, 2])
+    report = registry.ingest_fits(later, recursive=True, jobs=1)
+    assert _reasons(report) == {"copy.fits": (
+        1, f"raw DECam visit 3 detector 1 is already registered from {first.resolve().as_uri()} "
+           "(HDU 1)")}
+    assert report.files_refused == 1 and report.counts["ccd"].inserted == 2
+    assert registry.counts()["ccds"] == 3
+    assert {f.path for f in registry.find_datasets("raw", instrument="DECam")} == {
+        str(first.resolve()), str((later / "other.fits").resolve())}
+
+
+def test_duplicates_within_one_run_refuse_the_later_file(registry: Registry,
+                                                         tmp_path: Path) -> None:
+    """Two copies of one raw file, and one CCD in two files, in one run: the file read first
+    is registered, the later one refused; the other files go in, in the same transaction."""
+    original = write_decam(tmp_path / "a.fits", 10, 50.0, 0.0, [1, 2])
+    (tmp_path / "b_copy.fits").write_bytes(original.read_bytes())
+    write_decam(tmp_path / "c_split.fits", 11, 52.0, 0.0, [1, 2])
+    write_decam(tmp_path / "d_split.fits", 11, 52.0, 0.0, [2, 3])  # CCD 2 again
+    write_decam(tmp_path / "e.fits", 12, 54.0, 0.0, [1])
+    report = registry.ingest_fits(tmp_path, recursive=True, jobs=1)
+    assert _reasons(report) == {
+        "b_copy.fits": (1, f"raw DECam visit 10 detector 1 is also in {original.resolve()} "
+                           "(HDU 1), read first in this run"),
+        "d_split.fits": (1, f"raw DECam visit 11 detector 2 is also in "
+                            f"{(tmp_path / 'c_split.fits').resolve()} (HDU 2), read first in "
+                            "this run"),
+    }
+    assert report.files_refused == 2
+    assert registry.counts()["ccds"] == 5 and registry.counts()["visits"] == 3
+    # After fixing (removing) the bad files, a re-run has nothing left to do.
+    (tmp_path / "b_copy.fits").unlink()
+    (tmp_path / "d_split.fits").unlink()
+    again = registry.ingest_fits(tmp_path, recursive=True, jobs=1)
+    assert again.ok and again.files_skipped == 3 and again.files_scanned == 0
+
+
+def test_the_file_given_first_wins_whatever_order_the_workers_finish_in(
+        registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from skyreg.ingest import executors
+
+    real_run = executors.run
+
+    def last_chunk_first(*args: Any, **kwargs: Any) -> Iterator[list[Any]]:
+        results = [[scan] for chunk in real_run(*args, **kwargs) for scan in chunk]
+        yield from reversed(results)
+
+    monkeypatch.setattr(executors, "run", last_chunk_first)
+    original = write_decam(tmp_path / "a.fits", 20, 50.0, 0.0, [1])
+    (tmp_path / "b.fits").write_bytes(original.read_bytes())
+    report = registry.ingest_fits(tmp_path, recursive=True, jobs=1)
+    assert set(_reasons(report)) == {"b.fits"}
+    assert [Path(f.path or "").name for f in registry.find_datasets("raw")] == ["a.fits"]
+
+
+def test_visit_values_differing_from_the_registry_refuse_only_that_file(
+        registry: Registry, tmp_path: Path) -> None:
+    registry.ingest_fits(write_decam(tmp_path / "r.fits", 9, 30.0, 0.0, [1], band="r"), jobs=1)
+    later = tmp_path / "later"
+    later.mkdir()
+    write_decam(later / "g.fits", 9, 30.0, 0.0, [2], band="g")
+    write_decam(later / "fine.fits", 9, 30.0, 0.0, [3], band="r")
+    report = registry.ingest_fits(later, recursive=True, jobs=1)
+    assert _reasons(report) == {"g.fits": (1, "visit 9 has band='g' here but 'r' in the "
+                                              "registry")}
+    assert registry.counts()["ccds"] == 2
+
+
+def test_a_file_refused_for_the_registry_does_not_refuse_its_duplicate(
+        registry: Registry, tmp_path: Path) -> None:
+    """Within a run the first file wins only if it is itself registered."""
+    registry.ingest_fits(write_decam(tmp_path / "stored.fits", 5, 30.0, 0.0, [2]), jobs=1)
+    run = tmp_path / "run"
+    run.mkdir()
+    write_decam(run / "a.fits", 5, 30.0, 0.0, [1, 2])  # CCD 2 is registered from stored.fits
+    write_decam(run / "b.fits", 5, 30.0, 0.0, [1])  # CCD 1 again: fine once a.fits is out
+    report = registry.ingest_fits(run, recursive=True, jobs=1)
+    assert set(_reasons(report)) == {"a.fits"} and "already registered" in report.problems[0].reason
+    assert {(f.detector, Path(f.path or "").name) for f in registry.find_datasets("raw")} == {
+        (1, "b.fits"), (2, "stored.fits")}
+
+
+def test_concurrent_runs_with_copies_of_one_file_register_it_once(database_url: str,
+                                                                   tmp_path: Path) -> None:
+    """The clash check runs under the ingest lock: whichever run goes second refuses its copy."""
+    Registry.connect(database_url).close()
+    dirs = [tmp_path / "x", tmp_path / "y"]
+    for i, folder in enumerate(dirs):
+        folder.mkdir()
+        write_decam(folder / "same.fits", 77, 60.0, 0.0, [1, 2, 3])
+        write_decam(folder / f"own{i}.fits", 78 + i, 62.0 + i, 0.0, [1])
+    script = ("import sys, json; from skyreg import Registry\n"
+              "with Registry.connect(sys.argv[1]) as r:\n"
+              "    print(json.dumps(r.ingest_fits(sys.argv[2], recursive=True, jobs=1)"
+              ".problem_lines()))\n")
+    runs = [subprocess.Popen([sys.executable, "-c", script, database_url, str(folder)],
+                             stdout=subprocess.PIPE, text=True) for folder in dirs]
+    outputs = [json.loads(run.communicate()[0]) for run in runs]
+    assert all(run.returncode == 0 for run in runs)
+    assert sorted(len(lines) for lines in outputs) == [0, 1], outputs
+    assert "already registered" in next(line for lines in outputs for line in lines)
+    assert _count(database_url, ccd) == 5 and _count(database_url, ccd_dataset) == 5
 
 
 def test_calexp_of_a_registered_ccd_adds_a_file_only(registry: Registry, tmp_path: Path
@@ -219,6 +348,40 @@ def test_cli_reports_refused_files_and_exit_status(database_url: str, survey: Pa
     assert {row["instrument"] for row in json.loads(result.stdout)} == {"DECam"}
 
 
+def test_ccd_without_usable_wcs_is_reported_and_planes_are_counted(database_url: str,
+                                                                     tmp_path: Path) -> None:
+    """A CCD HDU without a celestial WCS, or with CRVAL1 = NaN, refuses its file (exit 2);
+    MASK and VARIANCE planes are passed over and counted in text and JSON output."""
+    no_wcs = write_mef(tmp_path / "nowcs.fits", detectors=[1, 2], no_wcs_detectors=[2])
+    nan = set_raw_card(write_mef(tmp_path / "nan.fits", visit=1000002, detectors=[1, 2]), 1,
+                       "CRVAL1", "NaN")
+    write_calexp(tmp_path / "calexp.fits")
+    runner = CliRunner()
+    result = runner.invoke(cli, ["--db", database_url, "ingest", "fits", "-r", str(tmp_path),
+                                 "--jobs", "1", "--no-progress"])
+    assert result.exit_code == 2, result.output
+    assert f"refused: {no_wcs.resolve()}: HDU 2: no celestial WCS" in result.stderr
+    assert f"refused: {nan.resolve()}: HDU 1: invalid WCS: CRVAL1 = NaN is not a number" in \
+        result.stderr
+    assert "image HDUs passed over: 2 (1 auxiliary plane MASK, 1 auxiliary plane VARIANCE)" \
+        in result.stdout
+    with Registry.connect(database_url) as registry:
+        assert registry.counts()["ccds"] == 1  # the calexp's image only
+        report = registry.ingest_fits(tmp_path, recursive=True, jobs=1)
+    assert report.files_skipped == 1 and report.files_refused == 2 and not report.ok
+    assert report.hdus_skipped == 0  # the calexp is registered: not read again
+    write_calexp(tmp_path / "calexp2.fits", visit=2024080100013)
+    result = runner.invoke(cli, ["--db", database_url, "ingest", "fits", "-r", str(tmp_path),
+                                 "--jobs", "1", "--no-progress", "--format", "json"])
+    assert result.exit_code == 2
+    summary = json.loads(result.stdout)
+    assert summary["hdus_skipped"] == 2
+    assert summary["skipped"] == {"auxiliary plane MASK": 1, "auxiliary plane VARIANCE": 1}
+    assert sorted(summary["problems"]) == sorted([
+        f"{nan.resolve()}: HDU 1: invalid WCS: CRVAL1 = NaN is not a number",
+        f"{no_wcs.resolve()}: HDU 2: no celestial WCS"])
+
+
 _KILLED_INGEST = """
 import sys
 from pathlib import Path
@@ -261,6 +424,7 @@ def test_killed_ingest_leaves_only_whole_visits(database_url: str, tmp_path: Pat
             time.sleep(0.01)
         os.kill(process.pid, signal.SIGKILL)
         process.wait()
+        process.stdout.close()
         per_visit = visits_per_state()
         assert all(ccds == 3 and files == 3 for _, ccds, files in per_visit), per_visit
         observed.append(len(per_visit))

@@ -16,6 +16,8 @@ from astropy.time import Time
 from astropy.wcs import WCS
 
 from fits_builder import (
+    compress,
+    set_raw_card,
     write_calexp,
     write_compressed,
     write_mef,
@@ -113,7 +115,8 @@ def test_profile_by_name_and_mismatch(tmp_path: Path) -> None:
 
 def test_calexp_uses_image_plane_only(tmp_path: Path) -> None:
     scan = scan_file(write_calexp(tmp_path / "calexp.fits"))
-    assert scan.problems == [] and scan.skipped == []
+    assert scan.problems == []
+    assert scan.skipped == [(2, "auxiliary plane MASK"), (3, "auxiliary plane VARIANCE")]
     assert [(r.hdu, r.extname, r.detector) for r in scan.records] == [(1, "IMAGE", 94)]
 
 
@@ -123,6 +126,28 @@ def test_compressed_image(tmp_path: Path) -> None:
     (record,) = scan.records
     assert record.detector == 5
     assert (record.wcs_summary.naxis1, record.wcs_summary.naxis2) == (64, 128)
+
+
+@pytest.mark.parametrize("kind", ["gzip", "bzip2"])
+def test_whole_file_compression_reads_like_the_plain_file(tmp_path: Path, kind: Any) -> None:
+    plain = write_mef(tmp_path / "decam.fits", "DECam", visit=812345, detectors=[1, 2, 3],
+                      boresight=(359.9, -30.0), distortion="tpv")
+    with fits.open(plain) as hdul:
+        hdul.writeto(tmp_path / "sum.fits", checksum=True)
+    expected = scan_file(tmp_path / "sum.fits")
+    packed = compress(tmp_path / "sum.fits", kind)
+    scan = scan_file(packed)
+    assert scan.problems == [] and scan.records == expected.records
+    assert scan.format == {"gzip": "fits.gz", "bzip2": "fits.bz2"}[kind]
+    assert scan.size == packed.stat().st_size < expected.size
+    # header: the FITS cards, the same value as the uncompressed file's; sha256: stored bytes.
+    assert scan.checksum is not None and scan.checksum == expected.checksum
+    digest = hashlib.sha256(packed.read_bytes()).hexdigest()
+    assert scan_file(packed, checksum="sha256").checksum == f"sha256:{digest}"
+    cut = tmp_path / f"cut.{kind}"
+    cut.write_bytes(packed.read_bytes()[: packed.stat().st_size // 2])
+    (problem,) = scan_file(cut).problems
+    assert problem.reason.startswith("truncated: the ") and "stream ends" in problem.reason
 
 
 def test_bad_files_one_line_each(tmp_path: Path) -> None:
@@ -154,11 +179,54 @@ def test_bad_files_one_line_each(tmp_path: Path) -> None:
 
 
 def test_image_without_wcs_rule(tmp_path: Path) -> None:
+    # A CCD (its detector keyword is there) without a celestial WCS is a problem: the file is
+    # refused rather than registered without it.
     mixed = scan_file(write_mef(tmp_path / "mixed.fits", detectors=[1, 2], no_wcs_detectors=[2]))
-    assert [r.detector for r in mixed.records] == [1]
-    assert mixed.problems == [] and mixed.skipped == [(2, "no celestial WCS")]
+    assert [(p.hdu, p.reason) for p in mixed.problems] == [(2, "no celestial WCS")]
+    assert mixed.skipped == []
     none = scan_file(write_mef(tmp_path / "none.fits", detectors=[1], no_wcs_detectors=[1]))
     assert [(p.hdu, p.reason) for p in none.problems] == [(1, "no celestial WCS")]
+    # An image that is not a CCD of the profile (no CCDNUM) and has no WCS is passed over,
+    # and counted, next to the CCDs; alone it is a problem, so a file never gives nothing.
+    path = write_mef(tmp_path / "focus.fits", detectors=[1, 2])
+    with fits.open(path) as hdul:
+        focus = fits.ImageHDU(np.zeros((8, 8), dtype=np.int16), name="FOCUS")
+        fits.HDUList([*hdul, focus]).writeto(path, overwrite=True)
+    scan = scan_file(path)
+    assert scan.problems == [] and [r.detector for r in scan.records] == [1, 2]
+    assert scan.skipped == [(3, "no celestial WCS and no detector keyword")]
+    lone = tmp_path / "lone.fits"
+    with fits.open(path) as hdul:
+        fits.HDUList([hdul[0], hdul[3]]).writeto(lone)
+    assert [(p.hdu, p.reason) for p in scan_file(lone).problems] == [(1, "no celestial WCS")]
+
+
+@pytest.mark.parametrize(("keyword", "text", "reason"), [
+    ("CRVAL1", "NaN", "invalid WCS: CRVAL1 = NaN is not a number"),
+    ("CRPIX2", "1E999", "invalid WCS: CRPIX2 = inf is not finite"),
+    ("CD1_1", "'0.001'", "invalid WCS: CD1_1 = '0.001' is not a number"),
+])
+def test_unusable_wcs_values_are_problems(tmp_path: Path, keyword: str, text: str,
+                                          reason: str) -> None:
+    """wcslib passes over such cards and uses its defaults: the CCD would land elsewhere."""
+    path = set_raw_card(write_mef(tmp_path / "w.fits", detectors=[1, 2]), 2, keyword, text)
+    scan = scan_file(path)
+    assert [(p.hdu, p.reason) for p in scan.problems] == [(2, reason)]
+
+
+def test_unparsable_cards_are_problems_not_exceptions(tmp_path: Path) -> None:
+    path = set_raw_card(write_mef(tmp_path / "t.fits", detectors=[1]), 0, "MJD-OBS", "NaN")
+    (problem,) = scan_file(path).problems
+    assert problem.reason == "keyword MJD-OBS value 'NaN' is not a valid FITS value (mjd_start)"
+    path = set_raw_card(write_mef(tmp_path / "e.fits", detectors=[1]), 1, "EXTNAME", "N4 x")
+    (problem,) = scan_file(path).problems
+    assert problem.reason == "keyword EXTNAME value 'N4 x' is not a valid FITS value"
+    path = write_mef(tmp_path / "r.fits", "LSSTCam", visit=LSST_VISIT, detectors=[1])
+    with fits.open(path, mode="update") as hdul:
+        hdul[0].header["MJD-END"] = hdul[0].header["MJD-BEG"] - 0.01
+    (problem,) = scan_file(path).problems
+    assert problem.reason.startswith("exposure ends (MJD ") and "before it starts" in \
+        problem.reason
 
 
 def test_checksums(tmp_path: Path) -> None:

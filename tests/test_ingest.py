@@ -12,8 +12,10 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from lsst.sphgeom import ConvexPolygon
 from sqlalchemy import create_engine, text
 
+from hull_shapes import has_collinear_run, visit_hull
 from manifest_builder import ManifestSpec, box, survey_spec, write_manifest
 from skyreg import ConflictError, InputError, Registry, SkyregError
 from skyreg.errors import InputErrors
@@ -98,8 +100,8 @@ def _bad(tmp_path: Path, edit: str) -> Path:
     spec = small_spec()
     if edit == "nan":
         spec.ccds[7]["dec"] = [float("nan"), *spec.ccds[7]["dec"][1:]]
-    elif edit == "ra_range":
-        spec.ccds[8]["ra"] = [361.0, *spec.ccds[8]["ra"][1:]]
+    elif edit == "ra_infinite":
+        spec.ccds[8]["ra"] = [float("inf"), *spec.ccds[8]["ra"][1:]]
     elif edit == "dec_range":
         spec.ccds[8]["dec"] = [-91.0, *spec.ccds[8]["dec"][1:]]
     elif edit == "two_vertices":
@@ -127,12 +129,12 @@ def _bad(tmp_path: Path, edit: str) -> Path:
 
 @pytest.mark.parametrize(("edit", "row", "field", "words"), [
     ("nan", 7, "dec", "NaN"),
-    ("ra_range", 8, "ra", "outside [0, 360)"),
+    ("ra_infinite", 8, "ra", "NaN or infinite"),
     ("dec_range", 8, "dec", "outside [-90, 90]"),
     ("two_vertices", 9, "ra", "at least 3"),
-    ("bowtie", 10, "ra/dec", "not strictly convex"),
-    ("concave", 11, "ra/dec", "not strictly convex"),
-    ("hemisphere", 12, "ra/dec", "not strictly convex"),
+    ("bowtie", 10, "ra/dec", "not convex"),
+    ("concave", 11, "ra/dec", "not convex"),
+    ("hemisphere", 12, "ra/dec", "not convex"),
     ("unknown_visit", 13, "visit", "not in visits.parquet"),
     ("unknown_detector", 14, "detector", "not in detectors.parquet"),
     ("mismatched_vertices", 15, "dec", "different vertex counts"),
@@ -245,6 +247,14 @@ def test_killed_ingest_leaves_nothing(registry: Registry, database_url: str,
             pytest.fail("the ingest never reached the database")
         os.kill(child.pid, signal.SIGKILL)
         child.wait(timeout=30)
+        # The killed client's backend leaves the lock queue (it does not wait for the lock
+        # only to find its client gone).
+        deadline = time.monotonic() + 5
+        while blocker.execute(text(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                "AND datname = current_database()")).scalar_one():
+            assert time.monotonic() < deadline, "the killed ingest still waits for the lock"
+            time.sleep(0.05)
         blocker.execute(text("SELECT pg_advisory_unlock_all()"))
     engine.dispose()
     counts = table_counts(database_url)
@@ -271,6 +281,108 @@ def test_file_and_geometry_problems_are_reported_together(registry: Registry,
     message = _refusal(registry, write_manifest(tmp_path / "m", spec))
     assert "visits.parquet: row 1, field 'dec': value 95.0 outside [-90.0, 90.0] (1 row)" \
         in message
-    assert "visit_detector_regions.parquet: row 3, field 'ra/dec': polygon is not strictly" \
+    assert "visit_detector_regions.parquet: row 3, field 'ra/dec': polygon is not convex" \
         in message
     assert table_counts(database_url)["visit"] == 0
+
+
+def test_hull_regions_and_ra_360_are_ingested_as_stored_polygons(
+        registry: Registry, database_url: str, tmp_path: Path) -> None:
+    """Visit regions made as Rubin makes them (sphgeom hulls of CCD corners: corners in a row
+    on one great circle) and tract/patch boxes with an edge at RA 360 load; the stored vertex
+    arrays are wrapped and reduced so that the SQL functions derive the very polygon that was
+    encoded, and a second load changes nothing."""
+    spec = small_spec()
+    for i, visit in enumerate(spec.visits):
+        visit["region_ra"], visit["region_dec"] = visit_hull(12.0, -4.0, 17.0 * i)
+    assert any(has_collinear_run((v["region_ra"], v["region_dec"])) for v in spec.visits)
+    edge = ([359.0, 360.0, 360.0, 359.0], [-1.0, -1.0, 1.0, 1.0])
+    spec.tracts.append({"skymap": "testmap", "tract": 1, "ra_center": 359.5,
+                        "dec_center": 0.0, "inner_ra": edge[0], "inner_dec": edge[1],
+                        "outer_ra": edge[0], "outer_dec": edge[1]})
+    spec.patches.append({"skymap": "testmap", "tract": 1, "patch": 0, "cell_x": 0,
+                         "cell_y": 0, "inner_ra": edge[0], "inner_dec": edge[1],
+                         "outer_ra": [-1.0, 0.0, 0.0, -1.0], "outer_dec": edge[1]})
+    spec.ccds[0]["ra"] = [359.9, 360.0, 360.0, 359.9]
+    spec.ccds[0]["dec"] = [-0.1, -0.1, 0.1, 0.1]
+    root = write_manifest(tmp_path / "m", spec)
+    report = registry.ingest_manifest(root)
+    assert report.counts["visit"].inserted == len(spec.visits)
+    engine = create_engine(database_url)
+    with engine.connect() as connection:
+        for query in ("SELECT ra, dec, region FROM visit",
+                      "SELECT ra, dec, region FROM ccd",
+                      "SELECT outer_ra, outer_dec, outer_region FROM tract",
+                      "SELECT outer_ra, outer_dec, outer_region FROM patch"):
+            for ra, dec, region in connection.execute(text(query)):
+                assert all(0.0 <= r < 360.0 for r in ra), (query, ra)
+                vertices = connection.execute(text("SELECT skyreg_vertices(:ra, :dec)"),
+                                              {"ra": ra, "dec": dec}).scalar_one()
+                stored = ConvexPolygon.decode(bytes(region))
+                assert vertices == [c for v in stored.getVertices()
+                                    for c in (v.x(), v.y(), v.z())], query
+        tract_ra = connection.execute(text(
+            "SELECT outer_ra FROM tract WHERE tract = 1")).scalar_one()
+        visit_sizes = connection.execute(text(
+            "SELECT cardinality(ra) FROM visit ORDER BY visit")).scalars().all()
+    engine.dispose()
+    assert tract_ra == [359.0, 0.0, 0.0, 359.0]
+    assert [len(v["region_ra"]) for v in spec.visits] > visit_sizes  # redundant ones dropped
+    assert {tuple(t) for t in registry.find_tracts(point=(0.0, 0.0))} == {("testmap", 1)}
+    assert {tuple(t) for t in registry.find_patches(point=(359.5, 0.0))} == {("testmap", 1, 0)}
+    assert ("TestCam", 1000, 0) in {tuple(c) for c in registry.find_ccds(point=(0.0, 0.0))}
+    assert not registry.ingest_manifest(root).changed
+
+
+def _set_all(rows: list[dict[str, object]], **values: object) -> None:
+    for row in rows:
+        row.update(values)
+
+
+@pytest.mark.parametrize(("edit", "words"), [
+    # Each of these reached the database and came back as a raw driver error (DataError,
+    # OverflowError), or worse, was stored wrong: a 32-bit column got the value wrapped round.
+    (lambda s: s.visits[0].update(band="g\x00"),
+     "visits.parquet: row 0, field 'band': text contains a NUL character"),
+    (lambda s: s.detectors[1].update(full_name="D\x00"),
+     "detectors.parquet: row 1, field 'full_name': text contains a NUL character"),
+    (lambda s: s.instrument.update(bands=["g", "r\x00"]),  # type: ignore[union-attr]
+     "instrument.json: field 'bands[1]': text contains a NUL character"),
+    (lambda s: s.skymap.update(note={"a": "b\x00"}),  # type: ignore[union-attr]
+     "skymap.json: field 'note.a': text contains a NUL character"),
+    (lambda s: s.instrument.update(detector_max=10**30),  # type: ignore[union-attr]
+     "instrument.json: field 'detector_max': 1000000000000000000000000000000 is outside"),
+    (lambda s: s.instrument.update(visit_max="many"),  # type: ignore[union-attr]
+     "instrument.json: field 'visit_max': expected int, got 'many'"),
+    (lambda s: _set_all(s.ccds, uri="file:///x.fits", hdu=2**32),
+     "visit_detector_regions.parquet: row 0, field 'hdu': value 4294967296 outside "
+     "[0, 2147483647]"),
+    (lambda s: s.tracts[0].update(ring=-(2**40)),
+     "tracts.parquet: row 0, field 'ring': value -1099511627776 outside"),
+    (lambda s: s.visits[2].update(ra=float("nan")),
+     "visits.parquet: row 2, field 'ra': value nan is not finite"),
+])
+def test_values_the_database_cannot_hold_are_input_errors(
+        registry: Registry, database_url: str, tmp_path: Path, edit: object,
+        words: str) -> None:
+    spec = small_spec()
+    edit(spec)  # type: ignore[operator]
+    message = _refusal(registry, write_manifest(tmp_path / "m", spec))
+    assert words in message, message
+    assert table_counts(database_url)["visit"] == 0
+
+
+def test_boresight_and_tract_centre_ra_are_wrapped(registry: Registry, database_url: str,
+                                                   tmp_path: Path) -> None:
+    spec = small_spec()
+    spec.visits[0]["ra"] = 360.0
+    spec.visits[1]["ra"] = -10.25
+    spec.tracts[0]["ra_center"] = 371.5
+    registry.ingest_manifest(write_manifest(tmp_path / "m", spec))
+    engine = create_engine(database_url)
+    with engine.connect() as connection:
+        ras = connection.execute(text(
+            "SELECT boresight_ra FROM visit ORDER BY visit LIMIT 2")).scalars().all()
+        centre = connection.execute(text("SELECT ra_center FROM tract")).scalar_one()
+    engine.dispose()
+    assert ras == [0.0, 349.75] and centre == 11.5

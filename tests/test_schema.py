@@ -23,8 +23,8 @@ from skyreg.registry.registry import _sql
 from skyreg.schema import metadata
 
 
-def test_migrated_schema_equals_metadata(database_url: str) -> None:
-    engine = make_engine(database_url)
+def test_migrated_schema_equals_metadata(empty_database_url: str) -> None:
+    engine = make_engine(empty_database_url)
     upgrade(engine)
     with engine.connect() as connection:
         context = MigrationContext.configure(connection, opts={"compare_type": True})
@@ -36,7 +36,8 @@ def test_migrated_schema_equals_metadata(database_url: str) -> None:
     engine.dispose()
 
 
-def test_connect_creates_schema_once_and_keeps_pixelization(database_url: str) -> None:
+def test_connect_creates_schema_once_and_keeps_pixelization(empty_database_url: str) -> None:
+    database_url = empty_database_url
     with Registry.connect(database_url, pixelization="htm10") as registry:
         assert str(registry.pixel_scheme) == "htm10"
     with Registry.connect(database_url) as registry:  # second open: nothing to do
@@ -48,7 +49,8 @@ def test_connect_creates_schema_once_and_keeps_pixelization(database_url: str) -
     engine.dispose()
 
 
-def test_foreign_or_outdated_database_is_not_touched(database_url: str) -> None:
+def test_foreign_or_outdated_database_is_not_touched(empty_database_url: str) -> None:
+    database_url = empty_database_url
     engine = create_engine(database_url)
     with engine.begin() as connection:
         connection.execute(text("CREATE TABLE ccd (x int)"))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -36,9 +36,9 @@ RINGS = RingsDefinition(num_rings=8, pixel_scale_arcsec=30.0, patch_inner_pixels
 
 
 @pytest.fixture
-def coarse(database_url: str) -> Iterator[Registry]:
+def coarse(database_factory: Callable[..., str]) -> Iterator[Registry]:
     """A registry indexed at HTM 6: full-sky sky maps then need 64x fewer pixel rows."""
-    with Registry.connect(database_url, pixelization="htm6") as reg:
+    with Registry.connect(database_factory(pixelization="htm6"), pixelization="htm6") as reg:
         yield reg
 
 
@@ -134,8 +134,8 @@ def _unnamed(tmp_path: Path) -> Path:
     return path
 
 
-def test_cli_register_rings_and_list(database_url: str) -> None:
-    Registry.connect(database_url, pixelization="htm6").close()
+def test_cli_register_rings_and_list(database_factory: Callable[..., str]) -> None:
+    database_url = database_factory(pixelization="htm6")
     runner = CliRunner()
     args = ["--db", database_url, "skymap", "register", "rings", "r8", "--num-rings", "8",
             "--pixel-scale", "30", "--patch-inner", "400", "--patch-border", "20",
@@ -210,6 +210,32 @@ def test_coadds_with_a_wrong_wcs_or_no_band_are_refused(registry: Registry,
     with_band = registry.ingest_fits(tmp_path / "noband.fits", dataset_type="deepCoadd",
                                      skymap="small", band="i", jobs=1)
     assert with_band.ok and registry.find_datasets("deepCoadd")[0].band == "i"
+
+
+def test_duplicate_coadds_refuse_the_later_file_only(registry: Registry,
+                                                     tmp_path: Path) -> None:
+    """Two files of one patch image in a run, or one already registered from another file:
+    problems of those files; the other coadds are registered."""
+    registry.register_skymap("small", SMALL)
+    original = write_coadd(tmp_path / "a_t1p5_r.fits", 1, 5)
+    (tmp_path / "b_copy.fits").write_bytes(original.read_bytes())
+    write_coadd(tmp_path / "c_t1p6_r.fits", 1, 6)
+    report = registry.ingest_fits(tmp_path, recursive=True, dataset_type="deepCoadd",
+                                  skymap="small", jobs=1)
+    assert [(Path(p.path).name, p.hdu, p.reason) for p in report.problems] == [(
+        "b_copy.fits", 1, f"deepCoadd small tract 1 patch 5 band r is also in "
+                          f"{original.resolve()} (HDU 1), read first in this run")]
+    assert report.counts["patch_dataset"].inserted == 2 and report.files_refused == 1
+    later = tmp_path / "later"
+    later.mkdir()
+    (later / "again.fits").write_bytes(original.read_bytes())
+    write_coadd(later / "t1p7_r.fits", 1, 7)
+    second = registry.ingest_fits(later, recursive=True, dataset_type="deepCoadd",
+                                  skymap="small", jobs=1)
+    assert [Path(p.path).name for p in second.problems] == ["again.fits"]
+    assert f"already registered from {original.resolve().as_uri()}" in second.problems[0].reason
+    assert second.counts["patch_dataset"].inserted == 1
+    assert len(registry.find_datasets("deepCoadd")) == 3
 
 
 def test_coadd_needs_a_registered_skymap_and_a_patch_type(registry: Registry,

@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -30,6 +29,7 @@ from lsst.sphgeom import (
     UnitVector3d,
 )
 
+from hull_shapes import hull_like_footprints
 from manifest_builder import Polygon, box, survey_spec, write_manifest
 from skyreg import Registry
 from skyreg.db.engine import make_engine
@@ -68,6 +68,13 @@ def _survey() -> tuple[list[Polygon], list[Polygon], list[list[Polygon]]]:
     ccds += [box(ra, 89.9, 0.15, ra) for ra in range(0, 360, 20)]  # crowding the north pole
     ccds += [box(0, 90, 0.2), box(0, -90, 0.3)]  # containing a pole
     ccds += [box(10.0, 10.0, ARCSEC), box(10.0, 10.0, 0.5 * ARCSEC)]  # tiny
+    # As pipelines write them: hulls with collinear runs, repeats, ulps, RA 360.
+    extra = np.random.default_rng(8)
+    # Diamonds with vertices at RA exactly 0 (edges off the meridian and the equator, where
+    # the SQL's flushing of components below 1e-100 would decide tangencies: see docs/sql.md).
+    ccds += hull_like_footprints(extra, 12, [([0.0, 0.3, 0.0, 359.7], [d - 0.3, d, d + 0.3, d])
+                                             for d in (-40.0, 10.0, 40.0)]
+                                 + [box(*extra.uniform(0, 80, 2), 0.3, 20.0) for _ in range(8)])
     tracts, patches = [], []
     for t, (ra, dec, half) in enumerate([(0.0, 0.0, 2.0), (120.0, -45.0, 1.0),
                                           (200.0, 88.5, 1.5), (300.0, 20.0, 10.0)]):
@@ -317,7 +324,8 @@ def test_entry_points_use_the_indexes(conn: psycopg.Connection[Any], statement: 
 # -- pixelization and migration -------------------------------------------------------------------
 
 
-def test_healpix_registry_gets_a_clear_error(database_url: str, tmp_path: Path) -> None:
+def test_healpix_registry_gets_a_clear_error(database_factory: Callable[..., str]) -> None:
+    database_url = database_factory(pixelization="healpix8")
     with Registry.connect(database_url, pixelization="healpix8"):
         pass
     with psycopg.connect(libpq_url(database_url)) as connection, \
@@ -325,7 +333,8 @@ def test_healpix_registry_gets_a_clear_error(database_url: str, tmp_path: Path) 
         connection.execute("SELECT * FROM skyreg_ccds_in_cone(1, 1, 1)")
 
 
-def test_downgrade_drops_the_functions(database_url: str) -> None:
+def test_downgrade_drops_the_functions(empty_database_url: str) -> None:
+    database_url = empty_database_url
     engine = make_engine(database_url)
     count = "SELECT count(*) FROM pg_proc WHERE proname LIKE 'skyreg\\_%'"
     try:

@@ -65,3 +65,16 @@ class ConnectionLostError(DatabaseError):
     Reads are retried once on a new connection before this is raised; writes never are (see
     :class:`skyreg.registry.Registry`), so the message says what became of the interrupted work.
     """
+
+
+class SkyregWarning(UserWarning):
+    """Base class of the warnings skyreg gives; the CLI prints each as one 'warning:' line."""
+
+
+class UnknownNameWarning(SkyregWarning):
+    """A filter names an instrument, band or sky map the registry does not hold.
+
+    A warning rather than an error: scripts pass the same band list (``ugrizy``) to registries
+    that hold only some of the bands, and the answer — nothing for that name — is right. The
+    warning is there so that a typo does not pass for an empty sky.
+    """

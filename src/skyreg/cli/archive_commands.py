@@ -24,8 +24,8 @@ from skyreg.cli.progress import IngestProgress
 @click.command("fits")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--recursive", "-r", is_flag=True,
-              help="Read the FITS files (*.fits, *.fit, *.fts, *.fz, *.fits.gz) under "
-                   "directories.")
+              help="Read the FITS files (*.fits, *.fit, *.fts, *.fz, *.fits.gz, *.fits.bz2) "
+                   "under directories.")
 @click.option("--dataset-type", default="raw", show_default=True,
               help="Dataset type of the files: raw, calexp, deepCoadd or one of your own "
                    "(registered on first use).")
@@ -55,16 +55,18 @@ def ingest_fits(ctx: click.Context, paths: tuple[Path, ...], recursive: bool,
                 dataset_type: str, profile: str | None, skymap: str | None, band: str | None,
                 jobs: int | None, executor: str, checksum: str, progress: bool,
                 fmt: str) -> None:
-    """Register FITS images: one CCD per image HDU with a celestial WCS.
+    """Register FITS images: one CCD per CCD image HDU (it must have a celestial WCS).
 
     Reads headers only. Instrument, visit, detector, band and times come from header
     keywords through an instrument profile; each footprint is computed from the WCS
     (SIP/TPV distortions included) and contains every pixel.
 
     A file with any bad HDU is refused whole and listed (file, HDU, reason); the others are
-    registered and the command exits with status 2. Files already registered are skipped
-    without being read, so re-running after fixing the bad ones reads only those. Visits are
-    committed whole: killing the command never leaves a partial visit.
+    registered and the command exits with status 2. MASK and VARIANCE planes, and images
+    without a WCS or a detector keyword next to the CCDs, are passed over and counted. Files
+    already registered are skipped without being read, so re-running after fixing the bad ones
+    reads only those. Visits are committed whole: killing the command never leaves a partial
+    visit.
 
     \b
     Examples:
@@ -112,11 +114,7 @@ def datasets(ctx: click.Context, dataset_type: str, patch: tuple[str, str, str] 
       skyreg datasets calexp --patch hsc_rings_v1 9813 40 --format csv
       skyreg datasets raw --point 150.1 2.2 --format json
     """
-    kwargs = region_kwargs(cone, polygon, point)
-    if patch:
-        kwargs["patch"] = patch
-    if tract:
-        kwargs["tract"] = tract
+    kwargs = region_kwargs(cone, polygon, point, patch=patch, tract=tract)
     with open_registry(ctx) as registry:
         results = registry.find_datasets(
             dataset_type, instrument=instrument or None, skymap=skymap or None,

@@ -4,31 +4,50 @@ from __future__ import annotations
 
 import functools
 import sys
+import warnings
 from collections.abc import Callable
 from typing import Any, ParamSpec, TypeVar
 
 import click
 
 from skyreg.cli.output import FORMATS, render
-from skyreg.errors import SkyregError
+from skyreg.errors import SkyregError, SkyregWarning
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
 
 def parse_angle(text: str, what: str, default_unit: str = "deg") -> float:
-    """Degrees from '150.1', '10h00m28.6s', '12arcmin', '0.2deg'... (astropy parses units)."""
+    """Degrees from '150.1', '2:12:00', '12arcmin', '0.2deg', '2d12m' (astropy parses them).
+
+    Plain numbers and colon-separated sexagesimal are in ``default_unit``; text with units
+    says its own.
+    """
     from astropy.coordinates import Angle
 
     try:
-        value = float(text)
-        return value
+        return float(text)
     except ValueError:
         pass
     try:
-        return float(Angle(text, unit=default_unit if text[-1].isdigit() else None).deg)
+        unit = default_unit if text and text[-1].isdigit() else None
+        return float(Angle(text, unit=unit).deg)
     except Exception as err:
         raise click.BadParameter(f"{text!r} is not an angle ({err})", param_hint=what) from err
+
+
+def parse_ra(text: str, what: str) -> float:
+    """A right ascension in degrees, read as astropy's ``SkyCoord`` reads RA text.
+
+    A plain number is degrees. Sexagesimal RA is hours, as astronomers write it and as
+    astropy reads it given ``unit=(u.hourangle, u.deg)``: ``10:00:24`` and ``10h00m24s`` are
+    both 150.1 degrees. Sexagesimal with an explicit degree sign (``150d06m``) is degrees.
+    """
+    lowered = text.strip().lower()
+    hours = ":" in lowered or "h" in lowered
+    if hours and any(mark in lowered for mark in ("d", "°")):
+        raise click.BadParameter(f"{text!r} mixes hours and degrees", param_hint=what)
+    return parse_angle(text, what, "hourangle" if hours else "deg")
 
 
 def friendly_errors(command: Callable[P, R]) -> Callable[P, R]:
@@ -37,7 +56,12 @@ def friendly_errors(command: Callable[P, R]) -> Callable[P, R]:
     @functools.wraps(command)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
-            return command(*args, **kwargs)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", SkyregWarning)
+                try:
+                    return command(*args, **kwargs)
+                finally:
+                    _show(caught)
         except SkyregError as err:
             for line in str(err).splitlines():
                 click.echo(f"error: {line}", err=True)
@@ -57,6 +81,15 @@ def friendly_errors(command: Callable[P, R]) -> Callable[P, R]:
             sys.exit(130)
 
     return wrapper
+
+
+def _show(caught: list[warnings.WarningMessage]) -> None:
+    """skyreg's warnings as one 'warning: ...' line each on stderr; others as Python shows them."""
+    for item in caught:
+        if issubclass(item.category, SkyregWarning):
+            click.echo(f"warning: {item.message}", err=True)
+        else:
+            warnings.showwarning(item.message, item.category, item.filename, item.lineno)
 
 
 def open_registry(ctx: click.Context) -> Any:
@@ -90,23 +123,31 @@ def region_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def region_kwargs(cone: tuple[str, str, str] | None, polygon: str | None,
-                   point: tuple[str, str] | None) -> dict[str, Any]:
+                  point: tuple[str, str] | None, **stored: Any) -> dict[str, Any]:
+    """The search region of a command as keyword arguments of a Registry ``find_*`` call.
+
+    ``stored`` are the command's options naming a stored footprint (``patch``, ``tract``,
+    ``ccd``), None when not given. More than one region is refused rather than one of them
+    silently winning.
+    """
+    given = [f"--{name}" for name, value in (("cone", cone), ("polygon", polygon),
+                                             ("point", point), *stored.items()) if value]
+    if len(given) > 1:
+        raise click.UsageError(f"give one search region, not {' and '.join(given)}")
+    kwargs: dict[str, Any] = {name: value for name, value in stored.items() if value}
     if cone:
-        ra_unit = "hourangle" if "h" in cone[0] else "deg"
-        return {"cone": (parse_angle(cone[0], "--cone RA", ra_unit),
-                         parse_angle(cone[1], "--cone DEC"),
-                         parse_angle(cone[2], "--cone RADIUS"))}
+        kwargs["cone"] = (parse_ra(cone[0], "--cone RA"), parse_angle(cone[1], "--cone DEC"),
+                          parse_angle(cone[2], "--cone RADIUS"))
     if polygon:
         try:
             vertices = [tuple(float(v) for v in pair.split(",")) for pair in polygon.split()]
         except ValueError as err:
             raise click.BadParameter("expected 'RA,DEC RA,DEC RA,DEC ...' in degrees",
                                      param_hint="--polygon") from err
-        return {"polygon": vertices}
+        kwargs["polygon"] = vertices
     if point:
-        return {"point": (parse_angle(point[0], "--point RA"),
-                          parse_angle(point[1], "--point DEC"))}
-    return {}
+        kwargs["point"] = (parse_ra(point[0], "--point RA"), parse_angle(point[1], "--point DEC"))
+    return kwargs
 
 
 def emit(results: Any, fmt: str) -> None:

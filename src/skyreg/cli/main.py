@@ -33,6 +33,7 @@ from skyreg.cli.common import (
 from skyreg.cli.output import render
 from skyreg.cli.progress import IngestProgress
 from skyreg.cli.server_commands import emit_mapping
+from skyreg.errors import ConflictError
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -75,19 +76,24 @@ def ingest() -> None:
 
 @ingest.command("manifest")
 @click.argument("directory", type=click.Path(path_type=Path))
+@click.option("--check", is_flag=True,
+              help="Run every check (conflicts with the registry included), write nothing, "
+                   "and say what a load would insert.")
 @click.option("--progress/--no-progress", default=True, show_default=True,
               help="Progress bars (shown on a terminal only).")
 @format_option
 @click.pass_context
 @friendly_errors
-def ingest_manifest(ctx: click.Context, directory: Path, progress: bool, fmt: str) -> None:
+def ingest_manifest(ctx: click.Context, directory: Path, check: bool, progress: bool,
+                    fmt: str) -> None:
     """Load a survey manifest directory (format version 1).
 
     All or nothing and idempotent: bad input is refused with one line per problem (file, row,
-    field) and nothing is written; loading the same manifest twice changes nothing.
+    field) and nothing is written; loading the same manifest twice changes nothing. With
+    --check, nothing is written in any case.
     """
     with open_registry(ctx) as registry, IngestProgress(progress) as bar:
-        report = registry.ingest_manifest(directory, progress=bar)
+        report = registry.ingest_manifest(directory, check=check, progress=bar)
     if fmt == "json":
         click.echo(json.dumps(report.as_dict(), indent=2))
     else:
@@ -122,11 +128,7 @@ def ccds(ctx: click.Context, patch: tuple[str, str, str] | None,
       skyreg ccds --point 150.1 2.2
       skyreg ccds --polygon '150,2 150.3,2 150.3,2.3 150,2.3' --format csv
     """
-    kwargs = region_kwargs(cone, polygon, point)
-    if patch:
-        kwargs["patch"] = patch
-    if tract:
-        kwargs["tract"] = tract
+    kwargs = region_kwargs(cone, polygon, point, patch=patch, tract=tract)
     if time_range:
         kwargs["time"] = tuple(parse_time(value) for value in time_range)
     with open_registry(ctx) as registry:
@@ -147,9 +149,7 @@ def _tile_options(command: Callable[..., Any]) -> Callable[..., Any]:
 def _find_tiles(ctx: click.Context, method: str, ccd: tuple[str, str, str] | None, cone: Any,
                 polygon: Any, point: Any, inner: bool, fmt: str,
                 skymap: tuple[str, ...]) -> None:
-    kwargs = region_kwargs(cone, polygon, point)
-    if ccd:
-        kwargs["ccd"] = ccd
+    kwargs = region_kwargs(cone, polygon, point, ccd=ccd)
     with open_registry(ctx) as registry:
         results = getattr(registry, method)(skymap=skymap or None, inner=inner, **kwargs)
     emit(results, fmt)
@@ -238,6 +238,20 @@ def db_status(ctx: click.Context, fmt: str) -> None:
 # -- demo -------------------------------------------------------------------------------------
 
 
+def demo_spec(visits: int = 100, seed: int = 1) -> Any:
+    """The demo's survey: the README's examples are written for it (and tested on it).
+
+    A compact 8°x6° field around COSMOS, deep enough that every example finds something;
+    bands g, r, i observed in one night (2027-01-01, MJD ~61407); CCD images registered under
+    synthetic ``s3://skyreg-demo/...`` URIs, so that ``skyreg datasets raw`` has files to list.
+    """
+    from skyreg.synthetic import SurveySpec
+
+    return SurveySpec(n_visits=visits, seed=seed, width_deg=8.0, height_deg=6.0,
+                      bands=("g", "r", "i"),
+                      file_uri_template="s3://skyreg-demo/raw/{instrument}/{visit}/{detector}.fits")
+
+
 @cli.command()
 @click.option("--visits", default=100, show_default=True, help="Visits in the synthetic survey.")
 @click.option("--seed", default=1, show_default=True)
@@ -246,22 +260,33 @@ def db_status(ctx: click.Context, fmt: str) -> None:
 def demo(ctx: click.Context, visits: int, seed: int) -> None:
     """Generate a small synthetic survey, ingest it and answer example queries.
 
-    The survey (LSSTCam-like focal plane, rings sky map around COSMOS) is written to
-    <home>/demo-survey; the registry is the one --db/--home point at.
+    The survey (LSSTCam-like focal plane, rings sky map around COSMOS, bands g, r, i) is
+    written to <home>/demo-survey; the registry is the one --db/--home point at.
     """
     from skyreg.db.embedded import default_home
-    from skyreg.synthetic import SurveySpec, generate_survey
+    from skyreg.synthetic import generate_survey
 
-    home = Path(ctx.find_root().obj["home"] or default_home())
+    options = ctx.find_root().obj
+    home = Path(options["home"] or default_home())
     target = home / "demo-survey"
-    # A compact 8°x6° field around COSMOS: deep enough that every query below finds something.
-    spec = SurveySpec(n_visits=visits, seed=seed, width_deg=8.0, height_deg=6.0)
+    spec = demo_spec(visits, seed)
     summary = generate_survey(target, spec)
     click.echo(f"generated {summary.n_visits} visits, {summary.n_ccds:,} CCDs, "
                f"{summary.n_tracts} tracts, {summary.n_patches:,} patches in {target}")
     with open_registry(ctx) as registry, IngestProgress(True) as bar:
-        report = registry.ingest_manifest(target, progress=bar)
+        try:
+            report = registry.ingest_manifest(target, progress=bar)
+        except ConflictError as err:
+            raise ConflictError(f"{err}\nthis registry already holds another demo survey (other "
+                                "--visits/--seed, or an older skyreg's); give the demo a "
+                                "fresh --home or --db") from err
         click.echo("\n".join(report.lines()))
+        if options["db"] is None:
+            click.echo(f"\nregistry: the embedded PostgreSQL server, data in {home} "
+                       "('skyreg server status' shows its socket)")
+        else:
+            click.echo("\nregistry: "
+                       f"{registry.engine.url.render_as_string(hide_password=True)}")
         center = (spec.center_ra, spec.center_dec)
         _demo_query(f"CCDs containing the point RA={center[0]}, Dec={center[1]}:",
                     f"skyreg ccds --point {center[0]} {center[1]}",
@@ -279,20 +304,26 @@ def demo(ctx: click.Context, visits: int, seed: int) -> None:
             _demo_query(f"CCDs overlapping patch {tuple(patch)} (coadd inputs):",
                         f"skyreg ccds --patch {patch.skymap} {patch.tract} {patch.patch}",
                         registry.find_ccds(patch=patch))
-        _demo_query("CCDs within 0.2 degrees of the survey centre, bands g, r, i:",
-                    f"skyreg ccds --cone {center[0]} {center[1]} 0.2 --band g --band r --band i",
-                    registry.find_ccds(cone=(*center, 0.2), band=("g", "r", "i")))
+        _demo_query("CCDs within 0.2 degrees of the survey centre, bands g and r:",
+                    f"skyreg ccds --cone {center[0]} {center[1]} 0.2 --band g --band r",
+                    registry.find_ccds(cone=(*center, 0.2), band=("g", "r")))
         _demo_query("CCDs overlapping patch 40 of tract 9813 (COSMOS):",
                     "skyreg ccds --patch rings 9813 40",
                     registry.find_ccds(patch=("rings", 9813, 40)))
+    db = "" if options["db"] is None else " --db URL"
+    click.echo("\nTry next (every command has --help with examples):\n"
+               f"  skyreg{db} ccds --tract rings 9813 --band r --format csv\n"
+               f"  skyreg{db} ccds --cone 10:00:24 2:12:00 12arcmin --time 2027-01-01T23:00 "
+               "2027-01-02T03:00\n"
+               f"  skyreg{db} datasets raw --cone 150.1 2.2 0.1 --band r\n"
+               f"  skyreg{db} db status\n"
+               f"  skyreg{db} sql                 # psql on the registry")
 
 
 def _demo_query(title: str, command: str, results: Any) -> None:
     click.echo(f"\n{title}\n  $ {command}")
     shown = results[:10]
-    click.echo(render(results.columns, shown, "table"))
-    if len(results) > len(shown):
-        click.echo(f"... {len(results)} in all")
+    click.echo(render(results.columns, shown, "table", total=len(results)))
 
 
 ingest.add_command(archive_commands.ingest_fits)

@@ -11,8 +11,12 @@ from typing import Any
 FORMATS = ("table", "json", "csv")
 
 
-def render(columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str) -> str:
-    """The rows in the chosen format; tables end with a row count line."""
+def render(columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str,
+           total: int | None = None) -> str:
+    """The rows in the chosen format; tables end with a row count line.
+
+    ``total``, when more than the rows given, says that these are the first rows of that many.
+    """
     if fmt == "json":
         return json.dumps([dict(zip(columns, row, strict=True)) for row in rows], indent=2)
     if fmt == "csv":
@@ -28,5 +32,8 @@ def render(columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str) -> s
              "  ".join("-" * width for width in widths)]
     lines += ["  ".join(cell.rjust(width) if cell.lstrip("-").isdigit() else cell.ljust(width)
                         for cell, width in zip(row, widths, strict=True)) for row in cells]
-    lines.append(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
+    if total is not None and total > len(rows):
+        lines.append(f"(first {len(rows)} of {total} rows)")
+    else:
+        lines.append(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
     return "\n".join(lines)

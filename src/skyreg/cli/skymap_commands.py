@@ -9,7 +9,13 @@ from typing import Any
 
 import click
 
-from skyreg.cli.common import format_option, friendly_errors, open_registry, parse_angle
+from skyreg.cli.common import (
+    format_option,
+    friendly_errors,
+    open_registry,
+    parse_angle,
+    parse_ra,
+)
 from skyreg.cli.output import render
 from skyreg.cli.progress import IngestProgress
 
@@ -102,7 +108,7 @@ def register_rings(ctx: click.Context, name: str, num_rings: int, ra_start: str,
                    pixel_scale: float, patch_inner: int, patch_border: int, tract_overlap: str,
                    progress: bool, fmt: str) -> None:
     """An LSST-style rings sky map (lsst.skymap RingsSkyMap); the defaults are hsc_rings_v1's."""
-    parameters = {"num_rings": num_rings, "ra_start_deg": parse_angle(ra_start, "--ra-start"),
+    parameters = {"num_rings": num_rings, "ra_start_deg": parse_ra(ra_start, "--ra-start"),
                   **_common(pixel_scale, patch_inner, patch_border, tract_overlap)}
     _register(ctx, name, _definition("rings", parameters), progress, fmt)
 
@@ -135,7 +141,7 @@ def register_discrete(ctx: click.Context, name: str, centers: tuple[tuple[str, s
                       tract_overlap: str, progress: bool, fmt: str) -> None:
     """A discrete sky map: tracts at the given centres (lsst.skymap DiscreteSkyMap)."""
     parameters = {
-        "ra_deg": [parse_angle(ra, "--center RA") for ra, _ in centers],
+        "ra_deg": [parse_ra(ra, "--center RA") for ra, _ in centers],
         "dec_deg": [parse_angle(dec, "--center DEC") for _, dec in centers],
         "radius_deg": parse_angle(radius, "--radius"),
         **_common(pixel_scale, patch_inner, patch_border, tract_overlap),

@@ -35,6 +35,7 @@ from skyreg.fits.headers import (
     iter_hdus,
     wcs_header,
 )
+from skyreg.fits.streams import FitsStream
 
 #: EXTNAMEs of planes that go with a science image (distortion arrays are not planes).
 PLANE_EXTNAMES = frozenset(
@@ -150,8 +151,14 @@ def read_layout(path: str | os.PathLike[str], hdu: int) -> FileLayout:
     name = str(path)
     try:
         size = os.stat(name).st_size
-        with open(name, "rb") as stream:
-            hdus = list(iter_hdus(stream, size))
+        with open(name, "rb") as stored:
+            stream = FitsStream(stored, size)
+            if stream.format != "fits":
+                # A whole-file gzip/bzip2 stream has no random access: a stamp would mean
+                # inflating everything before it. Tile compression is the way to go.
+                raise LayoutError(f"the file is compressed whole ({stream.format}); stamps "
+                                  "need plain or tile-compressed FITS")
+            hdus = list(iter_hdus(stream))
     except FileNotFoundError:
         raise LayoutError("file not found") from None
     except FitsStructureError as err:

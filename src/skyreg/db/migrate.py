@@ -37,7 +37,8 @@ def alembic_config(connection: Connection | None = None) -> Config:
 def head_revision() -> str:
     """The newest revision shipped with this version of skyreg."""
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
-    assert head is not None
+    if head is None:
+        raise DatabaseError("this skyreg installation has no schema migrations; reinstall it")
     return head
 
 

@@ -17,7 +17,7 @@ import psycopg
 from psycopg import sql
 from sqlalchemy import Engine
 
-from skyreg.errors import SkyregError
+from skyreg.errors import DatabaseError, SkyregError
 
 #: Lower-case letters, digits and underscores, starting with a letter: no quoting surprises.
 _ROLE_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
@@ -93,7 +93,8 @@ def ensure_roles(engine: Engine, reader: str = "skyreg_reader", writer: str = "s
 def _grant(driver: psycopg.Connection[Any], reader: str, writer: str) -> None:
     schema = driver.execute("SELECT current_schema()").fetchone()
     database = driver.execute("SELECT current_database()").fetchone()
-    assert schema is not None and database is not None
+    if schema is None or database is None:
+        raise DatabaseError("the server did not name the current database and schema")
     s, db = sql.Identifier(schema[0]), sql.Identifier(database[0])
     r, w = sql.Identifier(reader), sql.Identifier(writer)
     statements = [

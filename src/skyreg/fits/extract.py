@@ -18,6 +18,7 @@ from typing import Any
 from astropy.io.fits.card import Undefined
 from astropy.time import Time
 
+from skyreg.fits.headers import UnparsableCard
 from skyreg.fits.profiles import FIELD_KINDS, FieldSpec, InstrumentProfile, Source
 
 
@@ -106,6 +107,8 @@ def _source_value(source: Source, name: str, header: HeaderView, values: dict[st
                     raise _Missing(dependency)
             try:
                 raw = source.template.format(h=header, **values)
+            except UnparsableCard:
+                raise
             except (ValueError, KeyError, IndexError, TypeError) as exc:
                 raise FieldError(f"template {source.template!r} failed ({name}): {exc}") from None
         else:
@@ -114,6 +117,8 @@ def _source_value(source: Source, name: str, header: HeaderView, values: dict[st
         if source.default is None:
             raise
         raw, keyword = source.default, "default"
+    except UnparsableCard as exc:
+        raise FieldError(f"{exc} ({name})") from None
     return _convert(source, name, keyword, raw)
 
 

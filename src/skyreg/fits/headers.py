@@ -3,18 +3,23 @@
 ``astropy.io.fits.open`` builds HDU objects and full ``Header`` objects for every extension;
 a registry scan needs a handful of keywords per HDU and must never touch pixel data, so this
 module walks the file itself: read header blocks up to the END card, work out the data size
-from BITPIX/NAXISn/PCOUNT/GCOUNT, and seek past the data. Card values are parsed only when a
+from BITPIX/NAXISn/PCOUNT/GCOUNT, and step over the data (``skyreg.fits.streams``: a seek in a
+plain file, inflation in a gzip or bzip2 one). Card values are parsed only when a
 keyword is actually looked up: plain cards here, anything unusual by astropy (``Card.fromstring``).
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import Any
 
 from astropy.io import fits
+from astropy.io.fits.verify import VerifyError
+
+from skyreg.fits.streams import CompressedStreamError, FitsStream
 
 BLOCK = 2880
 CARD = 80
@@ -73,8 +78,24 @@ def _simple_value(image: str) -> Any:
     return _NOT_SIMPLE
 
 
+class UnparsableCard(ValueError):
+    """A card whose value is not valid FITS (``CRVAL1 = NaN``, an unquoted string, ...).
+
+    astropy refuses to read such values too; the scan turns this into a problem of the HDU
+    rather than guess what the writer meant.
+    """
+
+    def __init__(self, keyword: str, image: str) -> None:
+        self.keyword = keyword
+        self.text = image[10:].split(" /", 1)[0].strip() if image[8:10] == "= " else image[8:]
+        super().__init__(f"keyword {keyword} value {self.text!r} is not a valid FITS value")
+
+
 class CardHeader(Mapping[str, Any]):
     """A read-only header: keyword -> value, each card parsed by astropy on first access.
+
+    A value that is not valid FITS raises :class:`UnparsableCard` (a ValueError) when looked
+    up, so ``get`` does not mistake it for an absent keyword.
 
     The first card of a keyword wins, as in ``astropy.io.fits.Header``; HIERARCH keywords are
     stored without the ``HIERARCH`` prefix.
@@ -110,7 +131,10 @@ class CardHeader(Mapping[str, Any]):
         image = self._cards[keyword]
         value = _simple_value(image)
         if value is _NOT_SIMPLE:
-            value = fits.Card.fromstring(image).value
+            try:
+                value = fits.Card.fromstring(image).value
+            except (VerifyError, ValueError):
+                raise UnparsableCard(keyword, image) from None
         self._values[keyword] = value
         return value
 
@@ -172,43 +196,82 @@ def _padded(size: int) -> int:
     return -(-size // BLOCK) * BLOCK
 
 
-def iter_hdus(stream: BinaryIO, file_size: int) -> Iterator[RawHdu]:
+def iter_hdus(stream: FitsStream) -> Iterator[RawHdu]:
     """Yield every HDU's header in order; raises :class:`FitsStructureError` on bad structure.
 
-    Only header blocks are read; data sections are skipped with ``seek``.
+    Only header blocks are read; data sections are skipped (by ``seek`` in a plain file, by
+    inflating them in a compressed one, except the data after the last header when the
+    stream knows where the file ends).
     """
-    offset = 0
     index = 0
-    while offset < file_size:
-        stream.seek(offset)
-        first = stream.read(CARD)
+    while stream.size is None or stream.position < stream.size:
+        offset = stream.position
+        first = _read(stream, CARD, index)
+        if not first and index == 0:
+            return  # an empty file (or an empty compressed stream)
         if index == 0:
             if not first.startswith(b"SIMPLE  =") or first[10:30].strip() != b"T":
                 raise FitsStructureError("not a FITS file")
         elif not first.startswith(b"XTENSION="):
-            return  # trailing special records or padding: not an HDU, and not ours to judge
-        stream.seek(offset)
-        text = _read_header(stream, index)
+            return  # the end, trailing special records or padding: not an HDU, not ours
+        text = _read_header(stream, first, index)
         header = CardHeader(text)
         try:
             size = data_size(header)
         except ValueError as exc:
             raise FitsStructureError(f"invalid header: {exc}", index) from None
         data_offset = offset + len(text)
-        if data_offset + size > file_size:
+        padded = _padded(size)
+        if stream.size is not None:
+            available = stream.size - data_offset
+        elif size and _ends_within(stream, data_offset + size, data_offset + padded, index):
+            # The FITS bytes end with this HDU's data (a gzip trailer says so): stop here,
+            # without inflating data that no header follows.
+            yield RawHdu(index, header, offset, data_offset, size)
+            return
+        else:
+            available = _skip(stream, padded, index)
+        if available < size:
             raise FitsStructureError(
                 f"truncated: data of HDU {index} needs {size} bytes, file ends "
-                f"{file_size - data_offset} bytes after its header", index
+                f"{available} bytes after its header", index
             )
         yield RawHdu(index, header, offset, data_offset, size)
-        offset = data_offset + _padded(size)
+        if stream.size is not None:
+            _skip(stream, padded, index)
         index += 1
 
 
-def _read_header(stream: BinaryIO, index: int) -> str:
+def _read(stream: FitsStream, count: int, index: int) -> bytes:
+    try:
+        return stream.read(count)
+    except CompressedStreamError as exc:
+        raise FitsStructureError(_stream_problem(exc), index) from None
+
+
+def _skip(stream: FitsStream, count: int, index: int) -> int:
+    try:
+        return stream.skip(count)
+    except CompressedStreamError as exc:
+        raise FitsStructureError(_stream_problem(exc), index) from None
+
+
+def _ends_within(stream: FitsStream, low: int, high: int, index: int) -> bool:
+    try:
+        return stream.ends_within(low, high)
+    except CompressedStreamError as exc:
+        raise FitsStructureError(_stream_problem(exc), index) from None
+
+
+def _stream_problem(exc: CompressedStreamError) -> str:
+    return f"{'truncated' if exc.truncated else 'unreadable'}: {exc.reason}"
+
+
+def _read_header(stream: FitsStream, first: bytes, index: int) -> str:
+    """The header whose first card is ``first``, up to the block that holds its END card."""
     blocks: list[bytes] = []
+    block = first + _read(stream, BLOCK - len(first), index)
     while True:
-        block = stream.read(BLOCK)
         if len(block) < BLOCK:
             cards = (sum(len(b) for b in blocks) + len(block)) // CARD
             raise FitsStructureError(
@@ -225,6 +288,7 @@ def _read_header(stream: BinaryIO, index: int) -> str:
                     raise FitsStructureError(
                         f"invalid header: HDU {index} has non-ASCII characters", index
                     ) from None
+        block = _read(stream, BLOCK, index)
 
 
 WCS_KEYWORD = re.compile(
@@ -233,6 +297,33 @@ WCS_KEYWORD = re.compile(
     r"|LONPOLE[A-Z]?|LATPOLE[A-Z]?|RADESYS[A-Z]?|RADECSYS|EQUINOX[A-Z]?|EPOCH"
     r"|A_\w+|B_\w+|AP_\w+|BP_\w+|CPDIS\d+|CPERR\d+|DP\d+|DQ\d+|D2IM\w*|WCSNAME[A-Z]?)$"
 )
+
+
+#: Cards of the primary WCS that define the celestial transform and must be finite numbers.
+NUMERIC_WCS_KEYWORD = re.compile(
+    r"^(CRVAL\d+|CRPIX\d+|CDELT\d+|CROTA\d+|CD\d+_\d+|PC\d+_\d+|PV\d+_\d+|LONPOLE|LATPOLE"
+    r"|[AB]P?_\d+_\d+|[AB]P?_ORDER|[AB]_DMAX)$"
+)
+
+
+def wcs_value_problem(header: CardHeader) -> str | None:
+    """Why the WCS cards cannot be trusted (a transform value that is not a finite number).
+
+    wcslib passes over a card it cannot parse (``CRVAL1 = NaN``) and uses its default, which
+    would put the footprint somewhere else on the sky; so these cards are checked first.
+    """
+    for keyword, _ in header.card_images():
+        if not NUMERIC_WCS_KEYWORD.match(keyword):
+            continue
+        try:
+            value = header[keyword]
+        except UnparsableCard as exc:
+            return f"{keyword} = {exc.text} is not a number"
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return f"{keyword} = {value!r} is not a number"
+        if not math.isfinite(value):
+            return f"{keyword} = {value} is not finite"
+    return None
 
 
 def wcs_header(header: CardHeader) -> str:

@@ -151,6 +151,22 @@ class InstrumentProfile:
     description: str = ""
     extra: Mapping[str, Any] = field(default_factory=dict)
 
+    @property
+    def detector_keywords(self) -> frozenset[str]:
+        """Header keywords the detector is read from (``keywords`` and ``h[...]`` templates).
+
+        An image HDU that carries one of them in its own header is a CCD of this instrument,
+        so lacking a WCS is a problem rather than a reason to pass it over. Empty when the
+        detector does not come from the header (a constant): every image HDU is then a CCD.
+        """
+        found: set[str] = set()
+        for source in self.fields["detector"].sources:
+            found.update(source.keywords)
+            if source.template is not None:
+                found.update(key.strip().upper() for key in
+                             re.findall(r"\bh\[([^\]]+)\]", source.template))
+        return frozenset(found)
+
     def matches(self, header: Mapping[str, Any]) -> bool:
         """True when every ``match`` keyword has the given value (or matches the regex)."""
         if not self.match:

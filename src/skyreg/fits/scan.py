@@ -2,14 +2,18 @@
 
 HDU rule (documented in docs/instrument-profiles.md):
 
-- HDUs without an image (NAXIS = 0, tables) are passed over silently.
+- HDUs without an image (NAXIS = 0, tables) are not images and are passed over.
 - Image HDUs whose EXTNAME names an auxiliary plane (MASK, VARIANCE, ERR, DQ, WEIGHT, ...) are
-  passed over silently: in LSST calexps and HST-style files they repeat the science plane's WCS.
-- Every other image HDU (tile-compressed ones included) with a celestial WCS is one CCD record,
-  or a problem if its keywords or WCS are bad.
-- Image HDUs with no celestial WCS are problems ("no celestial WCS") when the file yields no
-  record at all; otherwise they are listed in ``FileScan.skipped`` (e.g. guide or focus
-  amplifiers without a sky solution next to science CCDs).
+  passed over and listed in ``FileScan.skipped``: in LSST calexps and HST-style files they
+  repeat the science plane's WCS.
+- Every other image HDU (tile-compressed ones included) with a celestial WCS is one record, or
+  a problem if its keywords or WCS are bad (a transform card that is not a finite number, such
+  as ``CRVAL1 = NaN``, is an invalid WCS: wcslib would silently use its default instead).
+- An image HDU with no celestial WCS that carries in its own header a keyword the profile
+  reads the detector from (CCDNUM, DET-ID, RAFTBAY, ...) is a CCD without a usable WCS: a
+  problem ("no celestial WCS"), so its file is refused. Without such a keyword (coadds have
+  none) it is not a CCD of this instrument: listed in ``FileScan.skipped`` when the file yields
+  records, a problem otherwise, so that a file never gives nothing without a word.
 
 ``scan_file`` never raises for a bad input file; file-level problems (not FITS, truncated,
 unreadable, no matching profile) yield no records.
@@ -34,11 +38,14 @@ from skyreg.fits.headers import (
     CardHeader,
     FitsStructureError,
     RawHdu,
+    UnparsableCard,
     has_lookup_distortion,
     iter_hdus,
     wcs_header,
+    wcs_value_problem,
 )
 from skyreg.fits.profiles import InstrumentProfile, ProfileError, resolve_profile
+from skyreg.fits.streams import FitsStream
 from skyreg.fits.wcs_footprint import FootprintError, footprint_from_wcs
 
 Checksum = Literal["header", "sha256", "none"]
@@ -180,6 +187,14 @@ class _Reader(ABC, Generic[R]):
     def record(self, raw: RawHdu, view: HeaderView, base: dict[str, Any]) -> R:
         """The record of one image HDU (``base`` holds the fields every kind shares)."""
 
+    def claims(self, raw: RawHdu) -> bool:
+        """Whether an image HDU without a celestial WCS is still an image of this kind (so a
+        problem, not a plane to pass over). Readers that cannot tell say no."""
+        return False
+
+    #: Why an image HDU that has no celestial WCS and is not claimed is passed over.
+    unclaimed_reason = "no celestial WCS"
+
 
 class _CcdReader(_Reader[HduRecord]):
     def __init__(self, profile: InstrumentProfile | None) -> None:
@@ -196,13 +211,23 @@ class _CcdReader(_Reader[HduRecord]):
                 self.profile = resolve_profile(None, header)
                 self.profile_name = self.profile.name
                 return None
-            except ProfileError as exc:
+            except (ProfileError, UnparsableCard) as exc:
                 problem = str(exc)
         return problem
+
+    unclaimed_reason = "no celestial WCS and no detector keyword"
+
+    def claims(self, raw: RawHdu) -> bool:
+        assert self.profile is not None
+        keywords = self.profile.detector_keywords
+        return not keywords or any(keyword in raw.header for keyword in keywords)
 
     def record(self, raw: RawHdu, view: HeaderView, base: dict[str, Any]) -> HduRecord:
         assert self.profile is not None
         values = extract_fields(self.profile, view)
+        if values["mjd_end"] < values["mjd_start"]:
+            raise FieldError(f"exposure ends (MJD {values['mjd_end']}) before it starts "
+                             f"(MJD {values['mjd_start']}) (mjd_end)")
         return HduRecord(
             **base,
             instrument=self.profile.instrument,
@@ -235,8 +260,9 @@ def _scan(path: Path, checksum: Checksum, reader: _Reader[R]) -> FileScan[R]:
     name = str(path)
     try:
         size = path.stat().st_size
-        with path.open("rb") as stream:
-            hdus = list(iter_hdus(stream, size))
+        with path.open("rb") as stored:
+            stream = FitsStream(stored, size)
+            hdus = list(iter_hdus(stream))
     except FitsStructureError as exc:
         return _failed(name, path, exc.reason, exc.hdu)
     except OSError as exc:
@@ -244,32 +270,52 @@ def _scan(path: Path, checksum: Checksum, reader: _Reader[R]) -> FileScan[R]:
     if not hdus:
         return _failed(name, path, "not a FITS file (empty)")
 
-    scan: FileScan[R] = FileScan(path=name, size=size, checksum=None)
-    if checksum == "header":
-        scan.checksum = header_checksum([h.header for h in hdus])
-    elif checksum == "sha256":
+    scan: FileScan[R] = FileScan(path=name, size=size, checksum=None, format=stream.format)
+    if checksum == "sha256":
         try:
             scan.checksum = sha256_file(path)
         except OSError as exc:
             return _failed(name, path, f"unreadable: {exc.strerror or exc}")
+    try:
+        if checksum == "header":
+            scan.checksum = header_checksum([h.header for h in hdus])
+        _read_images(scan, path, hdus, reader)
+    except UnparsableCard as exc:  # a file-level keyword (CHECKSUM, EXTNAME, ...) is broken
+        scan.records.clear()
+        scan.problems.append(HduProblem(name, None, str(exc)))
+    return scan
 
+
+def _read_images(scan: FileScan[R], path: Path, hdus: list[RawHdu], reader: _Reader[R]) -> None:
+    """Records, problems and skipped planes of one file, by the HDU rule (module docstring)."""
+    name = scan.path
     primary = hdus[0].header
-    candidates = [h for h in hdus if _image_size(h.header) is not None]
-    candidates = [h for h in candidates if _extname(h.header) not in AUXILIARY_EXTNAMES]
+    candidates = []
+    for raw in hdus:
+        if _image_size(raw.header) is None:
+            continue  # no image: tables, empty primary HDUs
+        extname = _extname(raw.header)
+        if extname in AUXILIARY_EXTNAMES:
+            scan.skipped.append((raw.index, f"auxiliary plane {extname}"))
+        else:
+            candidates.append(raw)
     problem = reader.start(primary, candidates)
     scan.profile = reader.profile_name
     if problem is not None:
         scan.problems.append(HduProblem(name, None, problem))
-        return scan
+        return
 
-    no_wcs: list[int] = []
+    unclaimed: list[int] = []
     for raw in candidates:
         width, height = _image_size(raw.header) or (0, 0)
         view = HeaderView(raw.header, None if raw.index == 0 else primary)
         try:
             wcs = _build_wcs(path, raw)
             if wcs is None:
-                no_wcs.append(raw.index)
+                if reader.claims(raw):
+                    scan.problems.append(HduProblem(name, raw.index, "no celestial WCS"))
+                else:
+                    unclaimed.append(raw.index)
                 continue
             ra, dec = footprint_from_wcs(wcs, width, height)
             base = {
@@ -280,18 +326,16 @@ def _scan(path: Path, checksum: Checksum, reader: _Reader[R]) -> FileScan[R]:
                 "wcs_summary": _summary(wcs, raw.header, width, height),
             }
             scan.records.append(reader.record(raw, view, base))
-        except (FieldError, FootprintError) as exc:
+        except (FieldError, FootprintError, _WcsReadError, UnparsableCard) as exc:
             scan.problems.append(HduProblem(name, raw.index, str(exc)))
-        except _WcsReadError as exc:
-            scan.problems.append(HduProblem(name, raw.index, str(exc)))
-    for index in no_wcs:
+    for index in unclaimed:
         if scan.records:
-            scan.skipped.append((index, "no celestial WCS"))
-        else:
+            scan.skipped.append((index, reader.unclaimed_reason))
+        else:  # a file never gives nothing without a word
             scan.problems.append(HduProblem(name, index, "no celestial WCS"))
+    scan.skipped.sort()
     if not candidates and not scan.problems:
         scan.problems.append(HduProblem(name, None, "no image HDU"))
-    return scan
 
 
 def _failed(name: str, path: Path, reason: str, hdu: int | None = None) -> FileScan[Any]:
@@ -333,6 +377,9 @@ def _build_wcs(path: Path, raw: RawHdu) -> WCS | None:
     header = raw.header
     if "CTYPE1" not in header and "CTYPE2" not in header:
         return None
+    problem = wcs_value_problem(header)
+    if problem is not None:
+        raise _WcsReadError(f"invalid WCS: {problem}")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

@@ -1,78 +1,58 @@
-"""Convex hull of points on the sphere, as a polygon skyreg's strict validator accepts.
+"""Convex hull of points on the sphere, as the vertex lists skyreg stores for a visit region.
 
-Used for whole-visit footprints built from the CCD footprints of a visit. The hull is taken in
-the gnomonic projection around the points' mean direction, where great circles are straight
-lines, so a planar hull is exactly a spherical one. CCD corners along a focal-plane edge are
-nearly collinear; such points are dropped and the hull is then enlarged by a tiny factor, so
-the result is strictly convex and still contains every input point.
+Used for whole-visit footprints built from the CCD footprints of a visit. The hull is
+sphgeom's (``ConvexPolygon.convexHull``, exact orientation predicate), which is also how Rubin's
+pipelines make visit regions. Its vertices are input points bit for bit, so they are returned
+as the input's own RA/Dec: encoding them again gives exactly that hull, which therefore
+contains every input point exactly, with no enlargement. Vertices sphgeom keeps on a hull edge
+(CCD corners in a row) are dropped, as :mod:`skyreg.geometry.polygons` drops them on ingest.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import numpy.typing as npt
+from lsst.sphgeom import ConvexPolygon, orientation
 
-from skyreg.geometry.polygons import GeometryError, unit_vectors
-
-FloatArray = npt.NDArray[np.float64]
-
-#: Turns smaller than this (relative to the hull's size) count as collinear.
-_COLLINEAR = 1e-9
-#: Outward scaling applied after dropping near-collinear points (keeps them inside).
-_ENLARGE = 1e-7
-
-
-def _planar_hull(points: FloatArray, tolerance: float) -> FloatArray:
-    """Counter-clockwise hull of 2-D points (monotone chain), without collinear points."""
-    order = np.lexsort((points[:, 1], points[:, 0]))
-    ordered = points[order]
-
-    def chain(pts: FloatArray) -> list[FloatArray]:
-        out: list[FloatArray] = []
-        for p in pts:
-            while len(out) >= 2:
-                a, b = out[-2], out[-1]
-                cross = (b[0] - a[0]) * (p[1] - a[1]) - (b[1] - a[1]) * (p[0] - a[0])
-                if cross > tolerance:
-                    break
-                out.pop()
-            out.append(p)
-        return out
-
-    lower, upper = chain(ordered), chain(ordered[::-1])
-    return np.array(lower[:-1] + upper[:-1], dtype=np.float64)
+from skyreg.geometry.polygons import GeometryError, sphgeom_points, unit_vectors, wrap_ra
 
 
 def hull_vertices(ra_deg: npt.ArrayLike, dec_deg: npt.ArrayLike) -> tuple[list[float], list[float]]:
-    """RA/Dec vertices (degrees, counter-clockwise) of a convex polygon around all points.
+    """RA/Dec vertices (degrees, counter-clockwise) of the convex hull of the points.
 
-    Raises :class:`GeometryError` if the points span a hemisphere or are degenerate.
+    RA is wrapped into [0, 360). Raises :class:`GeometryError` if the points are not finite,
+    span a hemisphere or more, or lie on one great circle.
     """
-    xyz = unit_vectors(np.ravel(ra_deg), np.ravel(dec_deg))
-    centre = xyz.sum(axis=0)
-    norm = float(np.linalg.norm(centre))
-    if norm == 0.0:
-        raise GeometryError("points are spread over the whole sphere; no convex hull")
-    centre /= norm
-    helper = np.array([0.0, 0.0, 1.0]) if abs(centre[2]) < 0.9 else np.array([1.0, 0.0, 0.0])
-    east = np.cross(helper, centre)
-    east /= np.linalg.norm(east)
-    north = np.cross(centre, east)
-    depth = xyz @ centre
-    if np.any(depth <= 1e-6):
+    ra = wrap_ra(np.ravel(ra_deg))
+    dec = np.ravel(np.asarray(dec_deg, dtype=np.float64))
+    if ra.shape != dec.shape:
+        raise GeometryError(f"{ra.size} RA values but {dec.size} Dec values")
+    if not (np.isfinite(ra).all() and np.isfinite(dec).all()):
+        raise GeometryError("points: a coordinate is NaN or infinite")
+    if ((dec < -90.0) | (dec > 90.0)).any():
+        raise GeometryError("points: a Dec is outside [-90, 90]")
+    if ra.size == 0:
+        raise GeometryError("no points; no convex hull")
+    xyz = unit_vectors(ra, dec)
+    # Neighbouring CCDs may share corners: a repeated point would come back as a repeated
+    # hull vertex, which the exact tests treat as a zero-length edge.
+    _, first = np.unique(xyz, axis=0, return_index=True)
+    if len(first) < 3:
+        raise GeometryError(f"{len(first)} distinct points; no polygon")
+    points = sphgeom_points(xyz[np.sort(first)])
+    try:
+        hull = ConvexPolygon.convexHull(points)
+    except ValueError as err:
+        raise GeometryError(f"points have no convex polygon hull: {err}") from err
+    vertices = hull.getVertices()
+    m = len(vertices)
+    corners = [v for k, v in enumerate(vertices)
+               if orientation(vertices[k - 1], v, vertices[(k + 1) % m]) != 0]
+    if len(corners) < 3:
+        raise GeometryError("points lie on one great circle; no polygon")
+    polygon = ConvexPolygon(corners)
+    if not all(polygon.contains(p) for p in points):  # see polygons._contains_all
         raise GeometryError("points span a hemisphere or more; no convex hull")
-    plane = np.stack([xyz @ east / depth, xyz @ north / depth], axis=1)
-    extent = float(np.ptp(plane, axis=0).max())
-    if extent == 0.0:
-        raise GeometryError("all points coincide; no polygon")
-    hull = _planar_hull(plane, _COLLINEAR * extent * extent)
-    if len(hull) < 3:
-        raise GeometryError("points are collinear; no polygon")
-    middle = hull.mean(axis=0)
-    hull = middle + (hull - middle) * (1.0 + _ENLARGE)
-    vectors = centre[None, :] + hull[:, :1] * east[None, :] + hull[:, 1:] * north[None, :]
-    vectors /= np.linalg.norm(vectors, axis=1)[:, None]
-    ra = np.degrees(np.arctan2(vectors[:, 1], vectors[:, 0])) % 360.0
-    dec = np.degrees(np.arcsin(np.clip(vectors[:, 2], -1.0, 1.0)))
-    ra = np.where(ra >= 360.0, 0.0, ra)
-    return ra.tolist(), dec.tolist()
+    index = {tuple(p): i for i, p in enumerate(xyz.tolist())}
+    rows = [index[(v.x(), v.y(), v.z())] for v in corners]
+    return ra[rows].tolist(), dec[rows].tolist()

@@ -17,6 +17,8 @@ import numpy as np
 import numpy.typing as npt
 from lsst.sphgeom import HealpixPixelization, HtmPixelization, Region
 
+from skyreg.geometry.polygons import GeometryError
+
 SchemeName = Literal["htm", "healpix"]
 
 #: Levels accepted per scheme: coarser is useless for CCD-sized regions, finer makes huge indexes.
@@ -32,10 +34,12 @@ class PixelScheme:
 
     def __post_init__(self) -> None:
         if self.scheme not in LEVEL_RANGE:
-            raise ValueError(f"unknown pixelization {self.scheme!r}: use 'htm' or 'healpix'")
+            raise GeometryError(f"unknown pixelization {self.scheme!r}: use 'htm' or 'healpix'",
+                                field="pixelization")
         low, high = LEVEL_RANGE[self.scheme]
-        if not low <= self.level <= high:
-            raise ValueError(f"{self.scheme} level must be within [{low}, {high}]")
+        if not isinstance(self.level, int) or not low <= self.level <= high:
+            raise GeometryError(f"{self.scheme} level must be an integer within [{low}, {high}], "
+                                f"got {self.level!r}", field="pixelization")
 
     @cached_property
     def _pixelization(self) -> HtmPixelization | HealpixPixelization:

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from lsst.sphgeom import Angle, Circle, ConvexPolygon, LonLat, Region, UnitVector3d
 
-from skyreg.geometry.polygons import GeometryError, polygon_from_vertices
+from skyreg.geometry.polygons import GeometryError, polygon_from_vertices, wrap_ra
 
 RegionKind = Literal["cone", "polygon", "point", "region"]
 
@@ -89,8 +89,7 @@ def _lonlat(value: Any, field: str) -> tuple[float, float]:
         ra, dec = _degrees(ra_value, f"{field}.ra"), _degrees(dec_value, f"{field}.dec")
     if not -90.0 <= dec <= 90.0:
         raise GeometryError(f"{field}: dec {dec} is outside [-90, 90]", field=field)
-    ra %= 360.0
-    return (0.0 if ra >= 360.0 else ra), dec  # -1e-15 % 360 rounds up to 360.0
+    return float(wrap_ra(ra)), dec  # as ingest wraps stored vertices
 
 
 def unit_vector(ra: float, dec: float) -> UnitVector3d:

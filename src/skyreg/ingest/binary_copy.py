@@ -57,10 +57,10 @@ class Columns:
         return self.count
 
     def take(self, order: npt.NDArray[np.int64]) -> Columns:
-        """The rows in the given order."""
+        """The rows at the given positions, in that order."""
         return Columns([column if column.kind in ("text", "null")
                         else Column(column.kind, np.asarray(column.values)[order])
-                        for column in self.columns], self.count)
+                        for column in self.columns], len(order))
 
     def with_columns(self, *extra: Column) -> Columns:
         return Columns([*self.columns, *extra], self.count)

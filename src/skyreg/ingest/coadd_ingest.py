@@ -14,12 +14,21 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from sqlalchemy import Engine, and_, select, tuple_
+from sqlalchemy import Connection, Engine, and_, select, tuple_
 
+from skyreg.errors import InputError
 from skyreg.fits.scan import CoaddRecord, FileScan, HduProblem
 from skyreg.geometry.pixelization import PixelScheme
 from skyreg.geometry.polygons import unit_vectors
+from skyreg.ingest.fits_clashes import (
+    FileDataset,
+    StoredClashes,
+    describe_patch,
+    first_file_wins,
+    stored_dataset_clashes,
+)
 from skyreg.ingest.loader import Batch, load
+from skyreg.ingest.report import KindCount
 from skyreg.schema import patch, patch_dataset, tract
 
 if TYPE_CHECKING:
@@ -77,13 +86,18 @@ def wcs_mismatch(tract_wcs: WCS, outer_bbox: Sequence[int], record: CoaddRecord)
 def load_coadd_files(engine: Engine, scheme: PixelScheme, scans: list[FileScan[CoaddRecord]],
                      options: FitsIngestOptions, report: FitsIngestReport,
                      progress: Progress | None = None) -> None:
-    """Match every coadd HDU to its patch, then register the files in one transaction."""
+    """Match every coadd HDU to its patch, then register the files in one transaction.
+
+    A file that names a patch image another file of the run names (read first), or that the
+    registry holds from another file, is refused; the other files are registered.
+    """
 
     from skyreg.registry.registry import Registry
 
-    assert options.skymap is not None
+    if options.skymap is None:
+        raise InputError("coadd images need --skymap: the sky map whose patches they are")
     registry = Registry(engine, scheme)
-    rows: list[tuple[Any, ...]] = []
+    files: list[tuple[str, list[tuple[Any, ...]]]] = []
     tract_wcs: dict[int, WCS | None] = {}
     try:
         known = registry.skymaps()
@@ -91,7 +105,6 @@ def load_coadd_files(engine: Engine, scheme: PixelScheme, scans: list[FileScan[C
             for scan in scans:
                 report.problems.append(HduProblem(
                     scan.path, None, f"sky map {options.skymap!r} is not registered"))
-            report.files_refused += len(scans)
             return
         for done, scan in enumerate(scans):
             if progress is not None:
@@ -109,19 +122,51 @@ def load_coadd_files(engine: Engine, scheme: PixelScheme, scans: list[FileScan[C
                                   band, Path(scan.path).resolve().as_uri(), record.hdu,
                                   scan.format, scan.size, scan.checksum))
             if len(file_rows) == len(scan.records):
-                rows.extend(file_rows)
-            else:
-                report.files_refused += 1
+                files.append((scan.path, file_rows))
     finally:
         registry.close()
     if progress is not None:
         progress("matching patches", len(scans), len(scans))
-    batch = Batch("patch_dataset", patch_dataset,
-                  ("dataset_type", "skymap", "tract", "patch", "band"),
-                  ("dataset_type", "skymap", "tract", "patch", "band", "uri", "hdu", "format",
-                   "size_bytes", "checksum"),
-                  rows, source="FITS headers", compare=("uri", "hdu", "checksum"))
-    report.add_counts(load(engine, [batch], progress=progress))
+    report.add_counts(_load_rows(engine, files, options, report, progress))
+
+
+def _datasets(path: str, rows: list[tuple[Any, ...]]) -> list[FileDataset]:
+    return [FileDataset(path, row[6], tuple(row[1:5]), row[5], row[9]) for row in rows]
+
+
+def _load_rows(engine: Engine, files: list[tuple[str, list[tuple[Any, ...]]]],
+               options: FitsIngestOptions, report: FitsIngestReport,
+               progress: Progress | None) -> dict[str, KindCount]:
+    """Load the files' rows, leaving out files that clash with the run or the registry."""
+    refused: dict[str, HduProblem] = {}
+    while True:
+        candidates = [(path, rows) for path, rows in files if path not in refused]
+        kept, clashes = first_file_wins([(path, _datasets(path, rows))
+                                         for path, rows in candidates],
+                                        options.dataset_type, describe_patch)
+        batch = Batch("patch_dataset", patch_dataset,
+                      ("dataset_type", "skymap", "tract", "patch", "band"),
+                      ("dataset_type", "skymap", "tract", "patch", "band", "uri", "hdu",
+                       "format", "size_bytes", "checksum"),
+                      [row for path, rows in candidates if path in kept for row in rows],
+                      source="FITS headers", compare=("uri", "hdu", "checksum"))
+
+        def before(connection: Connection,
+                   candidates: list[tuple[str, list[tuple[Any, ...]]]] = candidates) -> None:
+            stored = stored_dataset_clashes(
+                connection, patch_dataset, ("skymap", "tract", "patch", "band"),
+                options.dataset_type,
+                [d for path, rows in candidates for d in _datasets(path, rows)], describe_patch)
+            if stored:
+                raise StoredClashes(stored)
+
+        try:
+            counts = load(engine, [batch], progress=progress, before=before)
+        except StoredClashes as found:
+            refused.update(found.problems)
+            continue
+        report.problems.extend([*refused.values(), *clashes])
+        return counts
 
 
 def _match(registry: Any, engine: Engine, skymap_name: str, record: CoaddRecord,

@@ -16,13 +16,12 @@ Results are yielded as chunks finish (not in input order).
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from multiprocessing import get_context
+from concurrent.futures import as_completed
 from typing import Any, TypeVar
 
 from skyreg.errors import SkyregError
+from skyreg.ingest.process_pool import process_pool
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")
@@ -79,10 +78,7 @@ def _run_local(function: Callable[[Item], Result], items: Sequence[Item],
         for chunk in chunks:
             yield _apply(function, chunk)
         return
-    # fork: no re-import of __main__ and no start-up cost. Workers only compute and leave
-    # through os._exit, so inherited database connections are never touched.
-    context = get_context("fork" if sys.platform == "linux" else "spawn")
-    with ProcessPoolExecutor(min(workers, len(chunks)), mp_context=context) as pool:
+    with process_pool(min(workers, len(chunks))) as pool:
         futures = [pool.submit(_apply, function, chunk) for chunk in chunks]
         for future in as_completed(futures):
             yield future.result()

@@ -3,7 +3,9 @@
 Guarantees:
 
 * A file is registered entirely or not at all: a file with any bad HDU is refused whole and
-  reported (file, HDU, reason); the other files go on.
+  reported (file, HDU, reason); the other files go on. So is a file that clashes with another
+  file of the run or with the registry (the same dataset from another file, a visit with other
+  values): see :mod:`skyreg.ingest.fits_clashes`.
 * Files whose URI the archive already holds are skipped without being read, so a re-run after
   fixing bad files reads only those.
 * Each transaction holds whole visits (and whole files), so a killed job leaves no partial
@@ -37,9 +39,18 @@ from skyreg.fits.scan import (
 )
 from skyreg.geometry.hull import hull_vertices
 from skyreg.geometry.pixelization import PixelScheme
-from skyreg.geometry.polygons import encode_polygons
+from skyreg.geometry.polygons import check_polygons, encode_polygons
 from skyreg.ingest import executors
 from skyreg.ingest.binary_copy import Columns
+from skyreg.ingest.fits_clashes import (
+    VISIT_FIELDS,
+    StoredClashes,
+    ccd_datasets,
+    describe_ccd,
+    refuse_within_run,
+    stored_dataset_clashes,
+    stored_visit_clashes,
+)
 from skyreg.ingest.footprints import pixel_coverage
 from skyreg.ingest.loader import Batch, load, vacuum_tables
 from skyreg.ingest.report import KindCount
@@ -56,7 +67,10 @@ from skyreg.schema import (
 
 Progress = Callable[[str, int, int], None]
 
-FITS_SUFFIXES = (".fits", ".fit", ".fts", ".fits.fz", ".fits.gz", ".fz")
+#: Names of the files a directory search reads: plain, tile-compressed (.fz) and compressed
+#: whole (.gz, .bz2; recognised from their first bytes when read, whatever their name).
+FITS_SUFFIXES = (".fits", ".fit", ".fts", ".fz", ".fits.gz", ".fit.gz", ".fts.gz",
+                 ".fits.bz2", ".fit.bz2")
 #: CCDs per transaction (rounded up to whole visits).
 CCDS_PER_TRANSACTION = 20_000
 #: Bound recorded for instruments first seen in FITS headers (their id ranges are unknown).
@@ -74,6 +88,8 @@ class FitsIngestReport:
     files_scanned: int = 0
     files_refused: int = 0
     hdus_scanned: int = 0
+    #: Image HDUs passed over (auxiliary planes, images that are not CCDs), by reason.
+    skipped: dict[str, int] = field(default_factory=dict)
     problems: list[HduProblem] = field(default_factory=list)
     counts: dict[str, KindCount] = field(default_factory=dict)
     seconds: float = 0.0
@@ -83,6 +99,10 @@ class FitsIngestReport:
     @property
     def ok(self) -> bool:
         return not self.problems
+
+    @property
+    def hdus_skipped(self) -> int:
+        return sum(self.skipped.values())
 
     def add_counts(self, counts: dict[str, KindCount]) -> None:
         for kind, count in counts.items():
@@ -101,8 +121,11 @@ class FitsIngestReport:
             f"{self.files_scanned:,} read, {self.files_refused:,} refused",
             f"HDUs read: {self.hdus_scanned:,} in {self.scan_seconds:.1f} s "
             f"({rate:,.0f}/s on {self.executor})",
-            f"{'kind':<14}{'in input':>12}{'new':>12}{'already there':>16}",
         ]
+        if self.skipped:
+            reasons = ", ".join(f"{count:,} {reason}" for reason, count in self.skipped.items())
+            out.append(f"image HDUs passed over: {self.hdus_skipped:,} ({reasons})")
+        out.append(f"{'kind':<14}{'in input':>12}{'new':>12}{'already there':>16}")
         for kind, count in self.counts.items():
             out.append(f"{kind:<14}{count.in_input:>12,}{count.inserted:>12,}"
                        f"{count.already_present:>16,}")
@@ -113,7 +136,8 @@ class FitsIngestReport:
         return {
             "files_found": self.files_found, "files_skipped": self.files_skipped,
             "files_scanned": self.files_scanned, "files_refused": self.files_refused,
-            "hdus_scanned": self.hdus_scanned, "seconds": round(self.seconds, 3),
+            "hdus_scanned": self.hdus_scanned, "hdus_skipped": self.hdus_skipped,
+            "skipped": dict(self.skipped), "seconds": round(self.seconds, 3),
             "scan_seconds": round(self.scan_seconds, 3), "executor": self.executor,
             "problems": self.problem_lines(),
             "counts": {k: {"in_input": c.in_input, "inserted": c.inserted}
@@ -215,7 +239,6 @@ def ingest_fits(engine: Engine, scheme: PixelScheme, paths: Sequence[str | Path]
     good = [scan for scan in scans if not scan.problems]
     for scan in scans:
         report.problems.extend(scan.problems)
-    report.files_refused = len(scans) - len(good)
 
     if dimensions == "ccd":
         _load_ccd_files(engine, scheme, good, options, report, progress)  # type: ignore[arg-type]
@@ -224,6 +247,7 @@ def ingest_fits(engine: Engine, scheme: PixelScheme, paths: Sequence[str | Path]
 
         load_coadd_files(engine, scheme, good, options, report,  # type: ignore[arg-type]
                          progress)
+    report.files_refused = len({problem.path for problem in report.problems})
     report.seconds = time.perf_counter() - started
     return report
 
@@ -240,8 +264,15 @@ def _scan(paths: list[Path], options: FitsIngestOptions, coadd: bool,
         scans.extend(results)
         if progress is not None:
             progress("reading headers", len(scans), len(tasks))
+    # Chunks finish in any order; put the files back in the order given, which decides which
+    # of two files holding the same dataset is registered (fits_clashes).
+    order = {task[0]: i for i, task in enumerate(tasks)}
+    scans.sort(key=lambda scan: order[scan.path])
     report.files_scanned = len(scans)
     report.hdus_scanned = sum(len(s.records) + len(s.problems) for s in scans)
+    for scan in scans:
+        for _, reason in scan.skipped:
+            report.skipped[reason] = report.skipped.get(reason, 0) + 1
     report.scan_seconds = time.perf_counter() - started
     return scans
 
@@ -251,38 +282,6 @@ def _scan(paths: list[Path], options: FitsIngestOptions, coadd: bool,
 
 def _visit_key(record: HduRecord) -> VisitKey:
     return (record.instrument, record.visit)
-
-
-_VISIT_FIELDS = ("day_obs", "seq_num", "band", "physical_filter", "exposure_time",
-                 "mjd_tai_start", "mjd_tai_end")
-
-
-def _refuse_inconsistent(scans: list[CcdScan], report: FitsIngestReport) -> list[CcdScan]:
-    """Drop files whose visit-level values disagree with another file of the same visit."""
-    first: dict[VisitKey, tuple[str, HduRecord]] = {}
-    bad: set[str] = set()
-    for scan in scans:
-        for record in scan.records:
-            key = _visit_key(record)
-            if key not in first:
-                first[key] = (scan.path, record)
-                continue
-            path, reference = first[key]
-            for name in _VISIT_FIELDS:
-                if getattr(record, name) != getattr(reference, name):
-                    report.problems.append(HduProblem(
-                        scan.path, record.hdu,
-                        f"visit {record.visit} has {name}={getattr(record, name)!r} here but "
-                        f"{getattr(reference, name)!r} in {path}"))
-                    bad.add(scan.path)
-                    break
-        seen = [(r.instrument, r.visit, r.detector) for r in scan.records]
-        if len(seen) != len(set(seen)):
-            report.problems.append(HduProblem(scan.path, None,
-                                              "the same CCD appears in two HDUs of this file"))
-            bad.add(scan.path)
-    report.files_refused += len(bad)
-    return [scan for scan in scans if scan.path not in bad]
 
 
 def _transactions(scans: list[CcdScan], size: int) -> list[list[CcdScan]]:
@@ -318,23 +317,12 @@ def _transactions(scans: list[CcdScan], size: int) -> list[list[CcdScan]]:
 def _load_ccd_files(engine: Engine, scheme: PixelScheme, scans: list[CcdScan],
                     options: FitsIngestOptions, report: FitsIngestReport,
                     progress: Progress | None) -> None:
-    scans = _refuse_inconsistent(scans, report)
     groups = _transactions(scans, options.ccds_per_transaction)
     touched: list[Batch] = []
     for number, group in enumerate(groups):
         if progress is not None:
             progress("registering", number, len(groups))
-        batches = _ccd_batches(scheme, group, options)
-        grown: list[VisitKey] = []
-
-        def before(connection: Connection, batches: list[Batch] = batches,
-                   grown: list[VisitKey] = grown) -> None:
-            grown.extend(_stored_visits(connection, batches))
-
-        def after(connection: Connection, grown: list[VisitKey] = grown) -> None:
-            _merge_visit_regions(connection, grown)
-
-        counts = load(engine, batches, vacuum=False, before=before, after=after)
+        counts, batches = _load_ccd_group(engine, scheme, group, options, report)
         report.add_counts(counts)
         touched.extend(b for b in batches if counts[b.kind].inserted)
     if progress is not None:
@@ -342,16 +330,66 @@ def _load_ccd_files(engine: Engine, scheme: PixelScheme, scans: list[CcdScan],
     vacuum_tables(engine, list({b.kind: b for b in touched}.values()), progress)
 
 
+def _load_ccd_group(engine: Engine, scheme: PixelScheme, group: list[CcdScan],
+                    options: FitsIngestOptions, report: FitsIngestReport
+                    ) -> tuple[dict[str, KindCount], list[Batch]]:
+    """Register one group of whole visits in one transaction, leaving out clashing files.
+
+    Files that clash with an earlier file of the run are left out before anything is built.
+    Clashes with the registry are looked for under the ingest lock, before anything is
+    copied; if there are any, the transaction is rolled back, those files are refused and the
+    rest of the group is built and loaded again (with the earlier files of the run
+    re-examined, since a refused file may have been the one a later file clashed with).
+    """
+    uris = {scan.path: Path(scan.path).resolve().as_uri() for scan in group}
+    refused: dict[str, HduProblem] = {}
+    while True:
+        candidates = [scan for scan in group if scan.path not in refused]
+        loadable, clashes = refuse_within_run(candidates, uris, options.dataset_type)
+        if not loadable:
+            report.problems.extend([*refused.values(), *clashes])
+            return {}, []
+        batches = _ccd_batches(scheme, loadable, options)
+        grown: list[VisitKey] = []
+
+        def before(connection: Connection, candidates: list[CcdScan] = candidates,
+                   batches: list[Batch] = batches, grown: list[VisitKey] = grown) -> None:
+            stored = {
+                **stored_visit_clashes(connection, candidates),
+                **stored_dataset_clashes(
+                    connection, ccd_dataset, ("instrument", "visit", "detector"),
+                    options.dataset_type,
+                    [d for scan in candidates for d in ccd_datasets(scan, uris[scan.path])],
+                    describe_ccd),
+            }
+            if stored:
+                raise StoredClashes(stored)
+            grown.extend(_stored_visits(connection, batches))
+
+        def after(connection: Connection, grown: list[VisitKey] = grown) -> None:
+            _merge_visit_regions(connection, grown)
+
+        try:
+            counts = load(engine, batches, vacuum=False, before=before, after=after)
+        except StoredClashes as found:
+            refused.update(found.problems)
+            continue
+        report.problems.extend([*refused.values(), *clashes])
+        return counts, batches
+
+
 def _ccd_batches(scheme: PixelScheme, scans: list[CcdScan], options: FitsIngestOptions
                  ) -> list[Batch]:
     records = [(scan, record) for scan in scans for record in scan.records]
-    encoded, errors = encode_polygons([r.footprint_ra for _, r in records],
-                                      [r.footprint_dec for _, r in records])
-    for (scan, record), error in zip(records, errors, strict=True):
+    checked = check_polygons([r.footprint_ra for _, r in records],
+                             [r.footprint_dec for _, r in records])
+    for (scan, record), error in zip(records, checked.errors, strict=True):
         if error is not None:  # the scanner validates footprints; this is a safety net
             raise InputErrors([InputError(f"HDU {record.hdu}: footprint: {error}",
                                           file=scan.path)])
-    blobs: list[bytes] = [blob for blob in encoded if blob is not None]
+    blobs: list[bytes] = [blob for blob in checked.encoded if blob is not None]
+    footprints = [checked.vertices(i, r.footprint_ra, r.footprint_dec)
+                  for i, (_, r) in enumerate(records)]
     pixels = pixel_coverage(scheme, blobs)
 
     instruments = sorted({r.instrument for _, r in records})
@@ -365,7 +403,8 @@ def _ccd_batches(scheme: PixelScheme, scans: list[CcdScan], options: FitsIngestO
         ra, dec = hull_vertices([v for r in members for v in r.footprint_ra],
                                 [v for r in members for v in r.footprint_dec])
         visit_region, problems = encode_polygons([ra], [dec])
-        assert visit_region[0] is not None, problems
+        if visit_region[0] is None:  # a hull of valid footprints always encodes
+            raise InputErrors([InputError(f"visit ({name}, {visit_id}): region: {problems[0]}")])
         first = members[0]
         visit_rows.append((name, visit_id, first.day_obs, first.seq_num, first.band,
                            first.physical_filter, first.boresight_ra, first.boresight_dec,
@@ -384,11 +423,11 @@ def _ccd_batches(scheme: PixelScheme, scans: list[CcdScan], options: FitsIngestO
               ("instrument", "visit", "day_obs", "seq_num", "band", "physical_filter",
                "boresight_ra", "boresight_dec", "rotation_deg", "exposure_time",
                "mjd_tai_start", "mjd_tai_end", "region", "ra", "dec"),
-              visit_rows, source=source, compare=_VISIT_FIELDS),
+              visit_rows, source=source, compare=VISIT_FIELDS),
         Batch("ccd", ccd, ("instrument", "visit", "detector"),
               ("instrument", "visit", "detector", "region", "ra", "dec"),
-              [(r.instrument, r.visit, r.detector, blob, list(r.footprint_ra),
-                list(r.footprint_dec)) for (_, r), blob in zip(records, blobs, strict=True)],
+              [(r.instrument, r.visit, r.detector, blob, *vertices)
+               for (_, r), blob, vertices in zip(records, blobs, footprints, strict=True)],
               ccd_pixel, "ccd_id", pixels, source=source, compare=()),
         Batch("ccd_dataset", ccd_dataset, ("dataset_type", "instrument", "visit", "detector"),
               ("dataset_type", "instrument", "visit", "detector", "uri", "hdu", "format",
@@ -403,7 +442,8 @@ def _ccd_batches(scheme: PixelScheme, scans: list[CcdScan], options: FitsIngestO
 def _stored_visits(connection: Connection, batches: list[Batch]) -> list[VisitKey]:
     """Visits of this transaction that an earlier one registered (their region may grow)."""
     visits = next(batch.rows for batch in batches if batch.kind == "visit")
-    assert not isinstance(visits, Columns)
+    if isinstance(visits, Columns):
+        raise TypeError("visit rows of a FITS ingest are tuples, not columns")
     keys = [(row[0], row[1]) for row in visits]
     if not keys:
         return []

@@ -7,11 +7,8 @@ footprint (~30 µs at HTM 9), so large batches are spread over a process pool.
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from multiprocessing import get_context
 
 import numpy as np
 import numpy.typing as npt
@@ -19,8 +16,9 @@ import pyarrow as pa
 from lsst.sphgeom import ConvexPolygon
 
 from skyreg.geometry.pixelization import PixelScheme
-from skyreg.geometry.polygons import encode_flat_polygons
+from skyreg.geometry.polygons import check_flat_polygons
 from skyreg.ingest.problems import Problems
+from skyreg.ingest.process_pool import process_pool
 
 #: Footprints per task sent to a worker process.
 CHUNK = 20_000
@@ -58,11 +56,10 @@ def encode_column_pair(table: pa.Table, file: str, ra_field: str, dec_field: str
         problems.add(file, f"{ra_field} and {dec_field} have different vertex counts",
                      row=row, field=dec_field)
         return None
-    encoded, errors = encode_flat_polygons(ra, dec, ra_offsets)
-    bad_rows = [i for i, error in enumerate(errors) if error is not None]
+    checked = check_flat_polygons(ra, dec, ra_offsets)
+    bad_rows = [i for i, error in enumerate(checked.errors) if error is not None]
     for row in bad_rows:
-        message = errors[row]
-        assert message is not None
+        message = str(checked.errors[row])
         field = f"{ra_field}/{dec_field}"
         if message.startswith("ra: "):
             field, message = ra_field, message[4:]
@@ -71,10 +68,15 @@ def encode_column_pair(table: pa.Table, file: str, ra_field: str, dec_field: str
         problems.add(file, message, row=row, field=field)
     if bad_rows:
         return None
+    # What is stored is what was encoded: RA wrapped into [0, 360), redundant vertices of
+    # hull-like polygons dropped (the rare rows in ``checked.stored``).
+    ra_lists, dec_lists = table.column(ra_field).to_pylist(), table.column(dec_field).to_pylist()
+    for row, (stored_ra, stored_dec) in checked.stored.items():
+        ra_lists[row], dec_lists[row] = stored_ra, stored_dec
     return Footprints(
-        encoded=encoded,  # type: ignore[arg-type]  # no None left once errors are ruled out
-        ra=table.column(ra_field).to_pylist(),
-        dec=table.column(dec_field).to_pylist(),
+        encoded=checked.encoded,  # type: ignore[arg-type]  # no None once errors are ruled out
+        ra=ra_lists,
+        dec=dec_lists,
     )
 
 
@@ -110,7 +112,9 @@ class PixelSets:
         return result
 
     def take(self, order: npt.NDArray[np.int64]) -> PixelSets:
-        """The rows in the given order."""
+        """The rows at the given positions, in that order."""
+        if len(order) == len(self) and np.array_equal(order, np.arange(len(self))):
+            return self
         counts = np.diff(self.offsets)[order]
         offsets = np.zeros(len(order) + 1, dtype=np.int64)
         np.cumsum(counts, out=offsets[1:])
@@ -196,8 +200,7 @@ def start_pixel_coverage(scheme: PixelScheme, encoded: list[bytes]
     if len(encoded) < POOL_THRESHOLD or (os.cpu_count() or 1) < 2:
         result = pixel_coverage(scheme, encoded)
         return lambda: result
-    context = get_context("fork" if sys.platform == "linux" else "spawn")
-    pool = ProcessPoolExecutor(os.cpu_count() or 1, mp_context=context)
+    pool = process_pool(os.cpu_count() or 1)
     futures = [pool.submit(_pixels_of, scheme, chunk) for chunk in _chunks(encoded)]
 
     def wait() -> PixelSets:
@@ -220,11 +223,7 @@ def pixel_coverage(scheme: PixelScheme, encoded: list[bytes],
             if progress is not None:
                 progress(len(chunk))
         return PixelSets.concat(parts)
-    # On Linux, fork: no re-import of __main__ (which fails for scripts read from stdin) and no
-    # start-up cost. Workers only compute, and leave through os._exit, so the database
-    # connections they inherit are never touched.
-    context = get_context("fork" if sys.platform == "linux" else "spawn")
-    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+    with process_pool(workers) as pool:
         chunks = list(_chunks(encoded))
         for chunk, pixels in zip(chunks, pool.map(_pixels_of, [scheme] * len(chunks), chunks),
                                  strict=True):

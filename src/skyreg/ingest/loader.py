@@ -7,17 +7,36 @@ Everything runs in one transaction that first takes an advisory lock, so that
   inserts nothing (no duplicates, no unique-violation failures),
 * re-ingesting the same input inserts nothing and consumes no id sequence values.
 
+The transaction has two steps. **Staging**, kind by kind (parents first): find which input
+rows are stored already (their keys, copied into a small table, joined with the target's
+unique index), compute pixel coverage for the new rows only, COPY all rows into a staging
+table — the new ones first, in spatial order — and refuse conflicts and unknown parents.
+**Inserting**: each kind's new rows are the first ``new`` rows of its staging table, so the
+insert is a plain ``INSERT ... SELECT ... WHERE row_no < new``. It never joins the table it
+fills: an anti-join against the target reads a table that grows while the statement runs,
+and with statistics that call the target empty (a fresh registry, or the empty tables a
+rolled-back run leaves once vacuumed) the planner makes that a nested loop over a sequential
+scan, re-reading the growing table once per staged row.
+
 A load into an empty table (the first bulk load of a registry) drops the pixel index and the
-foreign keys inside that transaction and re-creates them after the insert: one sort and one
-validating join instead of a B-tree descent and a trigger call per row. Being DDL inside the
-same transaction, this too is all or nothing.
+foreign keys and re-creates them after the insert: one sort and one validating join instead of
+a B-tree descent and a trigger call per row. That DDL takes ``ACCESS EXCLUSIVE`` locks (on the
+parent tables too, for the foreign keys), which block readers until the commit, so it happens
+only in the inserting step, after every COPY and all client-side work: readers wait for the
+inserts and index builds, nothing else.
+
+A client killed mid-run must not leave its backend running (and holding the ingest lock) until
+its statement ends: the session checks its client connection every
+:data:`CLIENT_CHECK_INTERVAL` (``client_connection_check_interval``, PostgreSQL 14+), and TCP
+keepalives make a vanished client host show up as a closed connection. A statement or idle
+timeout would not do: the statements of a big load legitimately run for minutes.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -52,7 +71,7 @@ from sqlalchemy.schema import AddConstraint, Constraint, CreateIndex, DropConstr
 from sqlalchemy.types import TypeEngine
 
 from skyreg.errors import ConflictError, InputError, InputErrors
-from skyreg.ingest.binary_copy import COPY_HEADER, COPY_TRAILER, Columns
+from skyreg.ingest.binary_copy import COPY_HEADER, COPY_TRAILER, Columns, encoded_polygons
 from skyreg.ingest.binary_copy import Column as BinaryColumn
 from skyreg.ingest.footprints import PixelSets
 from skyreg.ingest.report import KindCount
@@ -63,8 +82,18 @@ INGEST_LOCK_KEY = 0x736B7972_65670002
 BULK_WORK_MEM = "256MB"
 #: maintenance_work_mem of the ingest transaction: index builds of bulk loads sort in memory.
 BULK_MAINTENANCE_MEM = "1GB"
+#: How often the server checks, while a statement runs, that the ingest client is still there.
+CLIENT_CHECK_INTERVAL = "1s"
+#: TCP keepalive of the ingest session (idle seconds, interval, probes): a client host that
+#: vanished without closing its connection is noticed after about a minute.
+TCP_KEEPALIVES = ("30", "10", "3")
 
 Progress = Callable[[str, int, int], None]
+Rows = Sequence[Sequence[Any]] | Columns
+#: Pixels of some rows of a batch: called with their row numbers (indices into ``rows``).
+PixelsOf = Callable[[npt.NDArray[np.int64]], PixelSets]
+#: Sort keys of some rows of a batch, called likewise.
+SortKeysOf = Callable[[npt.NDArray[np.int64]], npt.NDArray[np.int64]]
 
 
 @dataclass
@@ -76,20 +105,49 @@ class Batch:
     key: tuple[str, ...]
     columns: tuple[str, ...]
     #: Row tuples in ``columns`` order, or the same data column-wise (fast COPY).
-    rows: Sequence[Sequence[Any]] | Columns
+    rows: Rows
     pixel_table: Table | None = None
     id_column: str | None = None
-    #: Pixels per row, or a function that returns them (called when they are first needed,
-    #: so their computation can overlap the copy of the rows).
-    pixels: PixelSets | Callable[[], PixelSets] | None = None
+    #: Pixels per row, or a function that computes those of the given rows: it is asked only
+    #: for rows that are not stored yet, so a re-run does no pixel work for them.
+    pixels: PixelSets | PixelsOf | None = None
     source: str = ""
     #: Columns that must equal the stored row's for an existing key (None: all but the key).
     compare: tuple[str, ...] | None = None
     #: Sort new rows by their first pixel before inserting (False: already in spatial order).
     spatial_order: bool = True
     #: For rows without pixels of their own: a per-row key to store them in (e.g. the first
-    #: pixel of the footprint they belong to), so that they too sit in spatial order.
-    sort_key: npt.NDArray[np.int64] | None = None
+    #: pixel of the footprint they belong to), so that they too sit in spatial order; or a
+    #: function that gives the keys of the given rows.
+    sort_key: npt.NDArray[np.int64] | SortKeysOf | None = None
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A batch column group that must name a row of ``parent`` (checked before insert)."""
+
+    kind: str
+    columns: tuple[str, ...]
+    parent: Table
+    parent_columns: tuple[str, ...]
+
+
+@dataclass
+class Staged:
+    """One batch after staging: what the inserting step needs to know."""
+
+    batch: Batch
+    #: All input rows: the ``new`` ones first (row_no 0 .. new - 1, in spatial order), then
+    #: those stored already.
+    table: Table
+    new: int
+    #: (row_no, pix) of the new rows, when the batch has pixels.
+    pixel_table: Table | None
+    #: The target held no row when staging began (under the ingest lock).
+    target_was_empty: bool
+
+
+# -- COPY -------------------------------------------------------------------------------------
 
 
 def _copy_type(column_type: TypeEngine[Any]) -> str:
@@ -104,100 +162,125 @@ def _copy_type(column_type: TypeEngine[Any]) -> str:
     raise TypeError(f"no COPY type for {column_type!r}")
 
 
-def _staging_table(batch: Batch, metadata: MetaData) -> Table:
-    """A temporary table shaped like the batch, dropped at commit."""
-    columns = [Column(name, batch.target.c[name].type) for name in batch.columns]
-    if batch.pixels is not None:
-        columns.append(Column("row_no", BigInteger))
-    return Table(f"stage_{batch.kind}", metadata, *columns, prefixes=["TEMPORARY"],
-                 postgresql_on_commit="DROP")
+def _temporary(name: str, metadata: MetaData, *columns: Column[Any]) -> Table:
+    """A temporary table, dropped at commit (or rollback)."""
+    return Table(name, metadata, *columns, prefixes=["TEMPORARY"], postgresql_on_commit="DROP")
 
 
-def _pixel_staging_table(batch: Batch, metadata: MetaData) -> Table:
-    """Temporary (row_no, pix) pairs: the pixels of staged row ``row_no``."""
-    return Table(f"stage_{batch.kind}_pixel", metadata, Column("row_no", BigInteger),
-                 Column("pix", BigInteger), prefixes=["TEMPORARY"], postgresql_on_commit="DROP")
-
-
-def _copy_pixels(connection: Connection, stage: Table, pixels: PixelSets) -> None:
-    """Binary COPY of (row_no, pix) pairs, formatted by numpy rather than row by row."""
-    pairs = Columns([BinaryColumn("int8", pixels.owners()), BinaryColumn("int8", pixels.flat)],
-                    len(pixels.flat))
-    _copy_columns(connection, stage, ["row_no", "pix"], pairs)
-    analyze(connection, stage.name)
-
-
-def _copy_columns(connection: Connection, stage: Table, names: Sequence[str],
-                  columns: Columns, progress: Callable[[int], None] | None = None) -> None:
+def _driver(connection: Connection) -> Any:
     driver = connection.connection.driver_connection
-    assert driver is not None
+    if driver is None:  # only for a closed connection; never inside a transaction
+        raise RuntimeError("the ingest connection is closed")
+    return driver
+
+
+#: Exclusive bound of the magnitude of each integer COPY type.
+_INTEGER_BOUNDS = {"int2": 2**15, "int4": 2**31, "int8": 2**63}
+
+
+def _fixed_column(kind: str, values: Sequence[Any]) -> BinaryColumn | None:
+    """``values`` as one numpy COPY column of type ``kind``, or None if they have no fixed width.
+
+    None also for anything this would not store exactly as psycopg's row-wise COPY does
+    (mixed NULLs, integers out of range, ragged arrays, several strings).
+    """
+    if all(value is None for value in values):
+        return BinaryColumn("null")
+    if any(value is None for value in values):
+        return None
+    if kind == "text":
+        first = values[0]
+        same = isinstance(first, str) and all(value == first for value in values)
+        return BinaryColumn("text", first) if same else None
+    if kind == "bytea":
+        if not all(isinstance(value, bytes) for value in values):
+            return None
+        blobs = encoded_polygons(values)
+        return None if blobs is None or blobs.shape[1] == 0 else BinaryColumn("bytea", blobs)
+    element = kind.removesuffix("[]")
+    if element not in (*_INTEGER_BOUNDS, "float8"):
+        return None
+    try:
+        array = np.asarray(values)
+    except ValueError:  # ragged nested lists
+        return None
+    if array.ndim != (2 if kind.endswith("[]") else 1) or 0 in array.shape:
+        return None
+    if element == "float8":
+        return BinaryColumn(kind, array.astype(np.float64)) if array.dtype.kind in "fiu" \
+            else None
+    bound = _INTEGER_BOUNDS[element]
+    if array.dtype.kind not in "iu" or array.min() < -bound or array.max() >= bound:
+        return None
+    return BinaryColumn(kind, array.astype(np.int64))
+
+
+def _column_wise(table: Table, rows: Sequence[Sequence[Any]]) -> Columns | None:
+    """Row tuples as numpy columns (one ``tobytes`` instead of a ``write_row`` per row).
+
+    None when some column has no fixed width (polygons with different vertex counts, say):
+    those rows are copied row by row.
+    """
+    if not rows:
+        return None
+    columns = []
+    for column, values in zip(table.columns, zip(*rows, strict=True), strict=True):
+        fixed = _fixed_column(_copy_type(column.type), values)
+        if fixed is None:
+            return None
+        columns.append(fixed)
+    return Columns(columns, len(rows))
+
+
+def _copy(connection: Connection, table: Table, rows: Rows) -> None:
+    """Binary COPY of ``rows`` (tuples, or numpy columns) into all columns of ``table``."""
+    if not isinstance(rows, Columns):
+        rows = _column_wise(table, rows) or rows
     statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
-        sql.Identifier(stage.name), sql.SQL(", ").join(map(sql.Identifier, names)))
-    done = 0
-    with driver.cursor() as cursor, cursor.copy(statement) as copy:
-        copy.write(COPY_HEADER)
-        for chunk in columns.chunks():
-            copy.write(chunk)
-            done += 1
-            if progress is not None:
-                progress(done)
-        copy.write(COPY_TRAILER)
-
-
-def _copy_rows(connection: Connection, stage: Table, batch: Batch,
-               progress: Progress | None) -> None:
-    names = [column.name for column in stage.columns]
-    total = len(batch.rows)
-    if isinstance(batch.rows, Columns):
-        columns = batch.rows
-        if batch.pixels is not None:
-            columns = columns.with_columns(
-                BinaryColumn("int8", np.arange(total, dtype=np.int64)))
-        _copy_columns(connection, stage, names, columns)
-    else:
-        _copy_row_by_row(connection, stage, names, batch, progress)
-    if progress is not None:
-        progress(f"copying {batch.kind}", total, total)
-    analyze(connection, stage.name)  # temporary tables get no autovacuum
-
-
-def _copy_row_by_row(connection: Connection, stage: Table, names: list[str], batch: Batch,
-                     progress: Progress | None) -> None:
-    driver = connection.connection.driver_connection
-    assert driver is not None
-    statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
-        sql.Identifier(stage.name), sql.SQL(", ").join(map(sql.Identifier, names))
-    )
-    rows = batch.rows
-    assert not isinstance(rows, Columns)
-    total = len(rows)
-    step = max(total // 100, 1000)
-    with driver.cursor() as cursor, cursor.copy(statement) as copy:
-        copy.set_types([_copy_type(column.type) for column in stage.columns])
-        if batch.pixels is None:
-            for i, row in enumerate(rows):
-                copy.write_row(row)
-                if progress is not None and i % step == 0:
-                    progress(f"copying {batch.kind}", i, total)
+        sql.Identifier(table.name), sql.SQL(", ").join(
+            sql.Identifier(column.name) for column in table.columns))
+    with _driver(connection).cursor() as cursor, cursor.copy(statement) as copy:
+        if isinstance(rows, Columns):
+            copy.write(COPY_HEADER)
+            for chunk in rows.chunks():
+                copy.write(chunk)
+            copy.write(COPY_TRAILER)
         else:
-            for i, row in enumerate(rows):
-                copy.write_row((*row, i))
-                if progress is not None and i % step == 0:
-                    progress(f"copying {batch.kind}", i, total)
+            copy.set_types([_copy_type(column.type) for column in table.columns])
+            for row in rows:
+                copy.write_row(row)
+    analyze(connection, table.name)  # temporary tables get no autovacuum
+
+
+def _numbered(rows: Rows, positions: Sequence[int] | None = None) -> Rows:
+    """``rows`` (or only their columns at ``positions``) with the row number appended."""
+    if isinstance(rows, Columns):
+        columns = rows.columns if positions is None else [rows.columns[i] for i in positions]
+        return Columns([*columns, BinaryColumn("int8", np.arange(len(rows), dtype=np.int64))],
+                       len(rows))
+    if positions is None:
+        return [(*row, number) for number, row in enumerate(rows)]
+    return [(*(row[i] for i in positions), number) for number, row in enumerate(rows)]
+
+
+def _take(rows: Rows, order: npt.NDArray[np.int64]) -> Rows:
+    if len(order) == len(rows) and np.array_equal(order, np.arange(len(rows))):
+        return rows
+    return rows.take(order) if isinstance(rows, Columns) else [rows[i] for i in order]
 
 
 def analyze(connection: Connection, table_name: str) -> None:
     """Refresh the planner statistics of one table."""
-    driver = connection.connection.driver_connection
-    assert driver is not None
-    driver.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(table_name)))
+    _driver(connection).execute(sql.SQL("ANALYZE {}").format(sql.Identifier(table_name)))
 
 
 def vacuum_analyze(connection: Connection, table_name: str) -> None:
     """VACUUM (ANALYZE) one table; needs a connection in autocommit mode."""
-    driver = connection.connection.driver_connection
-    assert driver is not None
-    driver.execute(sql.SQL("VACUUM (ANALYZE) {}").format(sql.Identifier(table_name)))
+    _driver(connection).execute(
+        sql.SQL("VACUUM (ANALYZE) {}").format(sql.Identifier(table_name)))
+
+
+# -- staging ----------------------------------------------------------------------------------
 
 
 def _key_match(a: Any, b: Any, key: Sequence[str]) -> Any:
@@ -208,18 +291,74 @@ def _describe(key: Sequence[str], values: Sequence[Any]) -> str:
     return ", ".join(f"{name}={value!r}" for name, value in zip(key, values, strict=True))
 
 
-def _refuse_conflicts(connection: Connection, stage: Table, batch: Batch) -> None:
+def _is_empty(connection: Connection, table: Table) -> bool:
+    return not connection.execute(select(exists().select_from(table))).scalar_one()
+
+
+def _stored_rows(connection: Connection, batch: Batch, metadata: MetaData
+                 ) -> npt.NDArray[np.int64]:
+    """Row numbers (sorted) of the batch rows whose key is stored already.
+
+    Only the keys are copied for this; the target does not change while it is read, and its
+    unique index on the key serves the join whatever the statistics say.
+    """
+    target = batch.target
+    probe = _temporary(f"probe_{batch.kind}", metadata,
+                       *(Column(name, target.c[name].type) for name in batch.key),
+                       Column("row_no", BigInteger))
+    probe.create(connection)
+    _copy(connection, probe, _numbered(batch.rows, [batch.columns.index(k) for k in batch.key]))
+    found = connection.execute(select(probe.c.row_no).where(
+        exists().where(_key_match(target, probe, batch.key))).order_by(probe.c.row_no))
+    stored = np.array(found.scalars().all(), dtype=np.int64)
+    probe.drop(connection)
+    metadata.remove(probe)
+    return stored
+
+
+def _pixels_of(batch: Batch, rows: npt.NDArray[np.int64]) -> PixelSets:
+    if isinstance(batch.pixels, PixelSets):
+        return batch.pixels.take(rows)
+    if batch.pixels is None:
+        raise TypeError(f"batch {batch.kind} has no pixels")
+    return batch.pixels(rows)
+
+
+def _new_in_order(batch: Batch, new: npt.NDArray[np.int64], with_pixels: bool
+                  ) -> tuple[npt.NDArray[np.int64], PixelSets | None]:
+    """The new rows in the order to store them, and their pixels if that order needs them.
+
+    Footprints stored in spatial order (by first pixel) put the rows of one patch's CCDs on
+    few pages, and ids handed out in that order keep the primary key correlated with the heap.
+    """
+    if not with_pixels:
+        return new, None
+    if batch.pixels is not None:
+        if not batch.spatial_order:
+            return new, None  # already in order: pixels can wait until the rows are copied
+        pixels = _pixels_of(batch, new)
+        order = np.argsort(pixels.first(), kind="stable")
+        return new[order], pixels.take(order)
+    if batch.sort_key is not None:
+        keys = batch.sort_key[new] if isinstance(batch.sort_key, np.ndarray) \
+            else batch.sort_key(new)
+        return new[np.argsort(keys, kind="stable")], None
+    return new, None
+
+
+def _refuse_conflicts(connection: Connection, staged: Staged) -> None:
     """Raise ConflictError if a staged row's key is stored with different content."""
+    batch, stage = staged.batch, staged.table
     compared = [name for name in batch.columns if name not in batch.key] \
         if batch.compare is None else list(batch.compare)
-    if not compared:
+    if not compared or staged.new == len(batch.rows):
         return
     differs = or_(*(stage.c[name].is_distinct_from(batch.target.c[name]) for name in compared))
     statement = (
         select(*(stage.c[name] for name in batch.columns),
                *(batch.target.c[name] for name in compared))
         .select_from(stage.join(batch.target, _key_match(stage, batch.target, batch.key)))
-        .where(differs)
+        .where(and_(stage.c.row_no >= staged.new, differs))
         .limit(5)
     )
     rows = connection.execute(statement).all()
@@ -227,45 +366,112 @@ def _refuse_conflicts(connection: Connection, stage: Table, batch: Batch) -> Non
         return
     lines = []
     for row in rows:
-        staged = dict(zip(batch.columns, row[:len(batch.columns)], strict=True))
+        staged_values = dict(zip(batch.columns, row[:len(batch.columns)], strict=True))
         stored = dict(zip(compared, row[len(batch.columns):], strict=True))
-        fields = [name for name in compared if staged[name] != stored[name]]
+        fields = [name for name in compared if staged_values[name] != stored[name]]
         what = "footprint" if any(f.endswith(("region", "_ra", "_dec")) or f in ("ra", "dec")
                                   for f in fields) else "values"
         detail = f"different {what} ({', '.join(fields)})"
         if "hash_sha1_hex" in fields:
             detail = (f"a different definition: stored hash {stored['hash_sha1_hex']}, "
-                      f"this input has {staged['hash_sha1_hex']}")
-        key_values = [staged[name] for name in batch.key]
+                      f"this input has {staged_values['hash_sha1_hex']}")
+        key_values = [staged_values[name] for name in batch.key]
         lines.append(f"{batch.source}: {batch.kind} ({_describe(batch.key, key_values)}) is "
                      f"already registered with {detail}")
     raise ConflictError("\n".join(lines) + "\nnothing was written")
 
 
-def _insert_new(connection: Connection, stage: Table, pixel_stage: Table | None,
-                batch: Batch) -> int:
-    """Insert staged rows whose key is not stored yet (and their pixel rows); return count."""
-    target = batch.target
-    missing = ~exists().where(_key_match(target, stage, batch.key))
-    new_count = int(connection.execute(
-        select(func.count()).select_from(stage).where(missing)).scalar_one())
-    if new_count == 0:
-        return 0
-    columns = [stage.c[name] for name in batch.columns]
-    first_id = 0
+def _refuse_unknown(connection: Connection, staged: Staged, ref: Reference,
+                    parent_stage: Table | None) -> None:
+    """New rows that refer to a parent that is neither stored nor in this input."""
+    stage, batch = staged.table, staged.batch
+    unknown = ~exists().where(and_(*(ref.parent.c[p] == stage.c[c] for c, p in
+                                     zip(ref.columns, ref.parent_columns, strict=True))))
+    if parent_stage is not None:
+        unknown = and_(unknown, ~exists().where(and_(*(
+            parent_stage.c[p] == stage.c[c]
+            for c, p in zip(ref.columns, ref.parent_columns, strict=True)))))
+    rows = connection.execute(
+        select(*(stage.c[c] for c in ref.columns))
+        .where(and_(stage.c.row_no < staged.new, unknown)).distinct().limit(5)
+    ).all()
+    if rows:
+        raise InputErrors([
+            InputError(f"{ref.parent.name} ({_describe(ref.parent_columns, row)}) is neither in "
+                       f"this manifest nor registered", file=batch.source, field=ref.columns[-1])
+            for row in rows
+        ])
+
+
+def _stage(connection: Connection, batch: Batch, metadata: MetaData,
+           parents: dict[str, Table], references: Sequence[Reference], with_pixels: bool,
+           timings: dict[str, float], progress: Progress | None) -> Staged:
+    """Stage one batch (see the module docstring); ``parents``: staging tables by target."""
+    started = time.perf_counter()
+    count = len(batch.rows)
+    empty = _is_empty(connection, batch.target)
+    stored = np.empty(0, dtype=np.int64) if empty else _stored_rows(connection, batch, metadata)
+    is_new = np.ones(count, dtype=bool)
+    is_new[stored] = False
+    pixels_started = time.perf_counter()
+    new, pixels = _new_in_order(batch, np.flatnonzero(is_new).astype(np.int64), with_pixels)
+    pixel_seconds = time.perf_counter() - pixels_started
+
+    if progress is not None:
+        progress(f"copying {batch.kind}", 0, count)
+    columns = [Column(name, batch.target.c[name].type) for name in batch.columns]
+    table = _temporary(f"stage_{batch.kind}", metadata, *columns, Column("row_no", BigInteger))
+    table.create(connection)
+    _copy(connection, table, _numbered(_take(batch.rows, np.concatenate([new, stored]))))
+    if with_pixels and batch.pixels is not None and pixels is None:
+        pixels_started = time.perf_counter()
+        pixels = _pixels_of(batch, new)
+        pixel_seconds += time.perf_counter() - pixels_started
+    if pixels is not None:
+        timings[f"pixels {batch.kind}"] = pixel_seconds
+    pixel_table = None
+    if pixels is not None and len(new):
+        pixel_table = _temporary(f"stage_{batch.kind}_pixel", metadata,
+                                 Column("row_no", BigInteger), Column("pix", BigInteger))
+        pixel_table.create(connection)
+        _copy(connection, pixel_table, Columns(
+            [BinaryColumn("int8", pixels.owners()), BinaryColumn("int8", pixels.flat)],
+            len(pixels.flat)))
+    if progress is not None:
+        progress(f"copying {batch.kind}", count, count)
+
+    staged = Staged(batch, table, len(new), pixel_table, empty)
+    _refuse_conflicts(connection, staged)
+    for ref in references:
+        if ref.kind == batch.kind:
+            _refuse_unknown(connection, staged, ref, parents.get(ref.parent.name))
+    timings[f"stage {batch.kind}"] = time.perf_counter() - started
+    return staged
+
+
+# -- inserting --------------------------------------------------------------------------------
+
+
+def _insert(connection: Connection, staged: Staged) -> None:
+    """Insert the new rows of a staged batch and their pixel rows (no join with the target)."""
+    batch, stage, target = staged.batch, staged.table, staged.batch.target
+    columns: list[Any] = [stage.c[name] for name in batch.columns]
+    first_id, id_column = 0, batch.id_column or ""
     if batch.pixel_table is not None:
-        # Ids are handed out here, one per staged row (id = first_id + row_no), so that the
+        # Ids are handed out here, one per new row (id = first_id + row_no), so that the
         # pixel rows get theirs without reading the inserted rows back.
-        assert batch.id_column is not None
-        first_id = _reserve_ids(connection, target, batch.id_column, len(batch.rows))
-        columns.insert(0, (literal(first_id, BigInteger) + stage.c.row_no)  # type: ignore[arg-type]
-                       .label(batch.id_column))
-    # Staged rows are in spatial order already (see _in_spatial_order); a freshly copied
-    # temporary table is read back in that order, so no sort is needed.
-    rows = select(*columns).where(missing)
+        if not id_column:
+            raise TypeError(f"batch {batch.kind}: a pixel table needs an id column")
+        first_id = _reserve_ids(connection, target, id_column, staged.new)
+        columns.insert(0, (literal(first_id, BigInteger) + stage.c.row_no).label(id_column))
+    # A freshly copied temporary table is read back in the order it was written: the new
+    # rows, in spatial order, come first.
+    rows = select(*columns)
+    if staged.new < len(batch.rows):
+        rows = rows.where(stage.c.row_no < staged.new)
     # Into an empty table, drop the index and the checks of each row and rebuild them once
     # afterwards: one sort instead of millions of B-tree descents and trigger calls.
-    bulk = _is_empty(connection, target) and _owns(connection, target)
+    bulk = staged.target_was_empty and _owns(connection, target)
     constraints = _deferrable_constraints(batch) if bulk else []
     indexes = sorted(target.indexes, key=lambda index: str(index.name)) if bulk else []
     for constraint in constraints:
@@ -273,48 +479,17 @@ def _insert_new(connection: Connection, stage: Table, pixel_stage: Table | None,
     for index in indexes:
         connection.execute(DropIndex(index))
     connection.execute(insert(target).from_select([column.name for column in columns], rows))
-    if batch.pixel_table is not None:
-        assert batch.id_column is not None and pixel_stage is not None
-        pixel_id = (literal(first_id, BigInteger) + pixel_stage.c.row_no).label(batch.id_column)
+    if batch.pixel_table is not None and staged.pixel_table is not None:
+        pixel_stage = staged.pixel_table
+        pixel_id = (literal(first_id, BigInteger) + pixel_stage.c.row_no).label(id_column)
         pixel_rows = select(pixel_stage.c.pix, pixel_id)
         if not bulk:
-            # Only rows inserted just now have ids from the reserved range.
-            pixel_rows = pixel_rows.where(exists().where(
-                target.c[batch.id_column] == literal(first_id, BigInteger)
-                + pixel_stage.c.row_no)).order_by("pix")  # B-tree inserts in key order
-        connection.execute(
-            insert(batch.pixel_table).from_select(["pix", batch.id_column], pixel_rows)
-        )
+            pixel_rows = pixel_rows.order_by(pixel_stage.c.pix)  # B-tree inserts in key order
+        connection.execute(insert(batch.pixel_table).from_select(["pix", id_column], pixel_rows))
     for constraint in constraints:
         connection.execute(AddConstraint(constraint))  # builds the index / validates once
     for index in indexes:
         connection.execute(CreateIndex(index))
-    return new_count
-
-
-def _in_spatial_order(batch: Batch) -> Batch:
-    """The batch with its rows sorted by their first pixel.
-
-    Footprints stored in spatial order put the rows of one patch's CCDs on few pages, and ids
-    handed out in that order keep the primary key correlated with the heap.
-    """
-    if batch.sort_key is not None:
-        order = np.argsort(batch.sort_key, kind="stable")
-        return replace(batch, rows=_take(batch.rows, order), sort_key=None)
-    if batch.pixels is None or not batch.spatial_order:
-        return batch
-    pixels = _resolved(batch.pixels)
-    order = np.argsort(pixels.first(), kind="stable")
-    return replace(batch, rows=_take(batch.rows, order), pixels=pixels.take(order))
-
-
-def _take(rows: Sequence[Sequence[Any]] | Columns, order: npt.NDArray[np.int64]
-          ) -> Sequence[Sequence[Any]] | Columns:
-    return rows.take(order) if isinstance(rows, Columns) else [rows[i] for i in order]
-
-
-def _resolved(pixels: PixelSets | Callable[[], PixelSets]) -> PixelSets:
-    return pixels if isinstance(pixels, PixelSets) else pixels()
 
 
 def _reserve_ids(connection: Connection, table: Table, column: str, count: int) -> int:
@@ -339,10 +514,6 @@ def _owns(connection: Connection, table: Table) -> bool:
     return bool(connection.execute(owns, {"name": table.name}).scalar_one())
 
 
-def _is_empty(connection: Connection, table: Table) -> bool:
-    return not connection.execute(select(exists().select_from(table))).scalar_one()
-
-
 def _deferrable_constraints(batch: Batch) -> list[Constraint]:
     """Constraints a bulk load into an empty table drops and re-creates, in drop order.
 
@@ -365,30 +536,29 @@ def _deferrable_constraints(batch: Batch) -> list[Constraint]:
     return keys
 
 
-def _refuse_unknown(connection: Connection, stage: Table, kind: str, source: str,
-                    columns: Sequence[str], parent: Table, parent_columns: Sequence[str]) -> None:
-    """Rows that refer to a parent that is neither stored nor in this input."""
-    match = and_(*(parent.c[p] == stage.c[c]
-                   for c, p in zip(columns, parent_columns, strict=True)))
-    rows = connection.execute(
-        select(*(stage.c[c] for c in columns)).where(~exists().where(match)).distinct().limit(5)
-    ).all()
-    if rows:
-        raise InputErrors([
-            InputError(f"{parent.name} ({_describe(parent_columns, row)}) is neither in this "
-                       f"manifest nor registered", file=source, field=columns[-1])
-            for row in rows
-        ])
+# -- the transaction --------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Reference:
-    """A batch column group that must name a row of ``parent`` (checked before insert)."""
+def _prepare_session(connection: Connection) -> None:
+    """Set this transaction's resources and liveness checks, then take the ingest lock.
 
-    kind: str
-    columns: tuple[str, ...]
-    parent: Table
-    parent_columns: tuple[str, ...]
+    The checks come first so that a client killed while it waits for the lock leaves the
+    queue at once.
+    """
+    settings = {
+        # Joins and sorts over a whole batch must stay in memory (defaults spill to disk).
+        "work_mem": BULK_WORK_MEM,
+        "maintenance_work_mem": BULK_MAINTENANCE_MEM,
+        # Ignored on Unix-domain sockets (the embedded server's).
+        "tcp_keepalives_idle": TCP_KEEPALIVES[0],
+        "tcp_keepalives_interval": TCP_KEEPALIVES[1],
+        "tcp_keepalives_count": TCP_KEEPALIVES[2],
+    }
+    if (connection.dialect.server_version_info or (0,)) >= (14,):
+        settings["client_connection_check_interval"] = CLIENT_CHECK_INTERVAL
+    for name, value in settings.items():
+        connection.execute(select(func.set_config(name, value, True)))
+    connection.execute(select(func.pg_advisory_xact_lock(INGEST_LOCK_KEY)))
 
 
 def load(engine: Engine, batches: Sequence[Batch], references: Sequence[Reference] = (),
@@ -396,55 +566,48 @@ def load(engine: Engine, batches: Sequence[Batch], references: Sequence[Referenc
          timings: dict[str, float] | None = None,
          before: Callable[[Connection], None] | None = None,
          after: Callable[[Connection], None] | None = None,
-         vacuum: bool = True) -> dict[str, KindCount]:
+         vacuum: bool = True, check: bool = False) -> dict[str, KindCount]:
     """Load the batches (parents first) in one transaction; return counts per kind.
 
-    ``timings``, when given, receives the seconds spent copying and inserting each kind.
+    ``timings``, when given, receives the seconds spent staging each kind (``stage KIND``; of
+    which ``pixels KIND`` computing pixel coverage) and inserting it (``insert KIND``).
     ``before`` and ``after`` run inside the transaction (under the ingest lock) before the
     first batch and after the last one. ``vacuum=False`` leaves the VACUUM (ANALYZE) to the
-    caller, for runs made of several transactions.
+    caller, for runs made of several transactions. ``check=True`` stages and checks
+    everything, computes no pixels, and rolls back: the counts say what would be inserted,
+    and nothing (not even a sequence value) is used up.
     """
     counts: dict[str, KindCount] = {}
     timings = timings if timings is not None else {}
     metadata = MetaData()
-    stages = {batch.kind: _staging_table(batch, metadata) for batch in batches}
-    pixel_stages = {batch.kind: _pixel_staging_table(batch, metadata) for batch in batches
-                    if batch.pixels is not None}
-    with engine.begin() as connection:
-        connection.execute(select(func.pg_advisory_xact_lock(INGEST_LOCK_KEY)))
-        # Joins and sorts over a whole batch must stay in memory (defaults spill to disk).
-        connection.execute(select(func.set_config("work_mem", BULK_WORK_MEM, True)))
-        connection.execute(select(func.set_config("maintenance_work_mem", BULK_MAINTENANCE_MEM,
-                                                  True)))
+    with engine.connect() as connection:
+        transaction = connection.begin()
+        _prepare_session(connection)
         if before is not None:
             before(connection)
+        staged: list[Staged] = []
+        parents: dict[str, Table] = {}
         for batch in batches:
-            batch = _in_spatial_order(batch)
-            stage = stages[batch.kind]
+            staged.append(_stage(connection, batch, metadata, parents, references,
+                                 not check, timings, progress))
+            parents[batch.target.name] = staged[-1].table
+            counts[batch.kind] = KindCount(in_input=len(batch.rows), inserted=staged[-1].new)
+        if check:
+            transaction.rollback()
+            return counts
+        for item in staged:
+            if not item.new:
+                continue
             started = time.perf_counter()
-            stage.create(connection)
-            _copy_rows(connection, stage, batch, progress)
-            pixel_stage = pixel_stages.get(batch.kind)
-            if pixel_stage is not None:
-                assert batch.pixels is not None
-                pixel_stage.create(connection)
-                _copy_pixels(connection, pixel_stage, _resolved(batch.pixels))
-            timings[f"copy {batch.kind}"] = time.perf_counter() - started
-            started = time.perf_counter()
-            _refuse_conflicts(connection, stage, batch)
-            for ref in references:
-                if ref.kind == batch.kind:
-                    _refuse_unknown(connection, stage, batch.kind, batch.source, ref.columns,
-                                    ref.parent, ref.parent_columns)
             if progress is not None:
-                progress(f"inserting {batch.kind}", 0, 1)
-            inserted = _insert_new(connection, stage, pixel_stage, batch)
+                progress(f"inserting {item.batch.kind}", 0, 1)
+            _insert(connection, item)
             if progress is not None:
-                progress(f"inserting {batch.kind}", 1, 1)
-            counts[batch.kind] = KindCount(in_input=len(batch.rows), inserted=inserted)
-            timings[f"check+insert {batch.kind}"] = time.perf_counter() - started
+                progress(f"inserting {item.batch.kind}", 1, 1)
+            timings[f"insert {item.batch.kind}"] = time.perf_counter() - started
         if after is not None:
             after(connection)
+        transaction.commit()
     if vacuum:
         started = time.perf_counter()
         vacuum_tables(engine, [b for b in batches if counts[b.kind].inserted], progress)

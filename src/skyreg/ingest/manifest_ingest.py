@@ -14,11 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 from psycopg.types.json import Jsonb
 from sqlalchemy import Engine
 
+from skyreg.errors import InputError
 from skyreg.geometry.pixelization import PixelScheme
 from skyreg.ingest import manifest_reader as mr
 from skyreg.ingest.footprints import (
@@ -54,11 +56,58 @@ def _columns(table: pa.Table, names: list[str]) -> list[list[Any]]:
             else [None] * table.num_rows for name in names]
 
 
+def _valid(footprints: Footprints | None) -> Footprints:
+    """Footprints of a column pair whose problems were raised already, so never None here."""
+    if footprints is None:
+        raise RuntimeError("footprints used although their problems were not raised")
+    return footprints
+
+
 def _footprint_rows(footprints: Footprints) -> tuple[list[bytes], list[Any], list[Any]]:
     return footprints.encoded, footprints.ra, footprints.dec
 
 
-def _ccd_files(table: pa.Table, pixels: PixelSets) -> Batch:
+class _Coverage:
+    """Pixel coverage of one footprint column, computed only for the rows the loader asks for.
+
+    The loader asks for the rows that are not registered yet, so a re-run of an unchanged
+    manifest computes no pixels at all. The first pixel of every row computed is kept, for
+    the rows of other kinds stored in the same spatial order (the CCDs' files).
+    """
+
+    def __init__(self, scheme: PixelScheme, kind: str, outer: Footprints,
+                 inner: Footprints | None, progress: Progress | None) -> None:
+        self.scheme, self.kind, self.progress = scheme, kind, progress
+        self.outer, self.inner = outer.encoded, inner.encoded if inner is not None else None
+        self.first = np.full(len(self.outer), -2, dtype=np.int64)  # -2: not computed
+
+    def __call__(self, rows: npt.NDArray[np.int64]) -> PixelSets:
+        total, done = len(rows), 0
+
+        def advance(count: int) -> None:
+            nonlocal done
+            done += count
+            if self.progress is not None:
+                self.progress(f"pixelizing {self.kind}", done, total)
+
+        outer = [self.outer[i] for i in rows]
+        pixels = pixel_coverage(self.scheme, outer, advance)
+        if self.inner is not None:
+            # Tiles are indexed by their outer polygon; where the inner one may stick out,
+            # by the union of both covers.
+            pixels = add_uncontained(self.scheme, outer, [self.inner[i] for i in rows], pixels)
+        self.first[rows] = pixels.first()
+        return pixels
+
+    def first_pixels(self, rows: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+        """Smallest pixel of each given row, computing those not known yet."""
+        missing = rows[self.first[rows] == -2]
+        if len(missing):
+            self(np.unique(missing))
+        return self.first[rows]
+
+
+def _ccd_files(table: pa.Table, coverage: _Coverage) -> Batch:
     """Archive rows for the CCDs whose ``uri`` is given (optional manifest columns).
 
     They are stored in the spatial order of their CCDs, so that a spatial search's file lookups
@@ -66,7 +115,7 @@ def _ccd_files(table: pa.Table, pixels: PixelSets) -> Batch:
     """
     has_file = pc.is_valid(table.column("uri"))
     with_file = table.filter(has_file)
-    sort_key = pixels.first()[np.asarray(has_file.to_numpy(zero_copy_only=False), dtype=bool)]
+    ccd_rows = np.flatnonzero(np.asarray(has_file.to_numpy(zero_copy_only=False), dtype=bool))
     count = with_file.num_rows
 
     def column(name: str, default: Any) -> list[Any]:
@@ -75,6 +124,9 @@ def _ccd_files(table: pa.Table, pixels: PixelSets) -> Batch:
         return [default if value is None else value
                 for value in with_file.column(name).to_pylist()]
 
+    def sort_keys(rows: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+        return coverage.first_pixels(ccd_rows[rows])
+
     rows = list(zip(column("dataset_type", "raw"), *_columns(
         with_file, ["instrument", "visit", "detector", "uri"]), column("hdu", 0),
         column("format", "fits"), column("size_bytes", None), column("checksum", None),
@@ -82,7 +134,7 @@ def _ccd_files(table: pa.Table, pixels: PixelSets) -> Batch:
     return Batch("ccd_dataset", ccd_dataset, ("dataset_type", "instrument", "visit", "detector"),
                  ("dataset_type", "instrument", "visit", "detector", "uri", "hdu", "format",
                   "size_bytes", "checksum"), rows, source=mr.CCDS_FILE,
-                 compare=("uri", "hdu", "checksum"), sort_key=sort_key)
+                 compare=("uri", "hdu", "checksum"), sort_key=sort_keys)
 
 
 def _batches(manifest: mr.Manifest, scheme: PixelScheme, problems: Problems,
@@ -112,28 +164,13 @@ def _batches(manifest: mr.Manifest, scheme: PixelScheme, problems: Problems,
     problems.raise_if_any()
     stage_seconds["validate footprints"] = time.perf_counter() - started
 
-    started = time.perf_counter()
-    pixels: dict[str, PixelSets] = {}
+    coverage: dict[str, _Coverage] = {}
     for kind in ("tract", "patch", "ccd"):
-        if kind not in geometry:
-            continue
-        outer = geometry[kind][-1]
-        assert outer is not None
-        total = len(outer.encoded)
-        done = 0
-
-        def advance(count: int, kind: str = kind, total: int = total) -> None:
-            nonlocal done
-            done += count
-            if progress is not None:
-                progress(f"pixelizing {kind}", done, total)
-
-        pixels[kind] = pixel_coverage(scheme, outer.encoded, advance)
-        if len(geometry[kind]) == 2:
-            inner = geometry[kind][0]
-            assert inner is not None
-            pixels[kind] = add_uncontained(scheme, outer.encoded, inner.encoded, pixels[kind])
-    stage_seconds["pixel coverage"] = time.perf_counter() - started
+        if kind in geometry:
+            *inners, outermost = geometry[kind]
+            coverage[kind] = _Coverage(scheme, kind, _valid(outermost),
+                                       _valid(inners[0]) if inners else None,
+                                       progress)
 
     if manifest.instrument is not None:
         doc = manifest.instrument
@@ -144,7 +181,9 @@ def _batches(manifest: mr.Manifest, scheme: PixelScheme, problems: Problems,
               doc.get("physical_filters"))],
             source="instrument.json"))
     if manifest.detectors is not None:
-        assert manifest.instrument is not None
+        if manifest.instrument is None:
+            raise InputError("detectors need instrument.json to say whose they are",
+                             file=mr.DETECTORS_FILE)
         table = manifest.detectors
         names = ["detector", "full_name", "raft", "name_in_raft", "purpose",
                  "fp_x_min", "fp_x_max", "fp_y_min", "fp_y_max"]
@@ -159,25 +198,23 @@ def _batches(manifest: mr.Manifest, scheme: PixelScheme, problems: Problems,
         target_names = ("instrument", "visit", "day_obs", "seq_num", "band", "physical_filter",
                         "boresight_ra", "boresight_dec", "rotation_deg", "exposure_time",
                         "mjd_tai_start", "mjd_tai_end", "region", "ra", "dec")
-        region = geometry["visit"][0]
-        assert region is not None
+        region = _valid(geometry["visit"][0])
         rows = list(zip(*_columns(table, source_names), *_footprint_rows(region), strict=True))
         batches.append(Batch("visit", visit, ("instrument", "visit"), target_names, rows,
                              source=mr.VISITS_FILE))
         references.append(Reference("visit", ("instrument",), instrument, ("name",)))
     if manifest.ccds is not None:
         table = manifest.ccds
-        region = geometry["ccd"][0]
-        assert region is not None
+        region = _valid(geometry["ccd"][0])
         rows = list(zip(*_columns(table, ["instrument", "visit", "detector"]),
                         *_footprint_rows(region), strict=True))
         batches.append(Batch("ccd", ccd, ("instrument", "visit", "detector"),
                              ("instrument", "visit", "detector", "region", "ra", "dec"), rows,
-                             ccd_pixel, "ccd_id", pixels["ccd"], source=mr.CCDS_FILE))
+                             ccd_pixel, "ccd_id", coverage["ccd"], source=mr.CCDS_FILE))
         references.append(Reference("ccd", ("instrument", "detector"), detector,
                                     ("instrument", "detector")))
         if "uri" in table.column_names:
-            batches.append(_ccd_files(table, pixels["ccd"]))
+            batches.append(_ccd_files(table, coverage["ccd"]))
             references.append(Reference("ccd_dataset", ("dataset_type",), dataset_type,
                                         ("name",)))
     if manifest.skymap is not None:
@@ -196,36 +233,43 @@ def _batches(manifest: mr.Manifest, scheme: PixelScheme, problems: Problems,
     for kind, table, target, pixel_table, key, names, source in tiles:
         if table is None:
             continue
-        inner, outer = geometry[kind]
-        assert inner is not None and outer is not None
+        inner, outer = (_valid(side) for side in geometry[kind])
         rows = list(zip(*_columns(table, names), *_footprint_rows(inner),
                         *_footprint_rows(outer), strict=True))
         region_names = ("inner_region", "inner_ra", "inner_dec",
                         "outer_region", "outer_ra", "outer_dec")
         batches.append(Batch(kind, target, key, (*names, *region_names), rows, pixel_table,
-                             f"{kind}_id", pixels[kind], source=source))
+                             f"{kind}_id", coverage[kind], source=source))
     return batches, references
 
 
 def ingest_manifest(engine: Engine, scheme: PixelScheme, root: Path,
-                    progress: Progress | None = None) -> IngestReport:
-    """Load one manifest directory; see :meth:`skyreg.Registry.ingest_manifest`."""
+                    progress: Progress | None = None, check: bool = False) -> IngestReport:
+    """Load one manifest directory; see :meth:`skyreg.Registry.ingest_manifest`.
+
+    ``check=True`` runs every check, those against the stored rows included, and writes
+    nothing; the report's counts say what a load would insert.
+    """
     started = time.perf_counter()
-    report = IngestReport(source=str(root))
+    report = IngestReport(source=str(root), checked_only=check)
     if progress is not None:
         progress("reading", 0, 1)
     manifest, problems = mr.read_manifest(root)
     if manifest is None:
         problems.raise_if_any()
-    assert manifest is not None
+        raise InputError("not readable as a manifest", file=str(root))
     if progress is not None:
         progress("reading", 1, 1)
     report.stage_seconds["read"] = time.perf_counter() - started
     batches, references = _batches(manifest, scheme, problems, progress, report.stage_seconds)
     loading = time.perf_counter()
     database_seconds: dict[str, float] = {}
-    report.counts = load(engine, batches, references, progress, database_seconds)
-    report.stage_seconds["database"] = time.perf_counter() - loading
-    report.stage_seconds.update({f"database: {k}": v for k, v in database_seconds.items()})
+    report.counts = load(engine, batches, references, progress, database_seconds, check=check)
+    pixel_seconds = sum(v for k, v in database_seconds.items() if k.startswith("pixels "))
+    if not check:
+        report.stage_seconds["pixel coverage"] = pixel_seconds
+    report.stage_seconds["database"] = time.perf_counter() - loading - pixel_seconds
+    report.stage_seconds.update({f"database: {k}": v for k, v in database_seconds.items()
+                                 if not k.startswith("pixels ")})
     report.seconds = time.perf_counter() - started
     return report

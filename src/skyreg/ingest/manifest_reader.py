@@ -19,9 +19,12 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from skyreg.errors import InputError
+from skyreg.geometry.polygons import wrap_ra
 from skyreg.ingest.problems import Problems
 
 FORMAT_VERSION = 1
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
+INT64_MAX = 2**63 - 1
 Kind = Literal["int", "float", "str", "floats"]
 
 _ARROW_TYPES: dict[str, pa.DataType] = {
@@ -220,6 +223,64 @@ def _check_range(table: pa.Table, file: str, field: str, low: float, high: float
                      f"({_rows(int(bad.sum()))})", row=row, field=field)
 
 
+def _check_ints(table: pa.Table, file: str, field: str, low: int, high: int,
+                problems: Problems) -> None:
+    """Integers (nulls allowed) within [low, high]: the range of the column they are stored in.
+
+    The binary COPY writes a 32-bit column from 32-bit values, so a larger id would otherwise
+    be stored wrapped round.
+    """
+    if field not in table.column_names:
+        return
+    column = table.column(field)
+    bad = pc.fill_null(pc.or_(pc.less(column, low), pc.greater(column, high)), False)
+    row = _row_of(bad.to_numpy(zero_copy_only=False))
+    if row is not None:
+        problems.add(file, f"value {column[row].as_py()} outside [{low}, {high}] "
+                     f"({_rows(int(pc.sum(bad).as_py()))})", row=row, field=field)
+
+
+def _check_text(table: pa.Table, file: str, problems: Problems) -> None:
+    """No NUL characters in string columns: PostgreSQL text cannot hold one."""
+    for field in table.column_names:
+        column = table.column(field)
+        if not pa.types.is_string(column.type):
+            continue
+        bad = pc.fill_null(pc.match_substring(column, "\x00"), False)
+        row = _row_of(bad.to_numpy(zero_copy_only=False))
+        if row is not None:
+            problems.add(file, "text contains a NUL character, which PostgreSQL cannot store",
+                         row=row, field=field)
+
+
+def _check_json_text(value: Any, file: str, problems: Problems, path: str = "") -> None:
+    """No NUL characters anywhere in a JSON document that is stored (keys included)."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            problems.add(file, "text contains a NUL character, which PostgreSQL cannot store",
+                         field=path or None)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            name = f"{path}.{key}" if path else str(key)
+            if "\x00" in str(key):
+                problems.add(file, "key contains a NUL character", field=name)
+            _check_json_text(item, file, problems, name)
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _check_json_text(item, file, problems, f"{path}[{i}]")
+
+
+def _wrap_ra(table: pa.Table, file: str, field: str, problems: Problems) -> pa.Table:
+    """The table with ``field`` (an RA) wrapped into [0, 360) as the format says; NaN refused."""
+    values = table.column(field).to_numpy()
+    row = _row_of(~np.isfinite(values))
+    if row is not None:
+        problems.add(file, f"value {values[row]} is not finite", row=row, field=field)
+        return table
+    index = table.column_names.index(field)
+    return table.set_column(index, field, pa.array(wrap_ra(values), pa.float64()))
+
+
 def _check_unique(table: pa.Table, file: str, keys: list[str], problems: Problems) -> None:
     indexed = table.select(keys).append_column("_row", pa.array(np.arange(table.num_rows)))
     counts = indexed.group_by(keys).aggregate([("_row", "count"), ("_row", "max")])
@@ -283,18 +344,26 @@ def read_manifest(root: Path) -> tuple[Manifest | None, Problems]:
 
     instrument = _read_json(root / "instrument.json", problems)
     instrument_name = None
+    bounds: dict[str, int | None] = {"detector_max": None, "visit_max": None}
     if instrument is not None:
         instrument_name = _json_field(instrument, "instrument.json", "name", str, problems)
-        for key in ("detector_max", "visit_max"):
-            _json_field(instrument, "instrument.json", key, int, problems)
+        for key in bounds:
+            bound = _json_field(instrument, "instrument.json", key, int, problems)
+            if bound is not None and not 1 <= bound <= INT64_MAX:
+                problems.add("instrument.json", f"{bound} is outside [1, {INT64_MAX}]",
+                             field=key)
+            else:
+                bounds[key] = bound
         for key in ("bands", "physical_filters"):
             _json_field(instrument, "instrument.json", key, list, problems, required=False)
+        _check_json_text(instrument, "instrument.json", problems)
     skymap = _read_json(root / "skymap.json", problems)
     skymap_name = None
     if skymap is not None:
         skymap_name = _json_field(skymap, "skymap.json", "name", str, problems)
         _json_field(skymap, "skymap.json", "kind", str, problems)
         _json_field(skymap, "skymap.json", "hash_sha1_hex", str, problems)
+        _check_json_text(skymap, "skymap.json", problems)
 
     detectors = _read_parquet(root / DETECTORS_FILE, DETECTOR_COLUMNS, problems)
     visits = _read_parquet(root / VISITS_FILE, VISIT_COLUMNS, problems)
@@ -304,20 +373,25 @@ def read_manifest(root: Path) -> tuple[Manifest | None, Problems]:
     if problems:
         return None, problems
 
+    for table, file in ((detectors, DETECTORS_FILE), (visits, VISITS_FILE), (ccds, CCDS_FILE),
+                        (tracts, TRACTS_FILE), (patches, PATCHES_FILE)):
+        if table is not None:
+            _check_text(table, file, problems)
     if detectors is not None:
         if instrument is None:
             problems.add(DETECTORS_FILE, "detectors need instrument.json to say whose they are")
-        else:
-            _check_range(detectors, DETECTORS_FILE, "detector", 0, instrument["detector_max"],
+        elif bounds["detector_max"] is not None:
+            _check_range(detectors, DETECTORS_FILE, "detector", 0, bounds["detector_max"],
                          problems, high_inclusive=False)
         _check_unique(detectors, DETECTORS_FILE, ["detector"], problems)
     if visits is not None:
         _check_name(visits, VISITS_FILE, "instrument", instrument_name, "instrument.json",
                     problems)
-        if instrument is not None:
-            _check_range(visits, VISITS_FILE, "visit", 0, instrument["visit_max"], problems,
+        if bounds["visit_max"] is not None:
+            _check_range(visits, VISITS_FILE, "visit", 0, bounds["visit_max"], problems,
                          high_inclusive=False)
-        _check_range(visits, VISITS_FILE, "ra", 0.0, 360.0, problems, high_inclusive=False)
+        visits = _wrap_ra(visits, VISITS_FILE, "ra", problems)
+        _check_ints(visits, VISITS_FILE, "day_obs", 0, INT32_MAX, problems)
         _check_range(visits, VISITS_FILE, "dec", -90.0, 90.0, problems)
         _check_range(visits, VISITS_FILE, "rot_deg", -360.0, 360.0, problems)
         _check_range(visits, VISITS_FILE, "exposure_time", 0.0, 1e6, problems)
@@ -335,12 +409,14 @@ def read_manifest(root: Path) -> tuple[Manifest | None, Problems]:
             _check_references(ccds, CCDS_FILE, ["detector"], detectors, DETECTORS_FILE,
                               problems)
         _check_unique(ccds, CCDS_FILE, ["instrument", "visit", "detector"], problems)
+        _check_ints(ccds, CCDS_FILE, "hdu", 0, INT32_MAX, problems)
+        _check_ints(ccds, CCDS_FILE, "size_bytes", 0, INT64_MAX, problems)
     if tracts is not None:
         _check_name(tracts, TRACTS_FILE, "skymap", skymap_name, "skymap.json", problems)
         if skymap is None:
             problems.add(TRACTS_FILE, "tracts need skymap.json to define their sky map")
-        _check_range(tracts, TRACTS_FILE, "ra_center", 0.0, 360.0, problems,
-                     high_inclusive=False)
+        tracts = _wrap_ra(tracts, TRACTS_FILE, "ra_center", problems)
+        _check_ints(tracts, TRACTS_FILE, "ring", INT32_MIN, INT32_MAX, problems)
         _check_range(tracts, TRACTS_FILE, "dec_center", -90.0, 90.0, problems)
         _check_unique(tracts, TRACTS_FILE, ["skymap", "tract"], problems)
     if patches is not None:
@@ -348,6 +424,8 @@ def read_manifest(root: Path) -> tuple[Manifest | None, Problems]:
         _check_references(patches, PATCHES_FILE, ["skymap", "tract"], tracts, TRACTS_FILE,
                           problems)
         _check_unique(patches, PATCHES_FILE, ["skymap", "tract", "patch"], problems)
+        for field in ("cell_x", "cell_y"):
+            _check_ints(patches, PATCHES_FILE, field, INT32_MIN, INT32_MAX, problems)
     # Value problems do not stop here: the caller goes on to check the footprints so that one
     # run reports everything, and refuses to write anything while any problem is recorded.
     manifest = Manifest(root, provenance, instrument, detectors, visits, ccds, skymap, tracts,

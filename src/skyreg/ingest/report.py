@@ -25,10 +25,12 @@ class IngestReport:
     counts: dict[str, KindCount] = field(default_factory=dict)
     seconds: float = 0.0
     stage_seconds: dict[str, float] = field(default_factory=dict)
+    #: A check only: ``inserted`` counts what a load would insert, and nothing was written.
+    checked_only: bool = False
 
     @property
     def changed(self) -> bool:
-        return any(count.inserted for count in self.counts.values())
+        return not self.checked_only and any(count.inserted for count in self.counts.values())
 
     def ccds_per_second(self) -> float:
         ccds = self.counts.get("ccd", KindCount()).in_input
@@ -36,10 +38,15 @@ class IngestReport:
 
     def lines(self) -> list[str]:
         """A human-readable summary, one line per kind and a total."""
-        out = [f"{'kind':<12}{'in input':>12}{'new':>12}{'already there':>16}"]
+        new = "would be new" if self.checked_only else "new"
+        out = [f"{'kind':<12}{'in input':>12}{new:>14}{'already there':>16}"]
         for kind, count in self.counts.items():
-            out.append(f"{kind:<12}{count.in_input:>12,}{count.inserted:>12,}"
+            out.append(f"{kind:<12}{count.in_input:>12,}{count.inserted:>14,}"
                        f"{count.already_present:>16,}")
+        if self.checked_only:
+            out.append(f"checked {self.source} in {self.seconds:.1f} s: no problems; "
+                       "nothing was written")
+            return out
         rate = self.ccds_per_second()
         timing = f"{self.seconds:.1f} s"
         if rate:
@@ -51,6 +58,7 @@ class IngestReport:
     def as_dict(self) -> dict[str, object]:
         return {
             "source": self.source,
+            "checked_only": self.checked_only,
             "seconds": round(self.seconds, 3),
             "ccds_per_second": round(self.ccds_per_second(), 1),
             "stage_seconds": {k: round(v, 3) for k, v in self.stage_seconds.items()},

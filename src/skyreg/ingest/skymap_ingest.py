@@ -21,7 +21,7 @@ from sqlalchemy import Engine, select
 
 from skyreg.errors import ConflictError
 from skyreg.geometry.pixelization import PixelScheme
-from skyreg.geometry.polygons import encode_flat_polygons, unit_vectors
+from skyreg.geometry.polygons import GeometryError, check_flat_polygons, unit_vectors
 from skyreg.ingest.binary_copy import Column, Columns, encoded_polygons
 from skyreg.ingest.footprints import (
     PixelSets,
@@ -110,22 +110,32 @@ def _encode_fixed(ra: FloatArray, dec: FloatArray, what: str) -> list[bytes]:
     """Encode (n, k) vertex arrays; geometry from the generator must always be valid."""
     n, k = ra.shape
     offsets = np.arange(0, n * k + 1, k, dtype=np.int64)
-    encoded, errors = encode_flat_polygons(ra.ravel(), dec.ravel(), offsets)
-    bad = [i for i, error in enumerate(errors) if error is not None]
-    if bad:
-        raise ValueError(f"{what} {bad[0]}: generated polygon is invalid: {errors[bad[0]]}")
-    return encoded  # type: ignore[return-value]
+    return _encoded(ra.ravel(), dec.ravel(), offsets, what)
 
 
 def _encode_ragged(ra: FloatArray, dec: FloatArray, offsets: npt.NDArray[np.int64],
                    what: str) -> list[bytes]:
-    encoded, errors = encode_flat_polygons(np.asarray(ra, dtype=np.float64),
-                                           np.asarray(dec, dtype=np.float64),
-                                           np.asarray(offsets, dtype=np.int64))
-    bad = [i for i, error in enumerate(errors) if error is not None]
+    return _encoded(np.asarray(ra, dtype=np.float64), np.asarray(dec, dtype=np.float64),
+                    np.asarray(offsets, dtype=np.int64), what)
+
+
+def _encoded(ra: FloatArray, dec: FloatArray, offsets: npt.NDArray[np.int64],
+             what: str) -> list[bytes]:
+    """The encodings of generated polygons, which are stored with the arrays as generated.
+
+    So they must be valid and already in stored form (RA in [0, 360), no redundant vertex);
+    otherwise the parameters of the definition produced a polygon skyreg cannot index.
+    """
+    checked = check_flat_polygons(ra, dec, offsets)
+    bad = [i for i, error in enumerate(checked.errors) if error is not None]
     if bad:
-        raise ValueError(f"{what} {bad[0]}: generated polygon is invalid: {errors[bad[0]]}")
-    return encoded  # type: ignore[return-value]
+        raise GeometryError(f"{what} {bad[0]}: the sky map's parameters give an invalid "
+                            f"polygon: {checked.errors[bad[0]]}")
+    if checked.stored:
+        row = min(checked.stored)
+        raise GeometryError(f"{what} {row}: the sky map's parameters give a polygon with "
+                            "redundant vertices or RA outside [0, 360)")
+    return checked.encoded  # type: ignore[return-value]
 
 
 def _inside_all(inner_ra: FloatArray, inner_dec: FloatArray, outer_ra: FloatArray,
@@ -141,7 +151,8 @@ def _inside_all(inner_ra: FloatArray, inner_dec: FloatArray, outer_ra: FloatArra
 
 def _polygon_columns(encoded: list[bytes], ra: FloatArray, dec: FloatArray) -> list[Column]:
     blobs = encoded_polygons(encoded)
-    assert blobs is not None  # generated polygons have a fixed vertex count
+    if blobs is None:
+        raise GeometryError("generated patch polygons differ in vertex count")
     return [Column("bytea", blobs), Column("float8[]", np.asarray(ra)),
             Column("float8[]", np.asarray(dec))]
 
@@ -191,13 +202,13 @@ def _batches(scheme: PixelScheme, name: str, definition: SkyMapDefinition, diges
     # the database; the loader asks for them when it copies the pixel rows.
     covers = start_pixel_coverage(scheme, patch_outer + [patch_inner[i] for i in sticking_out])
 
-    def patch_pixels() -> PixelSets:
+    def patch_pixels(rows: npt.NDArray[np.int64]) -> PixelSets:
         both = covers()
         count = len(patch_outer)
         outer = PixelSets(both.flat[:both.offsets[count]], both.offsets[:count + 1])
         inner = PixelSets(both.flat[both.offsets[count]:],
                           both.offsets[count:] - both.offsets[count])
-        return outer.union(sticking_out, inner)
+        return outer.union(sticking_out, inner).take(rows)
 
     tract_pixels = add_uncontained(scheme, tract_outer, tract_inner,
                                    pixel_coverage(scheme, tract_outer, advance("tract")))

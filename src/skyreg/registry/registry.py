@@ -22,9 +22,9 @@ from sqlalchemy.exc import DBAPIError
 from skyreg.db.connection import ReadConnection, writing
 from skyreg.db.engine import describe, first_line, open_engine
 from skyreg.db.migrate import ensure_schema
-from skyreg.errors import DatabaseError, NotFoundError, SkyregError
+from skyreg.errors import DatabaseError, NotFoundError
 from skyreg.geometry.pixelization import PixelScheme
-from skyreg.geometry.polygons import decode_polygon
+from skyreg.geometry.polygons import GeometryError, decode_polygon
 from skyreg.geometry.query_regions import QueryRegion, make_query_region
 from skyreg.registry import dataset_queries, queries
 from skyreg.registry.results import (
@@ -37,6 +37,13 @@ from skyreg.registry.results import (
     dataset_results,
     patch_results,
     tract_results,
+)
+from skyreg.registry.validation import (
+    NameChecker,
+    QueryError,
+    stored_name,
+    stored_text,
+    time_range,
 )
 from skyreg.schema import DIMENSIONS, ccd, dataset_type, patch, skymap, tract, visit
 
@@ -67,16 +74,12 @@ def _sql(builder: Callable[..., Select[Any]], *args: Any) -> str:
     return str(builder(*args).compile(dialect=_DIALECT))
 
 
-class QueryError(SkyregError, ValueError):
-    """A query was asked with arguments that do not make sense."""
-
-
 def _names(value: str | Sequence[str] | None, what: str) -> tuple[str, ...] | None:
     if value is None:
         return None
-    if isinstance(value, str):
-        return (value,)
-    names = tuple(value)
+    if not isinstance(value, Sequence):
+        raise QueryError(f"{what}: expected a name or a list of names, got {value!r}")
+    names = (value,) if isinstance(value, str) else tuple(value)
     if not all(isinstance(name, str) for name in names):
         raise QueryError(f"{what}: expected a name or a list of names, got {value!r}")
     if any("\x00" in name for name in names):
@@ -95,16 +98,6 @@ def _scratch(value: Any) -> ScratchCache | None:
     from skyreg.cutouts import ScratchCache
 
     return value if isinstance(value, ScratchCache) else ScratchCache(value)
-
-
-def _mjd_tai(value: Any, what: str) -> float:
-    """MJD (TAI) from an astropy Time or a number already in MJD TAI."""
-    if hasattr(value, "tai") and hasattr(value, "mjd"):
-        return float(value.tai.mjd)
-    try:
-        return float(value)
-    except (TypeError, ValueError) as err:
-        raise QueryError(f"{what}: expected an astropy Time or an MJD (TAI) number") from err
 
 
 def _key(value: Any, types: tuple[type, ...], what: str, example: str) -> tuple[Any, ...]:
@@ -141,6 +134,7 @@ class Registry:
         self.pixel_scheme = scheme
         self._reads = ReadConnection(engine)
         self._lookup: CoaddLookup | None = None
+        self._names = NameChecker()
 
     # -- life cycle ---------------------------------------------------------------------------
 
@@ -204,17 +198,21 @@ class Registry:
         self,
         path: str | PathLike[str],
         *,
+        check: bool = False,
         progress: Callable[[str, int, int], None] | None = None,
     ) -> IngestReport:
         """Load a survey manifest directory (format v1); see ``docs/manifest-format.md``.
 
         All or nothing: on any error nothing of this manifest is written. Idempotent: loading
-        the same manifest again writes nothing and succeeds.
+        the same manifest again writes nothing and succeeds. ``check=True`` runs every check
+        a load runs (conflicts with the stored rows included) and writes nothing: the
+        report's ``inserted`` counts are what a load would insert.
         """
         from skyreg.ingest.manifest_ingest import ingest_manifest
 
         with writing(self.engine, "the ingest"):
-            return ingest_manifest(self.engine, self.pixel_scheme, Path(path), progress=progress)
+            return ingest_manifest(self.engine, self.pixel_scheme, Path(path), progress=progress,
+                                   check=check)
 
     def ingest_fits(
         self,
@@ -271,6 +269,7 @@ class Registry:
             name = name or file_name
         if not name:
             raise QueryError("a sky map needs a name (give one, or 'name:' in the config file)")
+        name = stored_name(name, "sky map")
         with writing(self.engine, f"the registration of sky map {name!r}"):
             return register_skymap(self.engine, self.pixel_scheme, name, definition, progress)
 
@@ -318,21 +317,19 @@ class Registry:
             stored=("patch", "tract"), patch=patch, tract=tract, cone=cone, polygon=polygon,
             point=point, region=region, inner=inner,
         )
-        time_range = None
-        if time is not None:
-            if not isinstance(time, Sequence) or len(time) != 2:
-                raise QueryError("time: expected (start, end)")
-            time_range = (_mjd_tai(time[0], "time[0]"), _mjd_tai(time[1], "time[1]"))
+        mjd_range = time_range(time) if time is not None else None
         instruments, bands = _names(instrument, "instrument"), _names(band, "band")
+        self._names.check(self._conn, "instrument", instruments)
+        self._names.check(self._conn, "band", bands)
         filters = queries.CcdFilters(instruments is not None, bands is not None,
-                                     time_range is not None)
+                                     mjd_range is not None)
         params: dict[str, Any] = {}
         if instruments is not None:
             params["instruments"] = list(instruments)
         if bands is not None:
             params["bands"] = list(bands)
-        if time_range is not None:
-            params["mjd_start"], params["mjd_end"] = time_range
+        if mjd_range is not None:
+            params["mjd_start"], params["mjd_end"] = mjd_range
         rows = self._exact(_sql(queries.ccd_candidates, filters), query, params)
         return ccd_results(rows)
 
@@ -374,6 +371,7 @@ class Registry:
         """Patches or tracts (per ``builder``) matching a CCD or region, exact."""
         query = self._query_region(stored=("ccd",), **regions)
         skymaps = _names(skymap, "skymap")
+        self._names.check(self._conn, "skymap", skymaps, stacklevel=4)
         return self._exact(_sql(builder, skymaps is not None, inner), query,
                            {"skymaps": list(skymaps)} if skymaps is not None else {})
 
@@ -408,6 +406,8 @@ class Registry:
         spatial = any(value is not None for value in (patch, tract, cone, polygon, point, region))
         instruments, skymaps = _names(instrument, "instrument"), _names(skymap, "skymap")
         bands = _names(band, "band")
+        for kind, names in (("instrument", instruments), ("skymap", skymaps), ("band", bands)):
+            self._names.check(self._conn, kind, names)  # type: ignore[arg-type]
         filters = dataset_queries.DatasetFilters(spatial, instruments is not None,
                                                  skymaps is not None, bands is not None)
         params: dict[str, Any] = {"dataset_type": dataset_type}
@@ -441,8 +441,10 @@ class Registry:
         if dimensions not in DIMENSIONS:
             raise QueryError(f"dimensions must be one of {', '.join(DIMENSIONS)}, "
                              f"got {dimensions!r}")
-        if not name or not name.replace("_", "").isalnum():
+        name = stored_name(name, "dataset type")
+        if not name.replace("_", "").isalnum():
             raise QueryError(f"dataset type name {name!r}: use letters, digits and '_'")
+        description = stored_text(description, "description")
         from sqlalchemy.dialects.postgresql import insert
 
         with self.engine.begin() as connection:
@@ -638,7 +640,8 @@ class Registry:
             return QueryRegion("region", self.ccd_region(*_key(
                 ccd, (str, int, int), "ccd", "(instrument, visit, detector)")))
         query = make_query_region(**regions)
-        assert query is not None
+        if query is None:  # only when no region was given, which is refused above
+            raise QueryError("give a search region")
         return query
 
     def _exact(self, sql: str, query: QueryRegion, params: dict[str, Any]
@@ -655,8 +658,14 @@ def parse_pixelization(value: str | PixelScheme) -> PixelScheme:
     """``"htm9"`` / ``"healpix10"`` → PixelScheme."""
     if isinstance(value, PixelScheme):
         return value
+    if not isinstance(value, str):
+        raise QueryError(f"pixelization: expected a name such as 'htm9', got {value!r}")
     text = value.strip().lower()
     for scheme in ("healpix", "htm"):
-        if text.startswith(scheme) and text[len(scheme):].isdigit():
-            return PixelScheme(scheme, int(text[len(scheme):]))
+        level = text[len(scheme):]
+        if text.startswith(scheme) and level.isascii() and level.isdigit():
+            try:
+                return PixelScheme(scheme, int(level))
+            except GeometryError as err:
+                raise QueryError(f"pixelization {value!r}: {err}") from err
     raise QueryError(f"pixelization {value!r}: expected e.g. 'htm9' or 'healpix10'")

@@ -1,0 +1,266 @@
+-- Entry points for operators: set-returning SQL functions that answer the registry's spatial
+-- questions exactly, like the Python API. Each is one inlinable SELECT, so EXPLAIN shows its
+-- whole plan: candidate ids from the *_pixel tables (index range scans over the pixel cover
+-- of the region), then the exact test on each candidate's polygon.
+
+CREATE FUNCTION skyreg_cover(kind text, region float8[]) RETURNS TABLE (lo bigint, hi bigint)
+LANGUAGE plpgsql STABLE STRICT PARALLEL SAFE ROWS 16 AS $$
+DECLARE
+    scheme text;
+    lvl int;
+BEGIN
+    SELECT c.pixel_scheme, c.pixel_level INTO scheme, lvl FROM registry_config AS c;
+    IF scheme IS NULL THEN
+        RAISE EXCEPTION 'registry_config is empty: this database holds no skyreg registry yet'
+            USING ERRCODE = '55000';
+    END IF;
+    IF scheme <> 'htm' THEN
+        RAISE EXCEPTION 'the skyreg SQL functions support HTM-indexed registries only; this '
+            'registry is indexed with % level %', scheme, lvl
+            USING ERRCODE = '0A000',
+                  HINT = 'use the Python API or the skyreg command for this registry';
+    END IF;
+    RETURN QUERY SELECT h.lo, h.hi FROM skyreg_htm_cover(kind, region, lvl) AS h;
+END $$;
+COMMENT ON FUNCTION skyreg_cover(text, float8[]) IS
+    'Pixel ranges [lo, hi) covering a region (kind ''circle'' or ''polygon'') in this '
+    'registry''s pixelization (registry_config; HTM only).';
+
+CREATE FUNCTION skyreg_bounding_circle(v float8[]) RETURNS float8[]
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
+    -- A circle {x, y, z, squared chord} holding every vertex of v (so every convex polygon
+    -- made of them, if they lie in a hemisphere), with a 1e-9 rad margin.
+    SELECT c || (4 * sin(least(pi(), max(skyreg_angle(c, v[3*k+1:3*k+3])) + 1e-9) / 2) ^ 2)
+    FROM (SELECT skyreg_normalized(ARRAY[sum(v[3*k+1]), sum(v[3*k+2]), sum(v[3*k+3])]) AS c
+          FROM generate_series(0, array_length(v, 1) / 3 - 1) AS k) AS centre,
+         generate_series(0, array_length(v, 1) / 3 - 1) AS k
+    GROUP BY c
+$$;
+
+-- Stored footprints by key (errors, not empty answers, for unknown keys) --------------------
+
+CREATE FUNCTION skyreg_ccd_vertices(instrument text, visit bigint, detector bigint)
+RETURNS float8[]
+LANGUAGE plpgsql STABLE PARALLEL SAFE AS $$
+DECLARE
+    result float8[];
+BEGIN
+    SELECT skyreg_vertices(c.ra, c.dec) INTO result FROM ccd AS c
+    WHERE c.instrument = $1 AND c.visit = $2 AND c.detector = $3;
+    IF result IS NULL THEN
+        RAISE EXCEPTION 'CCD (%, %, %) is not in the registry', $1, $2, $3
+            USING ERRCODE = 'P0002';
+    END IF;
+    RETURN result;
+END $$;
+COMMENT ON FUNCTION skyreg_ccd_vertices(text, bigint, bigint) IS
+    'Unit-vector polygon of one CCD; error if it is not registered.';
+
+CREATE FUNCTION skyreg_patch_vertices(skymap text, tract bigint, patch bigint,
+                                      use_inner boolean DEFAULT false)
+RETURNS float8[]
+LANGUAGE plpgsql STABLE PARALLEL SAFE AS $$
+DECLARE
+    result float8[];
+BEGIN
+    SELECT CASE WHEN coalesce($4, false) THEN skyreg_vertices(p.inner_ra, p.inner_dec)
+                ELSE skyreg_vertices(p.outer_ra, p.outer_dec) END
+    INTO result FROM patch AS p WHERE p.skymap = $1 AND p.tract = $2 AND p.patch = $3;
+    IF result IS NULL THEN
+        RAISE EXCEPTION 'patch (%, %, %) is not in the registry', $1, $2, $3
+            USING ERRCODE = 'P0002';
+    END IF;
+    RETURN result;
+END $$;
+COMMENT ON FUNCTION skyreg_patch_vertices(text, bigint, bigint, boolean) IS
+    'Unit-vector outer (or inner) polygon of one patch; error if it is not registered.';
+
+CREATE FUNCTION skyreg_tract_vertices(skymap text, tract bigint, use_inner boolean DEFAULT false)
+RETURNS float8[]
+LANGUAGE plpgsql STABLE PARALLEL SAFE AS $$
+DECLARE
+    result float8[];
+BEGIN
+    SELECT CASE WHEN coalesce($3, false) THEN skyreg_vertices(t.inner_ra, t.inner_dec)
+                ELSE skyreg_vertices(t.outer_ra, t.outer_dec) END
+    INTO result FROM tract AS t WHERE t.skymap = $1 AND t.tract = $2;
+    IF result IS NULL THEN
+        RAISE EXCEPTION 'tract (%, %) is not in the registry', $1, $2 USING ERRCODE = 'P0002';
+    END IF;
+    RETURN result;
+END $$;
+COMMENT ON FUNCTION skyreg_tract_vertices(text, bigint, boolean) IS
+    'Unit-vector outer (or inner) polygon of one tract; error if it is not registered.';
+
+-- CCD searches ---------------------------------------------------------------------------------
+
+CREATE FUNCTION skyreg_ccds_in_cone(ra_deg float8, dec_deg float8, radius_deg float8)
+RETURNS TABLE (instrument text, visit bigint, detector bigint)
+LANGUAGE sql STABLE PARALLEL SAFE ROWS 100 AS $$
+    WITH q AS MATERIALIZED (SELECT skyreg_circle($1, $2, $3) AS circle)
+    SELECT c.instrument, c.visit, c.detector
+    FROM q, ccd AS c
+    WHERE c.ccd_id = ANY (ARRAY(
+            SELECT p.ccd_id FROM q CROSS JOIN LATERAL skyreg_cover('circle', q.circle) AS r
+            JOIN ccd_pixel AS p ON p.pix >= r.lo AND p.pix < r.hi))
+      AND skyreg_polygon_overlaps_circle(skyreg_vertices(c.ra, c.dec), q.circle)
+    ORDER BY 1, 2, 3
+$$;
+COMMENT ON FUNCTION skyreg_ccds_in_cone(float8, float8, float8) IS
+    'CCDs whose footprint overlaps the cone (RA, Dec, radius; degrees). '
+    'Example: SELECT * FROM skyreg_ccds_in_cone(150.1, 2.2, 0.2);';
+
+CREATE FUNCTION skyreg_ccds_containing_point(ra_deg float8, dec_deg float8)
+RETURNS TABLE (instrument text, visit bigint, detector bigint)
+LANGUAGE sql STABLE PARALLEL SAFE ROWS 20 AS $$
+    WITH q AS MATERIALIZED (SELECT skyreg_circle($1, $2, 0) AS circle)
+    SELECT c.instrument, c.visit, c.detector
+    FROM q, ccd AS c
+    WHERE c.ccd_id = ANY (ARRAY(
+            SELECT p.ccd_id FROM q CROSS JOIN LATERAL skyreg_cover('circle', q.circle) AS r
+            JOIN ccd_pixel AS p ON p.pix >= r.lo AND p.pix < r.hi))
+      AND skyreg_polygon_contains(skyreg_vertices(c.ra, c.dec), q.circle[1], q.circle[2],
+                                  q.circle[3])
+    ORDER BY 1, 2, 3
+$$;
+COMMENT ON FUNCTION skyreg_ccds_containing_point(float8, float8) IS
+    'CCDs whose footprint (boundary included) contains the point (RA, Dec; degrees).';
+
+CREATE FUNCTION skyreg_ccds_in_polygon(ra_deg float8[], dec_deg float8[])
+RETURNS TABLE (instrument text, visit bigint, detector bigint)
+LANGUAGE sql STABLE PARALLEL SAFE ROWS 100 AS $$
+    WITH q AS MATERIALIZED (SELECT skyreg_polygon($1, $2) AS poly)
+    SELECT c.instrument, c.visit, c.detector
+    FROM q, ccd AS c
+    WHERE c.ccd_id = ANY (ARRAY(
+            SELECT p.ccd_id FROM q CROSS JOIN LATERAL skyreg_cover('polygon', q.poly) AS r
+            JOIN ccd_pixel AS p ON p.pix >= r.lo AND p.pix < r.hi))
+      AND skyreg_polygons_overlap(skyreg_vertices(c.ra, c.dec), q.poly)
+    ORDER BY 1, 2, 3
+$$;
+COMMENT ON FUNCTION skyreg_ccds_in_polygon(float8[], float8[]) IS
+    'CCDs whose footprint overlaps a convex polygon given by vertex RA and Dec arrays '
+    '(degrees, either order). Example: '
+    'SELECT * FROM skyreg_ccds_in_polygon(''{150,150.3,150.3}'', ''{2,2,2.3}'');';
+
+CREATE FUNCTION skyreg_ccds_overlapping_patch(skymap text, tract bigint, patch bigint,
+                                              use_inner boolean DEFAULT false)
+RETURNS TABLE (instrument text, visit bigint, detector bigint)
+LANGUAGE sql STABLE PARALLEL SAFE ROWS 200 AS $$
+    WITH q AS MATERIALIZED (SELECT skyreg_patch_vertices($1, $2, $3, $4) AS poly)
+    SELECT c.instrument, c.visit, c.detector
+    FROM q, ccd AS c
+    WHERE c.ccd_id = ANY (ARRAY(
+            SELECT p.ccd_id FROM q CROSS JOIN LATERAL skyreg_cover('polygon', q.poly) AS r
+            JOIN ccd_pixel AS p ON p.pix >= r.lo AND p.pix < r.hi))
+      AND skyreg_polygons_overlap(skyreg_vertices(c.ra, c.dec), q.poly)
+    ORDER BY 1, 2, 3
+$$;
+COMMENT ON FUNCTION skyreg_ccds_overlapping_patch(text, bigint, bigint, boolean) IS
+    'CCDs whose footprint overlaps the outer (inner if the 4th argument is true) polygon of a '
+    'patch. Example: SELECT * FROM skyreg_ccds_overlapping_patch(''rings'', 9813, 40);';
+
+CREATE FUNCTION skyreg_ccds_overlapping_tract(skymap text, tract bigint,
+                                              use_inner boolean DEFAULT false)
+RETURNS TABLE (instrument text, visit bigint, detector bigint)
+LANGUAGE sql STABLE PARALLEL SAFE ROWS 1000 AS $$
+    WITH q AS MATERIALIZED (SELECT skyreg_tract_vertices($1, $2, $3) AS poly)
+    SELECT c.instrument, c.visit, c.detector
+    FROM q, ccd AS c
+    WHERE c.ccd_id = ANY (ARRAY(
+            SELECT p.ccd_id FROM q CROSS JOIN LATERAL skyreg_cover('polygon', q.poly) AS r
+            JOIN ccd_pixel AS p ON p.pix >= r.lo AND p.pix < r.hi))
+      AND skyreg_polygons_overlap(skyreg_vertices(c.ra, c.dec), q.poly)
+    ORDER BY 1, 2, 3
+$$;
+COMMENT ON FUNCTION skyreg_ccds_overlapping_tract(text, bigint, boolean) IS
+    'CCDs whose footprint overlaps the outer (inner if the 3rd argument is true) polygon of a '
+    'tract. Example: SELECT * FROM skyreg_ccds_overlapping_tract(''rings'', 9813);';
+
+-- Patch and tract searches ---------------------------------------------------------------------
+
+CREATE FUNCTION skyreg_patches_overlapping_ccd(instrument text, visit bigint, detector bigint,
+                                               skymap text DEFAULT NULL,
+                                               use_inner boolean DEFAULT false)
+RETURNS TABLE (skymap text, tract bigint, patch bigint)
+LANGUAGE sql STABLE PARALLEL SAFE ROWS 10 AS $$
+    WITH q AS MATERIALIZED (SELECT skyreg_ccd_vertices($1, $2, $3) AS poly)
+    SELECT t.skymap, t.tract, t.patch
+    FROM q, patch AS t
+    WHERE t.patch_id = ANY (ARRAY(
+            SELECT x.patch_id FROM q CROSS JOIN LATERAL skyreg_cover('polygon', q.poly) AS r
+            JOIN patch_pixel AS x ON x.pix >= r.lo AND x.pix < r.hi))
+      AND ($4 IS NULL OR t.skymap = $4)
+      AND skyreg_polygons_overlap(
+            CASE WHEN coalesce($5, false) THEN skyreg_vertices(t.inner_ra, t.inner_dec)
+                 ELSE skyreg_vertices(t.outer_ra, t.outer_dec) END, q.poly)
+    ORDER BY 1, 2, 3
+$$;
+COMMENT ON FUNCTION skyreg_patches_overlapping_ccd(text, bigint, bigint, text, boolean) IS
+    'Patches whose outer (inner if the 5th argument is true) polygon overlaps a CCD, '
+    'optionally of one sky map. '
+    'Example: SELECT * FROM skyreg_patches_overlapping_ccd(''LSSTCam'', 2027010100042, 94);';
+
+CREATE FUNCTION skyreg_tracts_overlapping_ccd(instrument text, visit bigint, detector bigint,
+                                              skymap text DEFAULT NULL,
+                                              use_inner boolean DEFAULT false)
+RETURNS TABLE (skymap text, tract bigint)
+LANGUAGE sql STABLE PARALLEL SAFE ROWS 4 AS $$
+    WITH q AS MATERIALIZED (SELECT skyreg_ccd_vertices($1, $2, $3) AS poly)
+    SELECT t.skymap, t.tract
+    FROM q, tract AS t
+    WHERE t.tract_id = ANY (ARRAY(
+            SELECT x.tract_id FROM q CROSS JOIN LATERAL skyreg_cover('polygon', q.poly) AS r
+            JOIN tract_pixel AS x ON x.pix >= r.lo AND x.pix < r.hi))
+      AND ($4 IS NULL OR t.skymap = $4)
+      AND skyreg_polygons_overlap(
+            CASE WHEN coalesce($5, false) THEN skyreg_vertices(t.inner_ra, t.inner_dec)
+                 ELSE skyreg_vertices(t.outer_ra, t.outer_dec) END, q.poly)
+    ORDER BY 1, 2
+$$;
+COMMENT ON FUNCTION skyreg_tracts_overlapping_ccd(text, bigint, bigint, text, boolean) IS
+    'Tracts whose outer (inner if the 5th argument is true) polygon overlaps a CCD, '
+    'optionally of one sky map.';
+
+-- Bulk join ------------------------------------------------------------------------------------
+
+CREATE FUNCTION skyreg_ccd_patch_pairs(skymap text, tract bigint, use_inner boolean DEFAULT false)
+RETURNS TABLE (patch bigint, instrument text, visit bigint, detector bigint)
+LANGUAGE sql STABLE PARALLEL SAFE ROWS 10000 AS $$
+    -- Candidate pairs share a pixel: the patches' pixel rows (found by range scans over a
+    -- cone holding every patch of the tract) joined to ccd_pixel on the pixel. Each CCD and
+    -- patch polygon is computed once; the exact test runs per candidate pair.
+    WITH p AS MATERIALIZED (
+        SELECT t.patch_id, t.patch,
+               CASE WHEN coalesce($3, false) THEN skyreg_vertices(t.inner_ra, t.inner_dec)
+                    ELSE skyreg_vertices(t.outer_ra, t.outer_dec) END AS poly
+        FROM patch AS t WHERE t.skymap = $1 AND t.tract = $2),
+    r AS MATERIALIZED (
+        SELECT cv.lo, cv.hi
+        FROM (SELECT skyreg_bounding_circle(array_agg(u.v ORDER BY p.patch_id, u.o)) AS circle
+              FROM p CROSS JOIN LATERAL unnest(p.poly) WITH ORDINALITY AS u(v, o)) AS b
+        CROSS JOIN LATERAL skyreg_cover('circle', b.circle) AS cv
+        WHERE b.circle IS NOT NULL),
+    pp AS MATERIALIZED (
+        -- OFFSET 0 keeps the lateral subquery whole: a range scan per range.
+        SELECT DISTINCT x.pix, x.patch_id
+        FROM r CROSS JOIN LATERAL (
+            SELECT pp.pix, pp.patch_id FROM patch_pixel AS pp
+            WHERE pp.pix >= r.lo AND pp.pix < r.hi OFFSET 0) AS x
+        WHERE x.patch_id = ANY (ARRAY(SELECT p.patch_id FROM p))),
+    pairs AS MATERIALIZED (
+        SELECT DISTINCT y.ccd_id, pp.patch_id
+        FROM pp JOIN ccd_pixel AS y ON y.pix = pp.pix),
+    c AS MATERIALIZED (
+        SELECT c.ccd_id, c.instrument, c.visit, c.detector, skyreg_vertices(c.ra, c.dec) AS poly
+        FROM ccd AS c
+        WHERE c.ccd_id = ANY (ARRAY(SELECT DISTINCT pairs.ccd_id FROM pairs)))
+    SELECT p.patch, c.instrument, c.visit, c.detector
+    FROM pairs JOIN c ON c.ccd_id = pairs.ccd_id JOIN p ON p.patch_id = pairs.patch_id
+    WHERE skyreg_polygons_overlap(c.poly, p.poly)
+    ORDER BY 1, 2, 3, 4
+$$;
+COMMENT ON FUNCTION skyreg_ccd_patch_pairs(text, bigint, boolean) IS
+    'Every (patch, CCD) pair of a tract whose polygons overlap (outer patch polygons, inner if '
+    'the 3rd argument is true), in one statement: the inputs of every coadd of the tract. '
+    'Example: SELECT * FROM skyreg_ccd_patch_pairs(''rings'', 9813);';
