@@ -138,3 +138,13 @@ def test_sip_distortion_is_kept_in_the_cutout_wcs(tmp_path: Path) -> None:
                            wcs.all_pix2world(pixels + np.array([x0, y0]), 0), atol=1e-11, rtol=0)
         assert np.array_equal(hdus[1].data, image[y0:y0 + hdus[1].data.shape[0],
                                                   x0:x0 + hdus[1].data.shape[1]])
+
+
+def test_a_gzipped_file_is_refused_with_the_reason(tmp_path: Path) -> None:
+    import gzip
+
+    path = _coadd(tmp_path, False)
+    zipped = tmp_path / "c.fits.gz"
+    zipped.write_bytes(gzip.compress(path.read_bytes()))
+    with pytest.raises(FileReadError, match=r"compressed whole \(fits.gz\)"):
+        soda_cutout(zipped, 1, "CIRCLE 359.9 0.0 0.05")
