@@ -70,7 +70,7 @@ def wait_until(condition: Callable[[], bool], timeout: float = 15.0) -> None:
         time.sleep(0.02)
 
 
-def wait_dead(pid: int) -> None:
+def wait_dead(pid: int, timeout: float = 15.0) -> None:
     """Wait until ``pid`` is gone or a zombie (whose reaping is not ours to do)."""
 
     def gone() -> bool:
@@ -86,7 +86,7 @@ def wait_dead(pid: int) -> None:
             return stat.rsplit(")", 1)[1].split()[0] == "Z"
         return False
 
-    wait_until(gone)
+    wait_until(gone, timeout)
 
 
 def teardown_home(home: Path) -> None:

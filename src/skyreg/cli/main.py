@@ -14,7 +14,13 @@ from typing import Any
 
 import click
 
-from skyreg.cli import archive_commands, operator_commands, server_commands, skymap_commands
+from skyreg.cli import (
+    archive_commands,
+    operator_commands,
+    server_commands,
+    skymap_commands,
+    stamps_commands,
+)
 from skyreg.cli.common import (
     emit,
     format_option,
@@ -49,6 +55,7 @@ def cli(ctx: click.Context, db: str | None, home: Path | None) -> None:
       skyreg ingest fits -r /data/raw          # FITS headers -> CCDs, visits, file archive
       skyreg skymap register rings hsc_rings_v1   # the full-sky HSC rings sky map
       skyreg datasets calexp --cone 150.1 2.2 0.1 # files whose footprint overlaps a cone
+      skyreg stamps --targets objects.csv --band g r i --out stamps.fits
       skyreg sql                               # psql on the registry
       skyreg ccds --patch rings 9813 40        # CCDs overlapping patch 40 of tract 9813
       skyreg patches --ccd LSSTCam 2027010100042 94
@@ -391,6 +398,7 @@ ingest.add_command(archive_commands.ingest_fits)
 cli.add_command(archive_commands.datasets)
 cli.add_command(archive_commands.dataset_type)
 cli.add_command(skymap_commands.skymap)
+cli.add_command(stamps_commands.stamps_command)
 cli.add_command(server_commands.server)
 cli.add_command(operator_commands.sql_command)
 db.add_command(operator_commands.roles_command)

@@ -48,6 +48,10 @@ from skyreg.registry.validation import (
 from skyreg.schema import DIMENSIONS, ccd, dataset_type, patch, skymap, tract, visit
 
 if TYPE_CHECKING:
+    from astropy.wcs import WCS
+
+    from skyreg.cutouts import FileProblem, ScratchCache, StampPlan, StampResult
+    from skyreg.cutouts.lookup import CoaddLookup
     from skyreg.ingest.fits_ingest import FitsIngestReport
     from skyreg.ingest.report import IngestReport
     from skyreg.ingest.skymap_ingest import SkymapReport
@@ -83,6 +87,19 @@ def _names(value: str | Sequence[str] | None, what: str) -> tuple[str, ...] | No
     return names
 
 
+def _list(names: tuple[str, ...] | None) -> list[str] | None:
+    return None if names is None else list(names)
+
+
+def _scratch(value: Any) -> ScratchCache | None:
+    """A ScratchCache from a cache or a directory (unlimited size)."""
+    if value is None:
+        return None
+    from skyreg.cutouts import ScratchCache
+
+    return value if isinstance(value, ScratchCache) else ScratchCache(value)
+
+
 def _key(value: Any, types: tuple[type, ...], what: str, example: str) -> tuple[Any, ...]:
     """Check a tuple key such as (skymap, tract, patch) and coerce its integers."""
     if not isinstance(value, Sequence) or isinstance(value, str) or len(value) != len(types):
@@ -116,6 +133,7 @@ class Registry:
         self.engine = engine
         self.pixel_scheme = scheme
         self._reads = ReadConnection(engine)
+        self._lookup: CoaddLookup | None = None
         self._names = NameChecker()
 
     # -- life cycle ---------------------------------------------------------------------------
@@ -160,6 +178,7 @@ class Registry:
     def close(self) -> None:
         """Release the database connection (also one the server already dropped)."""
         self._reads.close()
+        self._lookup = None
         self.engine.dispose()
 
     def read_session(self) -> ReadConnection:
@@ -474,6 +493,108 @@ class Registry:
         return cutout_url(self, ra, dec, size, dataset_type=dataset_type, band=band,
                           instrument=instrument, visit=visit, detector=detector,
                           skymap=skymap, base_url=base_url, format=format)
+
+    # -- postage stamps -------------------------------------------------------------------------
+
+    def patch_wcs(self, skymap_name: str, tract_id: int, patch_id: int
+                  ) -> tuple[WCS, tuple[int, int]]:
+        """The astropy WCS and numpy shape ``(rows, columns)`` of a patch's outer box.
+
+        This is the pixel grid a coadd of the patch must have to be attached to it by
+        ``ingest_fits(..., skymap=...)``: write ``np.zeros(shape)`` with ``wcs.to_header()``.
+        """
+        key = _key((skymap_name, tract_id, patch_id), (str, int, int), "patch",
+                   "(skymap, tract, patch)")
+        return self._stamp_lookup().patch_frame(*key)
+
+    def plan_stamps(
+        self,
+        targets: Any,
+        *,
+        size: Any = 64,
+        dataset_types: str | Sequence[str] = ("deepCoadd",),
+        bands: str | Sequence[str] | None = None,
+        skymap: str | Sequence[str] | None = None,
+        inner: bool = False,
+        groups: Any = None,
+    ) -> StampPlan:
+        """The work plan of :meth:`postage_stamps` (which files, which targets), not run."""
+        from skyreg.cutouts import make_plan, make_targets
+
+        types = _names(dataset_types, "dataset_types")
+        assert types is not None
+        return make_plan(self._stamp_lookup(), self.pixel_scheme,
+                         make_targets(targets, size, groups), dataset_types=list(types),
+                         bands=_list(_names(bands, "bands")),
+                         skymaps=_list(_names(skymap, "skymap")), inner=inner)
+
+    def postage_stamps(
+        self,
+        targets: Any,
+        *,
+        size: Any = 64,
+        dataset_types: str | Sequence[str] = ("deepCoadd",),
+        bands: str | Sequence[str] | None = None,
+        skymap: str | Sequence[str] | None = None,
+        inner: bool = False,
+        mode: str = "trim",
+        sparse: bool = False,
+        groups: Any = None,
+        scratch: ScratchCache | str | PathLike[str] | None = None,
+        executor: Any = None,
+        progress: Callable[[str, int, int], None] | None = None,
+    ) -> StampResult:
+        """Stamps of every target from every registered coadd that holds pixels of it.
+
+        ``targets``: positions -- a SkyCoord, ``(ra, dec)`` arrays in degrees or an (n, 2)
+        array -- or regions: sphgeom ConvexPolygon/Circle/Box, DALI strings (``"POLYGON ra1
+        dec1 ..."``, ``"CIRCLE ra dec r"``, ``"RANGE ..."``) or :class:`PixelMask` (pixels of a
+        tract's frame), one or a list. ``size``: pixels (one value, ``(width, height)``, or one
+        per target) or an astropy angle. A stamp crossing a patch edge comes from every patch
+        holding pixels of it (``Stamp.covers`` says which part); ``inner=True`` takes only the
+        patch whose inner region holds the target. ``mode``: ``"trim"`` (pixels inside the
+        file only) or ``"partial"`` (the whole requested box, NaN/0 outside). Regions give the
+        bounding rectangle and a ``selection`` mask, or with ``sparse=True`` only the selected
+        pixels. ``scratch``: a :class:`ScratchCache` or directory to copy files to first.
+        ``executor``: a ``distributed.Client`` to cut on a Dask cluster (one task per patch's
+        files). See docs/stamps.md.
+        """
+        from skyreg.cutouts import execute
+
+        plan = self.plan_stamps(targets, size=size, dataset_types=dataset_types, bands=bands,
+                                skymap=skymap, inner=inner, groups=groups)
+        if progress is not None:
+            progress("planning", 1, 1)
+        return execute(plan, scratch=_scratch(scratch), sparse=sparse, mode=mode,
+                       executor=executor, progress=progress)
+
+    def prefetch(
+        self,
+        targets: Any,
+        scratch: ScratchCache | str | PathLike[str],
+        *,
+        size: Any = 64,
+        dataset_types: str | Sequence[str] = ("deepCoadd",),
+        bands: str | Sequence[str] | None = None,
+        skymap: str | Sequence[str] | None = None,
+        inner: bool = False,
+        executor: Any = None,
+    ) -> list[FileProblem]:
+        """Copy the files :meth:`postage_stamps` would read into ``scratch``; returns failures."""
+        from skyreg.cutouts import prefetch
+
+        cache = _scratch(scratch)
+        assert cache is not None
+        plan = self.plan_stamps(targets, size=size, dataset_types=dataset_types, bands=bands,
+                                skymap=skymap, inner=inner)
+        return prefetch(plan, cache, executor)
+
+    def _stamp_lookup(self) -> CoaddLookup:
+        from skyreg.cutouts.lookup import CoaddLookup
+
+        if self._lookup is None:
+            self._lookup = CoaddLookup(self._reads.fetch)
+        return self._lookup
 
     # -- lookups --------------------------------------------------------------------------------
 
