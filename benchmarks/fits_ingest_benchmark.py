@@ -171,7 +171,7 @@ def main() -> None:
         if home is not None:
             from skyreg.db.embedded import EmbeddedServer
 
-            EmbeddedServer(home).release()
+            EmbeddedServer(home).stop()
             shutil.rmtree(home, ignore_errors=True)
 
 

@@ -92,6 +92,13 @@ def polygon(ra: list[float], dec: list[float]) -> ConvexPolygon:
                           zip(ra, dec, strict=True)])
 
 
+def remove_home(home: Path) -> None:
+    from skyreg.db.embedded import EmbeddedServer
+
+    EmbeddedServer(home).stop()
+    shutil.rmtree(home, ignore_errors=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--visits", type=int, default=10_000)
@@ -118,9 +125,9 @@ def main() -> None:
         where = "PostgreSQL server " + make_url(args.db).render_as_string(hide_password=True)
     else:
         home = Path(tempfile.mkdtemp(prefix="skyreg-bench-"))
-        # atexit runs last-registered first: the server (registered by connect) is released
-        # before its temporary home is removed.
-        atexit.register(shutil.rmtree, home, True)
+        # atexit runs last-registered first: the server (registered by connect) is released,
+        # then stopped rather than left lingering, then its temporary home is removed.
+        atexit.register(remove_home, home)
         url = None
         where = "embedded server"
     registry = Registry.connect(url, home=home, pixelization=args.pixelization)

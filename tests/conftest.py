@@ -22,6 +22,13 @@ from skyreg.db.engine import normalize_url
 
 TEST_URL_ENV = "SKYREG_TEST_DATABASE_URL"
 
+pytest_plugins = ["embedded_fixtures", "service_fixtures"]
+
+# Embedded servers started by tests (and by the skyreg processes they spawn) stop as soon as
+# their last user leaves, so that no server outlives the temporary home it runs in. Tests of
+# lingering servers ask for a linger time explicitly.
+os.environ["SKYREG_SERVER_LINGER"] = "0"
+
 
 @pytest.fixture(scope="session")
 def server_url() -> Iterator[str]:

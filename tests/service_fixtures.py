@@ -1,10 +1,16 @@
-"""A small archive with real FITS files, and a live ``skyreg serve`` on a loopback port.
+"""A small archive with real FITS files, and a live ``skyreg serve`` on a loopback port
+(a pytest plugin, see conftest.py).
 
 The archive holds a synthetic LSST-like survey (manifest; files under s3:// URIs that the
 service lists but cannot cut), DECam multi-extension raws and an LSSTCam calexp whose pixels
 encode their own position (value = x + 1000 y), a RICE-compressed CCD, and coadds of a small
 discrete sky map. The server is a real subprocess (``python -m skyreg serve``); it receives
 SIGTERM when the test process dies (Linux parent-death signal) and is stopped at the end.
+
+Both are made once per test session (building the archive and starting a server are most of
+the service tests' time) and only read by the tests. The server runs as a deployment should:
+its connections switch to a read-only role made by ``ensure_roles`` after the schema was
+migrated, so every service test also proves that role can answer it.
 """
 
 from __future__ import annotations
@@ -202,14 +208,39 @@ def live_service(url: str, tmp: Path, *args: str, home: Path | None = None,
             process.wait()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def archive(database_factory: Callable[[], str],
             tmp_path_factory: pytest.TempPathFactory) -> Archive:
     return build_archive(database_factory(), tmp_path_factory.mktemp("archive"))
 
 
-@pytest.fixture(scope="module")
-def service(archive: Archive, tmp_path_factory: pytest.TempPathFactory
-            ) -> Iterator[LiveService]:
-    with live_service(archive.url, tmp_path_factory.mktemp("serve")) as live:
+@dataclass(frozen=True)
+class ServiceRoles:
+    reader: str
+    writer: str
+
+
+@pytest.fixture(scope="session")
+def service_roles(archive: Archive) -> Iterator[ServiceRoles]:
+    """Reader and writer roles of the archive, made after its migrations ran (roles are
+    cluster-wide: the names are unique to this test process), dropped at the end."""
+    from skyreg.db.engine import make_engine
+    from skyreg.db.roles import drop_roles, ensure_roles
+
+    roles = ServiceRoles(f"svc_reader_{os.getpid()}", f"svc_writer_{os.getpid()}")
+    engine = make_engine(archive.url)
+    try:
+        ensure_roles(engine, roles.reader, roles.writer)
+        yield roles
+    finally:
+        drop_roles(engine, roles.reader, roles.writer)
+        engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def service(archive: Archive, service_roles: ServiceRoles,
+            tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveService]:
+    """``skyreg serve`` on the archive, reading through the reader role."""
+    with live_service(archive.url, tmp_path_factory.mktemp("serve"), "--read-role",
+                      service_roles.reader) as live:
         yield live

@@ -1,9 +1,7 @@
 """Life cycle of the embedded PostgreSQL server, against real servers (no mocks).
 
-Homes live in short directories under /tmp because a Unix socket path must fit in ~104 bytes;
-one test uses a deliberately long home to exercise the fallback socket directory. Every home
-is torn down by a fixture that stops its server (and, as a last resort, kills what is left by
-pid), so a failing test leaves no postgres behind.
+The homes come from embedded_fixtures.py; one test uses a deliberately long home to exercise
+the fallback socket directory.
 """
 
 from __future__ import annotations
@@ -24,8 +22,9 @@ import psycopg
 import pytest
 import sqlalchemy as sa
 
-from skyreg.db import embedded
+from embedded_fixtures import query, server_pids, teardown_home, wait_dead, wait_until
 from skyreg.db.embedded import EmbeddedServer, acquire_embedded
+from skyreg.db.embedded import server as embedded
 from skyreg.errors import DatabaseError
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="no embedded server on Windows")
@@ -89,129 +88,6 @@ for _ in range(int(sys.argv[2])):
     server.release()
 """
 )
-
-# -- helpers ----------------------------------------------------------------------------------
-
-
-def query(server: EmbeddedServer, sql: str) -> object:
-    """Run one statement through the public URL, as the rest of skyreg would."""
-    engine = sa.create_engine(server.url(), poolclass=sa.NullPool)
-    try:
-        with engine.begin() as conn:
-            result = conn.exec_driver_sql(sql)
-            return result.scalar() if result.returns_rows else None
-    finally:
-        engine.dispose()
-
-
-def server_pids(data_dir: Path) -> list[int]:
-    """Live postgres processes working in ``data_dir`` (Linux; elsewhere, none known)."""
-    if not LINUX:
-        return []
-    target = os.path.realpath(data_dir)
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-            if (
-                state != "Z"
-                and (entry / "comm").read_text().strip() == "postgres"
-                and os.readlink(entry / "cwd") == target
-            ):
-                pids.append(int(entry.name))
-        except (OSError, IndexError):
-            continue
-    return pids
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {condition}")
-        time.sleep(0.02)
-
-
-def wait_dead(pid: int) -> None:
-    """Wait until ``pid`` is gone or a zombie (whose reaping is not ours to do)."""
-
-    def gone() -> bool:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
-        if LINUX:
-            try:
-                stat = Path(f"/proc/{pid}/stat").read_text()
-            except FileNotFoundError:
-                return True
-            return stat.rsplit(")", 1)[1].split()[0] == "Z"
-        return False
-
-    wait_until(gone)
-
-
-def teardown_home(home: Path) -> None:
-    """Stop whatever runs in ``home``, forget process-wide registrations, check nothing is left."""
-    for key in [k for k in embedded._SERVERS if k == home.resolve()]:
-        server = embedded._SERVERS.pop(key)
-        with contextlib.suppress(DatabaseError):
-            server.release()
-    server = EmbeddedServer(home)
-    if server.data_dir.exists():
-        with contextlib.suppress(DatabaseError):
-            server.stop()
-        leftovers = server_pids(server.data_dir)
-        for pid in leftovers:
-            os.kill(pid, signal.SIGKILL)
-        assert not leftovers, f"postgres processes left running: {leftovers}"
-    if not server.socket_dir.is_relative_to(home):
-        shutil.rmtree(server.socket_dir, ignore_errors=True)
-
-
-# -- fixtures ---------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def home() -> Iterator[Path]:
-    """A home that does not exist yet, in a short directory with awkward characters.
-
-    Quotes and spaces must survive postgresql.conf quoting, the URL and libpq; macOS homes
-    contain "Application Support".
-    """
-    base = Path(tempfile.mkdtemp(prefix="srt-", dir="/tmp"))
-    path = base / 'sky "lab"' / "it's home"
-    try:
-        yield path
-    finally:
-        teardown_home(path)
-        shutil.rmtree(base, ignore_errors=True)
-
-
-@pytest.fixture(scope="session")
-def template_cluster() -> Iterator[Path]:
-    """A data directory made once (initdb is most of a cold start) for tests to copy."""
-    base = Path(tempfile.mkdtemp(prefix="srt-tpl-", dir="/tmp"))
-    server = EmbeddedServer(base / "home")
-    try:
-        server.acquire()
-        server.release()
-        assert not server.is_running()
-        yield server.data_dir
-    finally:
-        teardown_home(base / "home")
-        shutil.rmtree(base, ignore_errors=True)
-
-
-@pytest.fixture
-def cluster_home(home: Path, template_cluster: Path) -> Path:
-    """A home whose cluster already exists (copied from elsewhere) but is not running."""
-    home.mkdir(parents=True)
-    shutil.copytree(template_cluster, home / "pgdata", symlinks=True)
-    return home
-
 
 @pytest.fixture
 def spawn(tmp_path: Path) -> Iterator[Spawn]:
@@ -338,17 +214,59 @@ def test_killed_user_process_does_not_keep_server_alive(cluster_home: Path, spaw
     child, ready, _ = spawn(cluster_home)
     _, pid = wait_ready_file(child, ready)
     server = EmbeddedServer(cluster_home)
+    assert isinstance(server.status()["keeper"], int)
     child.kill()
     child.wait()
 
-    # Nobody released, so the server still runs; its lock vanished with the child.
-    assert server.is_running()
+    # Nobody released, but its lock vanished with the child: the keeper notices and stops
+    # the server after the linger time (0 here), then leaves.
+    wait_until(lambda: not server.is_running(), timeout=10)
+    wait_dead(pid)
+    wait_until(lambda: server.status()["keeper"] is None, timeout=10)
+    assert server_pids(server.data_dir) == []
+
+
+def test_a_lingering_server_is_reused_then_stopped(cluster_home: Path) -> None:
+    first = EmbeddedServer(cluster_home, linger=1.5)
+    first.acquire()
+    pid = first.status()["pid"]
+    first.release()
+    assert first.is_running(), "the server must linger after its last user left"
+    second = EmbeddedServer(cluster_home, linger=1.5)
+    second.acquire()
+    assert second.status()["pid"] == pid
+    second.release()
+    left = time.monotonic()
+    wait_until(lambda: not second.is_running(), timeout=15)
+    assert time.monotonic() - left >= 1.2
+    wait_dead(pid)
+
+
+def test_deleting_the_home_of_a_lingering_server_stops_it(cluster_home: Path) -> None:
+    server = EmbeddedServer(cluster_home, linger=60)
     server.acquire()
-    assert server.status()["pid"] == pid, "a running server must be reused"
-    if LINUX:
-        assert server.status()["users"] == 1
+    pid = server.status()["pid"]
+    assert isinstance(pid, int)
     server.release()
-    assert not server.is_running()
+    assert server.is_running()
+    shutil.rmtree(cluster_home)
+    wait_dead(pid)
+
+
+def test_a_killed_keeper_is_replaced(cluster_home: Path) -> None:
+    server = EmbeddedServer(cluster_home, linger=30)
+    server.acquire()
+    keeper = server.status()["keeper"]
+    assert isinstance(keeper, int)
+    os.kill(keeper, signal.SIGKILL)
+    wait_until(lambda: server.status()["keeper"] is None)
+    # Leaving starts a new keeper to stop the server later, rather than leaving it unwatched.
+    server.release()
+    assert server.is_running()
+    replacement = server.status()["keeper"]
+    assert isinstance(replacement, int) and replacement != keeper
+    assert server.stop() is not None
+    wait_until(lambda: server.status()["keeper"] is None, timeout=10)
 
 
 def test_killed_postmaster_recovers_committed_data(cluster_home: Path) -> None:
@@ -565,3 +483,15 @@ def test_root_explains_unreachable_home(home: Path) -> None:
     with pytest.raises(DatabaseError, match="permission overrides"):
         EmbeddedServer(locked / "home").acquire()
     assert not (locked / "home" / "pgdata").exists()
+
+
+def test_linger_setting(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("SKYREG_SERVER_LINGER")
+    assert EmbeddedServer(tmp_path).linger == embedded.DEFAULT_LINGER == 30.0
+    monkeypatch.setenv("SKYREG_SERVER_LINGER", "2.5")
+    assert EmbeddedServer(tmp_path).linger == 2.5
+    assert EmbeddedServer(tmp_path, linger=0).linger == 0.0
+    for bad in ("soon", "-1", "nan", "inf"):
+        monkeypatch.setenv("SKYREG_SERVER_LINGER", bad)
+        with pytest.raises(DatabaseError, match="SKYREG_SERVER_LINGER must be a number"):
+            EmbeddedServer(tmp_path)

@@ -15,7 +15,14 @@ from sqlalchemy import event
 from manifest_builder import box, survey_spec, write_manifest
 from skyreg import Registry
 from skyreg.db.engine import make_engine
-from skyreg.db.roles import RoleError, check_role_name, drop_roles, ensure_roles
+from skyreg.db.roles import (
+    RoleError,
+    check_role_name,
+    drop_roles,
+    ensure_roles,
+    registry_schemas,
+)
+from skyreg.schema.namespaces import EXTRA_SCHEMAS
 
 
 @pytest.fixture
@@ -131,3 +138,45 @@ def test_writer_can_make_the_first_load(roles: tuple[str, str, str], tmp_path: P
 def test_bad_role_names_are_refused(name: str) -> None:
     with pytest.raises(RoleError):
         check_role_name(name)
+
+
+def test_roles_cover_every_schema_of_the_registry(roles: tuple[str, str, str],
+                                                  tmp_path: Path) -> None:
+    """Roles made after the upgrade that created ``ivoa`` (its grants then found no role) read
+    the ObsCore view, and tables the owner adds later there, and still cannot write."""
+    database_url, reader, writer = roles
+    with _load(database_url, tmp_path / "m", 5) as registry:
+        registry.ingest_manifest(tmp_path / "m")
+        ensure_roles(registry.engine, reader, writer)
+    owner = psycopg.connect(database_url.replace("+psycopg", ""), autocommit=True)
+    with owner:
+        owner.execute("CREATE TABLE ivoa.added_later (x int)")
+        owner.execute("INSERT INTO ivoa.added_later VALUES (1)")
+    with _as(database_url, reader) as connection:
+        assert connection.execute("SELECT count(*) FROM ivoa.obscore").fetchone() == (0,)
+        assert connection.execute("SELECT count(*) FROM ivoa.skyreg_band").fetchone() > (0,)
+        assert connection.execute("SELECT ivoa.skyreg_uri_escape('a b')").fetchone() == (
+            "a%20b",)
+        assert connection.execute("SELECT x FROM ivoa.added_later").fetchone() == (1,)
+        for statement in ["INSERT INTO ivoa.skyreg_band VALUES ('q', 1e-7, 2e-7)",
+                          "DELETE FROM ivoa.added_later", "CREATE TABLE ivoa.mine (x int)",
+                          "DROP VIEW ivoa.obscore"]:
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                connection.execute(statement)
+    with _as(database_url, writer) as connection:
+        connection.execute("UPDATE ivoa.skyreg_band SET em_min = em_min")
+        connection.execute("INSERT INTO ivoa.added_later VALUES (2)")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            connection.execute("CREATE TABLE ivoa.mine (x int)")
+
+
+def test_every_schema_the_migrations_create_is_a_registry_schema(registry: Registry) -> None:
+    """A migration that creates a schema must list it in EXTRA_SCHEMAS, or the roles would
+    not reach it: a fully migrated database holds exactly the listed schemas besides its own."""
+    with registry.engine.connect() as connection:
+        driver: psycopg.Connection[Any] = connection.connection.driver_connection  # type: ignore[assignment]
+        present = {row[0] for row in driver.execute(
+            "SELECT nspname FROM pg_namespace WHERE nspname NOT LIKE 'pg\\_%' "
+            "AND nspname <> 'information_schema' AND nspname <> current_schema()")}
+        assert registry_schemas(driver)[1:] == sorted(present)
+    assert present == set(EXTRA_SCHEMAS)

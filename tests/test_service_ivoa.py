@@ -21,7 +21,7 @@ from astropy.io.votable import parse
 from astropy.time import Time
 from astropy.wcs import WCS
 
-from service_fixtures import SMALL, Archive, LiveService, archive, service  # noqa: F401
+from service_fixtures import SMALL, Archive, LiveService
 from skyreg import Registry
 from skyreg.registry.dataset_ids import (
     ccd_dataset_key,
@@ -145,13 +145,92 @@ def test_bad_input_is_a_dali_error(service: LiveService) -> None:
         sia.search(POS="CIRCLE 10 95 1")
     for params in ({"POS": "CIRCLE 10 20"}, {"POS": "POLYGON 0 0 1 0 2 0"},
                    {"POS": "BOX 1 2 3 4"}, {"BAND": "7 5"}, {"MAXREC": "-1"},
-                   {"CALIB": "x"}, {"NONSENSE": "1"}, {"POS": "RANGE 0 360 -90 90"},
-                   {"RESPONSEFORMAT": "fits"}):
+                   {"CALIB": "x"}, {"POS": "RANGE 0 360 -90 90"},
+                   {"RESPONSEFORMAT": "fits"}, {"MAXREC": ["1", "2"]},
+                   {"RESPONSEFORMAT": ["votable", "votable"]}, {"RUNID": "r" * 65},
+                   {"UPLOAD": "t1,http://example.com/t1.xml"}, {"RELEASEDATE": "yesterday"},
+                   {"RESPONSEFORMAT": "application/x-votable+xml;serialization=BINARY2"}):
         response = httpx.get(f"{service.base}/sia2/query", params=params)
         assert 400 <= response.status_code < 500, (params, response.text)
         status = strict_parse(response.content).resources[0].infos[0]
         assert status.value == "ERROR" and status.content.startswith(
             ("UsageFault", "MultiValued")), (params, status.content)
+
+
+def _ids(response: httpx.Response) -> list[str]:
+    assert response.status_code == 200, response.text
+    table = strict_parse(response.content).get_first_table()
+    return [str(v) for v in table.array["obs_publisher_did"]]
+
+
+def _infos(response: httpx.Response) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for item in strict_parse(response.content).resources[0].infos:
+        found.setdefault(item.name, []).append(item.value)
+    return found
+
+
+def test_dali_parameters_and_unknown_ones(service: LiveService) -> None:
+    """DALI's common parameters are honoured; parameters SIA does not define are ignored
+    (as TAP and Cone Search require and SIA 2.0 allows) and listed in the answer."""
+    query = f"{service.base}/sia2/query"
+    cone = {"POS": "CIRCLE 150.4 2.4 0.05", "MAXREC": "5000"}
+    plain = httpx.get(query, params=cone)
+    expected = _ids(plain)
+    assert expected and plain.headers["content-type"] == "application/x-votable+xml"
+    # RESPONSEFORMAT: short form, media types (echoed as Content-Type), MIME parameters.
+    for value, media_type in (("votable", "application/x-votable+xml"),
+                              ("application/x-votable+xml", "application/x-votable+xml"),
+                              ("text/xml", "text/xml"),
+                              ("application/x-votable+xml;serialization=TABLEDATA",
+                               "application/x-votable+xml;serialization=TABLEDATA")):
+        response = httpx.get(query, params={**cone, "RESPONSEFORMAT": value})
+        assert _ids(response) == expected
+        assert response.headers["content-type"].startswith(media_type), value
+    # Names are case-insensitive; RUNID is echoed and logged; others are ignored, listed.
+    response = httpx.get(query, params={"pos": cone["POS"], "maxRec": "5000",
+                                        "RunId": "survey-check-7", "NONSENSE": "1",
+                                        "REQUEST": "query", "VERSION": "2.0"})
+    assert _ids(response) == expected
+    infos = _infos(response)
+    assert infos["RUNID"] == ["survey-check-7"] and infos["ignored_parameter"] == ["NONSENSE"]
+    assert "runid='survey-check-7'" in service.log_text()
+    posted = httpx.post(query, data={**cone, "RUNID": "posted-run"})
+    assert _ids(posted) == expected and "runid='posted-run'" in service.log_text()
+    # MAXREC=0: metadata only, with the overflow indicator.
+    empty = httpx.get(query, params={**cone, "MAXREC": "0"})
+    assert _ids(empty) == [] and _infos(empty)["QUERY_STATUS"] == ["OVERFLOW"]
+    # RELEASEDATE (SIA 2.1): the registry has no release dates, so nothing matches.
+    released = httpx.get(query, params={**cone, "RELEASEDATE": "2020-01-01 2040-01-01T12:00"})
+    assert _ids(released) == [] and _infos(released)["QUERY_STATUS"] == ["OK"]
+
+
+def test_topcat_style_requests(service: LiveService) -> None:
+    """As TOPCAT sends them: the query URL from the capabilities, '+' for spaces, POS as a
+    CIRCLE and FORMAT values ORed; FORMAT matches access_format exactly."""
+    import urllib.request
+    from xml.etree import ElementTree
+
+    caps = ElementTree.fromstring(httpx.get(f"{service.base}/sia2/capabilities").content)
+    url = next(c.find("interface/accessURL").text  # type: ignore[union-attr]
+               for c in caps.iter("capability")
+               if c.get("standardID") == "ivo://ivoa.net/std/SIA#query-2.0")
+    assert url == f"{service.base}/sia2/query"
+    expected = _ids(httpx.get(url, params={"POS": "CIRCLE 150.4 2.4 0.05", "MAXREC": "5000"}))
+
+    def fetch(query: str) -> list[str]:
+        with urllib.request.urlopen(f"{url}?{query}", timeout=30) as answer:
+            body = answer.read()
+        table = strict_parse(body).get_first_table()
+        return [str(v) for v in table.array["obs_publisher_did"]]
+
+    everything = fetch("POS=CIRCLE+150.4+2.4+0.05&MAXREC=5000")
+    assert everything == expected
+    assert fetch("POS=CIRCLE+150.4+2.4+0.05&FORMAT=image%2Ffits&MAXREC=5000") == expected
+    assert fetch("POS=CIRCLE+150.4+2.4+0.05&FORMAT=image%2Fpng&FORMAT=image%2Fjpeg"
+                 "&FORMAT=image%2Fgif") == []
+    assert fetch("POS=CIRCLE+150.4+2.4+0.05&FORMAT=application%2Fx-votable%2Bxml"
+                 "%3Bcontent%3Ddatalink") == []
 
 
 def test_sia_answers_equal_the_sql_view(archive: Archive, service: LiveService) -> None:
@@ -216,6 +295,25 @@ def test_datalink_and_files(archive: Archive, service: LiveService) -> None:
     assert errors[unknown].startswith("NotFoundFault") and "nonsense" in errors
 
 
+def test_datalink_follows_datalink_1_1(service: LiveService) -> None:
+    """No ID: an empty answer. More IDs than the service's limit (200): the first are
+    answered, with the overflow indicator. RESPONSEFORMAT as DALI says."""
+    links = f"{service.base}/datalink/links"
+    empty = httpx.get(links)
+    assert empty.status_code == 200 and len(strict_parse(empty.content).get_first_table()
+                                            .array) == 0
+    ids = [f"ivo://skyreg/raw?DECam/1/{i}" for i in range(201)]
+    many = httpx.post(links, data={"ID": ids})
+    table = strict_parse(many.content).get_first_table().array
+    assert [str(v) for v in table["ID"]] == ids[:200]
+    assert _infos(many)["QUERY_STATUS"] == ["OVERFLOW"]
+    assert httpx.get(links, params={"ID": ids[0], "RESPONSEFORMAT": "votable"}
+                     ).status_code == 200
+    refused = httpx.get(links, params={"ID": ids[0], "RESPONSEFORMAT": "text/csv"})
+    assert refused.status_code == 400
+    assert strict_parse(refused.content).resources[0].infos[0].content.startswith("UsageFault")
+
+
 def _fits(stream: Any) -> fits.HDUList:
     return fits.open(io.BytesIO(stream.read() if hasattr(stream, "read") else stream))
 
@@ -252,18 +350,21 @@ def _rice_id(archive: Archive) -> tuple[str, WCS, tuple[int, int]]:
 
 def test_soda_on_a_rice_compressed_image(archive: Archive, service: LiveService) -> None:
     identifier, wcs, (_, ny) = _rice_id(archive)
-    sky = wcs.pixel_to_world(120, 80)
-    response = httpx.get(f"{service.base}/soda/sync", params={
-        "ID": identifier, "CIRCLE": f"{sky.ra.deg} {sky.dec.deg} 0.002"})
-    assert response.status_code == 200, response.text
-    with _fits(response.content) as cut:
-        data, header = cut[0].data, cut[0].header
-        x0, y0 = -int(header["LTV1"]), -int(header["LTV2"])
-        height, width = data.shape
-        expected = np.add.outer(1000 * np.arange(y0, y0 + height), np.arange(x0, x0 + width))
-        assert np.array_equal(data, expected)  # lossless RICE: the very pixels
-        x, y = WCS(header).world_to_pixel(sky)
-        assert abs(float(x) + x0 - 120) < 1e-3 and abs(float(y) + y0 - 80) < 1e-3  # SIP inverse
+    # Several stamps of one (cached) file: each header describes its own pixels.
+    for px, py in ((120, 80), (40, 150), (120, 80)):
+        sky = wcs.pixel_to_world(px, py)
+        response = httpx.get(f"{service.base}/soda/sync", params={
+            "ID": identifier, "CIRCLE": f"{sky.ra.deg} {sky.dec.deg} 0.002"})
+        assert response.status_code == 200, response.text
+        with _fits(response.content) as cut:
+            data, header = cut[0].data, cut[0].header
+            x0, y0 = -int(header["LTV1"]), -int(header["LTV2"])
+            height, width = data.shape
+            expected = np.add.outer(1000 * np.arange(y0, y0 + height),
+                                    np.arange(x0, x0 + width))
+            assert np.array_equal(data, expected)  # lossless RICE: the very pixels
+            x, y = WCS(header).world_to_pixel(sky)  # SIP inverse included
+            assert abs(float(x) + x0 - px) < 1e-3 and abs(float(y) + y0 - py) < 1e-3
     # Clipped at the image edge: a circle around the corner pixel.
     corner = wcs.pixel_to_world(0, 0)
     clipped = httpx.get(f"{service.base}/soda/sync", params={
@@ -289,16 +390,29 @@ def test_soda_refusals(archive: Archive, service: LiveService) -> None:
          "MultiValuedParamNotSupported"),
         ({"ID": [identifier, identifier], "CIRCLE": circle}, 400,
          "MultiValuedParamNotSupported"),
-        ({"ID": "ivo://skyreg/raw?DECam/1/1", "CIRCLE": circle}, 404, "NotFoundFault"),
-        ({"CIRCLE": circle}, 400, "UsageFault"),
-        ({"ID": "/etc/passwd"}, 400, "UsageFault"),
-        ({"ID": identifier, "CIRCLE": "1 2"}, 400, "UsageFault"),
+        ({"ID": "ivo://skyreg/raw?DECam/1/1", "CIRCLE": circle}, 404, "UsageError"),
+        ({"CIRCLE": circle}, 400, "UsageError"),
+        ({"ID": "/etc/passwd"}, 400, "UsageError"),
+        ({"ID": identifier, "CIRCLE": "1 2"}, 400, "UsageError"),
+        ({"ID": identifier, "BAND": "7 5"}, 400, "UsageError"),
+        ({"ID": identifier, "RESPONSEFORMAT": "text/csv"}, 400, "UsageError"),
     ]
     for params, status, fault in cases:
         response = httpx.get(f"{service.base}/soda/sync", params=params)
         assert response.status_code == status, (params, response.text)
-        message = strict_parse(response.content).resources[0].infos[0].content
-        assert message.startswith(fault), message
+        # SODA 1.0: text/plain error documents starting with the error code.
+        assert response.headers["content-type"].startswith("text/plain")
+        assert response.text.startswith(fault + ": "), response.text
+    # BAND and TIME filter the image's one plane; POL selects none (no polarization axis);
+    # parameters SODA does not define are ignored.
+    cut = {"ID": identifier, "CIRCLE": circle}
+    for extra, status in (({"BAND": "4.5e-7 4.6e-7"}, 200), ({"BAND": ["1e-6 2e-6",
+                                                                       "4e-7 4.1e-7"]}, 200),
+                          ({"BAND": "6e-7 7e-7"}, 204), ({"TIME": "61411 61412"}, 200),
+                          ({"TIME": "60000 60001"}, 204), ({"POL": "I"}, 204),
+                          ({"NONSENSE": "1", "RUNID": "r1"}, 200)):
+        response = httpx.get(f"{service.base}/soda/sync", params={**cut, **extra})
+        assert response.status_code == status, (extra, response.text)
     # Files under s3:// URIs are listed but not cut.
     response = httpx.get(f"{service.base}/sia2/query", params={
         "POS": "CIRCLE 150.4 2.4 0.05", "INSTRUMENT": "LSSTCam", "MAXREC": "1"})

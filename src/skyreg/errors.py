@@ -57,3 +57,11 @@ class InputErrors(SkyregError):
         if self.total > len(problems):
             lines.append(f"... and {self.total - len(problems)} more problems")
         super().__init__("\n".join(lines))
+
+
+class ConnectionLostError(DatabaseError):
+    """The connection to the database server broke: a restart, a terminated session, the network.
+
+    Reads are retried once on a new connection before this is raised; writes never are (see
+    :class:`skyreg.registry.Registry`), so the message says what became of the interrupted work.
+    """

@@ -14,7 +14,13 @@ from typing import Any
 
 import click
 
-from skyreg.cli import archive_commands, operator_commands, plot_commands, skymap_commands
+from skyreg.cli import (
+    archive_commands,
+    operator_commands,
+    plot_commands,
+    server_commands,
+    skymap_commands,
+)
 from skyreg.cli.common import (
     emit,
     format_option,
@@ -26,6 +32,7 @@ from skyreg.cli.common import (
 )
 from skyreg.cli.output import render
 from skyreg.cli.progress import IngestProgress
+from skyreg.cli.server_commands import emit_mapping
 from skyreg.errors import SkyregError
 
 
@@ -197,17 +204,12 @@ def db() -> None:
 @friendly_errors
 def db_upgrade(ctx: click.Context, pixelization: str | None) -> None:
     """Create the schema, or migrate it to this version of skyreg."""
-    from skyreg.db.engine import make_engine, resolve_url
+    from skyreg.db.engine import open_engine
     from skyreg.db.migrate import head_revision, upgrade
     from skyreg.registry import parse_pixelization
 
     options = ctx.find_root().obj
-    url = resolve_url(options["db"])
-    if url is None:
-        from skyreg.db.embedded import acquire_embedded
-
-        url = acquire_embedded(options["home"])
-    engine = make_engine(url)
+    engine = open_engine(options["db"], options["home"])
     try:
         scheme = upgrade(engine, parse_pixelization(pixelization) if pixelization else None)
     finally:
@@ -232,43 +234,7 @@ def db_status(ctx: click.Context, fmt: str) -> None:
                 "pixelization": str(registry.pixel_scheme),
             }
         info.update(registry.counts())
-    _emit_mapping(info, fmt)
-
-
-def _emit_mapping(info: dict[str, Any], fmt: str) -> None:
-    if fmt == "json":
-        click.echo(json.dumps(info, indent=2, default=str))
-    else:
-        click.echo(render(("key", "value"), list(info.items()), fmt))
-
-
-@cli.group()
-def server() -> None:
-    """The embedded PostgreSQL server (not used with --db)."""
-
-
-@server.command("status")
-@format_option
-@click.pass_context
-@friendly_errors
-def server_status(ctx: click.Context, fmt: str) -> None:
-    """Is the embedded server running, where are its files and socket."""
-    from skyreg.db.embedded import EmbeddedServer, default_home
-
-    home = ctx.find_root().obj["home"] or default_home()
-    _emit_mapping(EmbeddedServer(Path(home)).status(), fmt)
-
-
-@server.command("stop")
-@click.pass_context
-@friendly_errors
-def server_stop(ctx: click.Context) -> None:
-    """Stop the embedded server now (it restarts on next use)."""
-    from skyreg.db.embedded import EmbeddedServer, default_home
-
-    home = ctx.find_root().obj["home"] or default_home()
-    EmbeddedServer(Path(home)).stop()
-    click.echo("embedded server stopped")
+    emit_mapping(info, fmt)
 
 
 # -- web service ------------------------------------------------------------------------------
@@ -404,6 +370,7 @@ cli.add_command(archive_commands.datasets)
 cli.add_command(archive_commands.dataset_type)
 cli.add_command(skymap_commands.skymap)
 cli.add_command(plot_commands.plot)
+cli.add_command(server_commands.server)
 cli.add_command(operator_commands.sql_command)
 db.add_command(operator_commands.roles_command)
 

@@ -18,6 +18,7 @@ from psycopg import sql
 from sqlalchemy import Engine
 
 from skyreg.errors import SkyregError
+from skyreg.schema.namespaces import EXTRA_SCHEMAS
 
 #: Lower-case letters, digits and underscores, starting with a letter: no quoting surprises.
 _ROLE_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
@@ -52,11 +53,16 @@ def ensure_roles(engine: Engine, reader: str = "skyreg_reader", writer: str = "s
                  *, login: bool = False, password: str | None = None) -> RoleReport:
     """Create the reader and writer roles if missing and grant them their privileges.
 
-    * reader: USAGE on the schema, SELECT on every table, EXECUTE on every function;
+    * reader: USAGE on the schemas, SELECT on every table and view, EXECUTE on every function;
     * writer: the reader's privileges plus INSERT, UPDATE, DELETE and sequence use — what
       ingest needs (it also creates temporary staging tables, hence TEMPORARY on the database);
     * default privileges make tables and functions created later by the current role (e.g. by
-      a migration) covered too.
+      a migration) in those schemas covered too.
+
+    The schemas are all those of the registry (:func:`registry_schemas`): its own and the
+    ones its migrations created (``ivoa``, ...). A migration that creates a new schema after
+    the roles exist is covered once this runs again (``skyreg db roles`` after
+    ``skyreg db upgrade``).
 
     Roles are NOLOGIN unless ``login`` is true; ``password`` (only with ``login``) is set on
     both roles.
@@ -90,29 +96,46 @@ def ensure_roles(engine: Engine, reader: str = "skyreg_reader", writer: str = "s
     return RoleReport(reader, writer, tuple(created))
 
 
+def registry_schemas(driver: psycopg.Connection[Any]) -> list[str]:
+    """The schemas of this registry that exist: its own (``current_schema()``) and those of
+    :data:`~skyreg.schema.namespaces.EXTRA_SCHEMAS` its migrations created so far."""
+    own = driver.execute("SELECT current_schema()").fetchone()
+    if own is None or own[0] is None:
+        raise RoleError("the login has no current schema (check its search_path)")
+    extra = [row[0] for row in driver.execute(
+        "SELECT nspname FROM pg_namespace WHERE nspname = ANY(%s) ORDER BY nspname",
+        (list(EXTRA_SCHEMAS),))]
+    return [own[0], *(name for name in extra if name != own[0])]
+
+
 def _grant(driver: psycopg.Connection[Any], reader: str, writer: str) -> None:
-    schema = driver.execute("SELECT current_schema()").fetchone()
     database = driver.execute("SELECT current_database()").fetchone()
-    assert schema is not None and database is not None
-    s, db = sql.Identifier(schema[0]), sql.Identifier(database[0])
+    assert database is not None
+    db = sql.Identifier(database[0])
     r, w = sql.Identifier(reader), sql.Identifier(writer)
-    statements = [
-        "GRANT CONNECT ON DATABASE {db} TO {r}, {w}",
-        "GRANT TEMPORARY ON DATABASE {db} TO {w}",
-        "GRANT USAGE ON SCHEMA {s} TO {r}, {w}",
-        "GRANT SELECT ON ALL TABLES IN SCHEMA {s} TO {r}, {w}",
-        "GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA {s} TO {r}, {w}",
-        "GRANT INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {s} TO {w}",
-        "GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA {s} TO {w}",
-        "ALTER DEFAULT PRIVILEGES IN SCHEMA {s} GRANT SELECT ON TABLES TO {r}, {w}",
-        "ALTER DEFAULT PRIVILEGES IN SCHEMA {s} GRANT EXECUTE ON FUNCTIONS TO {r}, {w}",
-        "ALTER DEFAULT PRIVILEGES IN SCHEMA {s} GRANT INSERT, UPDATE, DELETE ON TABLES TO {w}",
-        "ALTER DEFAULT PRIVILEGES IN SCHEMA {s} GRANT USAGE, SELECT, UPDATE ON SEQUENCES TO {w}",
-        # Nobody but the owner may create objects in the schema (PUBLIC may on PostgreSQL 14).
-        "REVOKE CREATE ON SCHEMA {s} FROM PUBLIC",
-    ]
-    for text in statements:
-        driver.execute(sql.SQL(text).format(s=s, db=db, r=r, w=w))
+    for text in ("GRANT CONNECT ON DATABASE {db} TO {r}, {w}",
+                 "GRANT TEMPORARY ON DATABASE {db} TO {w}"):
+        driver.execute(sql.SQL(text).format(db=db, r=r, w=w))
+    for schema in registry_schemas(driver):
+        s = sql.Identifier(schema)
+        for text in _SCHEMA_GRANTS:
+            driver.execute(sql.SQL(text).format(s=s, r=r, w=w))
+
+
+#: The same privileges in every schema of the registry.
+_SCHEMA_GRANTS = (
+    "GRANT USAGE ON SCHEMA {s} TO {r}, {w}",
+    "GRANT SELECT ON ALL TABLES IN SCHEMA {s} TO {r}, {w}",
+    "GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA {s} TO {r}, {w}",
+    "GRANT INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {s} TO {w}",
+    "GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA {s} TO {w}",
+    "ALTER DEFAULT PRIVILEGES IN SCHEMA {s} GRANT SELECT ON TABLES TO {r}, {w}",
+    "ALTER DEFAULT PRIVILEGES IN SCHEMA {s} GRANT EXECUTE ON FUNCTIONS TO {r}, {w}",
+    "ALTER DEFAULT PRIVILEGES IN SCHEMA {s} GRANT INSERT, UPDATE, DELETE ON TABLES TO {w}",
+    "ALTER DEFAULT PRIVILEGES IN SCHEMA {s} GRANT USAGE, SELECT, UPDATE ON SEQUENCES TO {w}",
+    # Nobody but the owner may create objects in the schema (PUBLIC may on PostgreSQL 14).
+    "REVOKE CREATE ON SCHEMA {s} FROM PUBLIC",
+)
 
 
 def drop_roles(engine: Engine, *names: str) -> None:

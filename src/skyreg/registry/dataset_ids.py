@@ -89,9 +89,11 @@ def parse_dataset_id(identifier: str) -> DatasetKey:
     """The dataset type and data ID named by ``identifier``; DatasetIdError if malformed.
 
     The authority is not checked: identifiers are resolved by their data ID, so one published
-    under another authority (a service renamed behind a proxy) still resolves.
+    under another authority (a service renamed behind a proxy) still resolves. The scheme is
+    case-insensitive (IVOA identifiers); dataset type and data ID are names and keep their
+    case.
     """
-    if not isinstance(identifier, str) or not identifier.startswith("ivo://"):
+    if not isinstance(identifier, str) or identifier[:6].lower() != "ivo://":
         raise DatasetIdError(f"{identifier!r} is not an ivo:// dataset identifier")
     rest = identifier[len("ivo://"):]
     authority, slash, tail = rest.partition("/")

@@ -15,12 +15,14 @@ from typing import TYPE_CHECKING, Any
 
 import psycopg
 from lsst.sphgeom import ConvexPolygon, Region
-from sqlalchemy import Connection, Engine, Select, func, select
+from sqlalchemy import Engine, Select, func, select
 from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
+from sqlalchemy.exc import DBAPIError
 
-from skyreg.db.engine import make_engine, resolve_url
+from skyreg.db.connection import ReadConnection, writing
+from skyreg.db.engine import describe, first_line, open_engine
 from skyreg.db.migrate import ensure_schema
-from skyreg.errors import NotFoundError, SkyregError
+from skyreg.errors import DatabaseError, NotFoundError, SkyregError
 from skyreg.geometry.pixelization import PixelScheme
 from skyreg.geometry.polygons import decode_polygon
 from skyreg.geometry.query_regions import QueryRegion, make_query_region
@@ -111,12 +113,19 @@ class Registry:
 
     Use :meth:`connect` rather than the constructor. A Registry holds one database connection;
     close it (or use it as a context manager) when done.
+
+    A Registry survives its server restarting (``skyreg server stop``, a PostgreSQL restart,
+    a terminated session): a read that finds its connection lost reconnects and runs once
+    more (the embedded server is started again if needed). A write is never repeated: an
+    ingest interrupted that way raises :class:`~skyreg.errors.ConnectionLostError`, and since
+    every ingest is transactional (what the server had not committed is rolled back) and
+    idempotent, running it again completes it.
     """
 
     def __init__(self, engine: Engine, scheme: PixelScheme) -> None:
         self.engine = engine
         self.pixel_scheme = scheme
-        self._connection: Connection | None = None
+        self._reads = ReadConnection(engine)
 
     # -- life cycle ---------------------------------------------------------------------------
 
@@ -140,41 +149,40 @@ class Registry:
             platform's user data directory).
         pixelization
             ``"htm9"``, ``"healpix10"``, ... — only used when the registry is created.
+
+        Raises :class:`~skyreg.errors.DatabaseError` if the database cannot be reached or
+        set up; its message names the database (without password).
         """
         scheme = parse_pixelization(pixelization) if pixelization is not None else None
-        resolved = resolve_url(url)
-        if resolved is None:
-            from skyreg.db.embedded import acquire_embedded
-
-            resolved = acquire_embedded(Path(home) if home is not None else None)
-        engine = make_engine(resolved)
+        engine = open_engine(url, Path(home) if home is not None else None)
         try:
             stored = ensure_schema(engine, scheme)
-        except Exception:
+        except (DBAPIError, psycopg.Error) as exc:
+            engine.dispose()
+            raise DatabaseError(f"cannot open the registry in {describe(engine)}: "
+                                f"{first_line(exc)}") from exc
+        except BaseException:
             engine.dispose()
             raise
         return cls(engine, stored)
 
     def close(self) -> None:
-        """Release the database connection."""
-        if self._connection is not None:
-            self._connection.close()
-            self._connection = None
+        """Release the database connection (also one the server already dropped)."""
+        self._reads.close()
         self.engine.dispose()
 
-    def sql_connection(self) -> Connection:
-        """The registry's own connection (autocommit), for read statements of callers that
-        work next to the query methods (the web service's ObsCore lookups)."""
-        return self._conn
+    def read_session(self) -> ReadConnection:
+        """The registry's session for reads (autocommit; a read that finds its connection lost
+        runs once more on a new one), for callers that run their own read statements next to
+        the query methods (the web service's ObsCore lookups)."""
+        return self._reads
 
     def reset_connection(self) -> None:
-        """Close the connection but keep the engine; the next query opens a new connection.
+        """Give the connection back but keep the engine; the next query opens a new one.
 
         For callers that share one engine between registries (the web service's pool).
         """
-        if self._connection is not None:
-            self._connection.close()
-            self._connection = None
+        self._reads.close()
 
     def __enter__(self) -> Registry:
         return self
@@ -183,13 +191,9 @@ class Registry:
         self.close()
 
     @property
-    def _conn(self) -> Connection:
-        """A connection in autocommit mode: read queries need no BEGIN/COMMIT round trips."""
-        if self._connection is None or self._connection.closed:
-            self._connection = self.engine.connect().execution_options(
-                isolation_level="AUTOCOMMIT"
-            )
-        return self._connection
+    def _conn(self) -> ReadConnection:
+        """The session for reads (autocommit; reconnects and retries a read once if lost)."""
+        return self._reads
 
     # -- ingest -------------------------------------------------------------------------------
 
@@ -206,7 +210,8 @@ class Registry:
         """
         from skyreg.ingest.manifest_ingest import ingest_manifest
 
-        return ingest_manifest(self.engine, self.pixel_scheme, Path(path), progress=progress)
+        with writing(self.engine, "the ingest"):
+            return ingest_manifest(self.engine, self.pixel_scheme, Path(path), progress=progress)
 
     def ingest_fits(
         self,
@@ -237,8 +242,9 @@ class Registry:
         options = FitsIngestOptions(
             dataset_type=dataset_type, profile=profile, checksum=checksum, jobs=jobs,
             executor=executor, recursive=recursive, skymap=skymap, band=band)
-        return ingest_fits(self.engine, self.pixel_scheme, [Path(p) for p in paths], options,
-                           progress)
+        with writing(self.engine, "the ingest"):
+            return ingest_fits(self.engine, self.pixel_scheme, [Path(p) for p in paths],
+                               options, progress)
 
     def register_skymap(
         self,
@@ -262,7 +268,8 @@ class Registry:
             name = name or file_name
         if not name:
             raise QueryError("a sky map needs a name (give one, or 'name:' in the config file)")
-        return register_skymap(self.engine, self.pixel_scheme, name, definition, progress)
+        with writing(self.engine, f"the registration of sky map {name!r}"):
+            return register_skymap(self.engine, self.pixel_scheme, name, definition, progress)
 
     def skymaps(self) -> dict[str, str]:
         """Registered sky maps: name → definition hash."""
@@ -558,11 +565,8 @@ class Registry:
     # -- internals ------------------------------------------------------------------------------
 
     def _fetch(self, sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
-        """Run compiled SQL as a prepared statement on the registry's connection."""
-        driver: psycopg.Connection[Any] = self._conn.connection.driver_connection  # type: ignore[assignment]
-        # Binary results: bytea arrives as raw bytes instead of hex text to decode.
-        with driver.cursor(binary=True) as cursor:
-            return cursor.execute(sql, params, prepare=True).fetchall()
+        """Run compiled SQL (a read) as a prepared statement on the registry's session."""
+        return self._reads.fetch(sql, params)
 
     def _region(self, sql: str, params: dict[str, Any], what: str) -> ConvexPolygon:
         rows = self._fetch(sql, params)

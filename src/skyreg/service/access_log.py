@@ -1,4 +1,5 @@
-"""Request logging: one line per request (method, path, status, bytes, milliseconds), and a
+"""Request logging: one line per request (method, path, status, bytes, milliseconds, and the
+DALI RUNID and ignored parameters of IVOA requests), and a
 ``Server-Timing`` header so that clients and benchmarks see the server-side time.
 
 A plain ASGI middleware (no per-request task or body buffering), because it wraps every
@@ -48,5 +49,9 @@ class AccessLog:
                 query = scope.get("query_string", b"").decode("latin-1")
                 path = scope.get("path", "") + (f"?{query}" if query else "")
                 client = scope.get("client") or ("-", 0)
-                log.info('%s "%s %s" %d %d %.1fms', client[0], scope.get("method", ""),
-                         path[:2000], status, size, (time.perf_counter() - start) * 1000.0)
+                state = scope.get("state") or {}
+                extra = "".join(f" {name}={state[name]!r}" for name in ("runid", "ignored")
+                                if name in state)
+                log.info('%s "%s %s" %d %d %.1fms%s', client[0], scope.get("method", ""),
+                         path[:2000], status, size, (time.perf_counter() - start) * 1000.0,
+                         extra)

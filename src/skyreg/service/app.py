@@ -36,8 +36,18 @@ _STATIC = "/static-docs"
 PARENT_PID_ENV = "SKYREG_SERVICE_SUPERVISOR_PID"
 
 
+#: SODA 1.0's error codes (its errors are text/plain documents) for the service's faults.
+_SODA_ERRORS = {"UsageFault": "UsageError", "NotFoundFault": "UsageError",
+                "TransientFault": "ServiceUnavailable",
+                "MultiValuedParamNotSupported": "MultiValuedParamNotSupported"}
+
+
 def _error_response(request: Request, error: ServiceError) -> Response:
     message = f"{error.fault}: {error}"
+    if request.url.path.startswith("/soda"):
+        code = _SODA_ERRORS.get(error.fault, "Error")
+        return Response(f"{code}: {error}\n", status_code=error.status,
+                        media_type="text/plain; charset=utf-8")
     if request.url.path.startswith(_IVOA_PREFIXES):
         return Response(error_document(message), status_code=error.status,
                         media_type="application/x-votable+xml")

@@ -26,9 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from psycopg import sql
-from sqlalchemy import create_engine, event
+from sqlalchemy import event
 
-from skyreg.db.engine import resolve_url
+from skyreg.db.engine import open_engine
 from skyreg.db.migrate import ensure_schema
 from skyreg.db.roles import check_role_name
 from skyreg.registry import Registry
@@ -42,16 +42,15 @@ class RegistryPool:
 
     def __init__(self, settings: ServiceSettings) -> None:
         self.settings = settings
-        url = resolve_url(settings.database_url)
-        if url is None:
-            from skyreg.db.embedded import acquire_embedded
-
-            url = acquire_embedded(Path(settings.home) if settings.home else None)
         self.role_in_use: str | None = None
         self._role_checked = False
         self._role_lock = threading.Lock()
-        self.engine = create_engine(url, pool_size=settings.pool_size + 1, max_overflow=2,
-                                    pool_timeout=settings.query_timeout_s)
+        # The engine maps connection failures to DatabaseError and, with the embedded
+        # server, starts it again should it stop while the service runs.
+        self.engine = open_engine(settings.database_url,
+                                  Path(settings.home) if settings.home else None,
+                                  pool_size=settings.pool_size + 1, max_overflow=2,
+                                  pool_timeout=settings.query_timeout_s)
         event.listen(self.engine, "connect", self._prepare_connection)
         try:
             self.pixel_scheme = ensure_schema(self.engine)

@@ -30,8 +30,10 @@ DATALINK_FORMAT = "application/x-votable+xml;content=datalink"
 SODA_NOTE = ("One ID and at most one spatial filter (CIRCLE, POLYGON or POS) per request; "
              "several values are answered with MultiValuedParamNotSupported. The answer is "
              "the pixel box covering the filter, clipped at the image edge (no masking); "
-             "HTTP 204 when no pixel falls inside. RESPONSEFORMAT=image/png renders the "
-             "cutout (STRETCH asinh|linear|sqrt|log, INTERVAL zscale|minmax|99.5).")
+             "HTTP 204 when no pixel falls inside; BAND and TIME keep the image when they "
+             "overlap its band and exposure, POL selects nothing (no polarization axis). "
+             "RESPONSEFORMAT=image/png renders the cutout (STRETCH asinh|linear|sqrt|log, "
+             "INTERVAL zscale|minmax|99.5).")
 
 OBSCORE_FIELDS = tuple(
     Field(c.name, c.datatype, ucd=c.ucd, utype=c.utype, unit=c.unit, description=c.description,
@@ -60,11 +62,12 @@ def datalink_descriptor(base_url: str) -> str:
     ], "Links of each image: the file, its cutout service and a PNG preview")
 
 
-def sia_results(rows: Sequence[Sequence[object]], overflow: bool, base_url: str) -> bytes:
+def sia_results(rows: Sequence[Sequence[object]], overflow: bool, base_url: str,
+                extra_infos: Sequence[str] = ()) -> bytes:
     """The SIA answer: the ObsCore columns of the rows, and the SODA/DataLink descriptors."""
     width = len(obscore.COLUMNS)
     infos = [info("QUERY_STATUS", "OVERFLOW" if overflow else "OK"),
-             info("standardID", SIA_STANDARD_ID)]
+             info("standardID", SIA_STANDARD_ID), *extra_infos]
     return table_document(OBSCORE_FIELDS, [row[:width] for row in rows], infos=infos,
                           resources=[datalink_descriptor(base_url),
                                      soda_descriptor(base_url, "obs_publisher_did")])
@@ -105,13 +108,16 @@ LINK_FIELDS = (
 )
 
 
-def datalink_results(links: Sequence[Link], base_url: str, with_cutouts: bool) -> bytes:
+def datalink_results(links: Sequence[Link], base_url: str, with_cutouts: bool,
+                     overflow: bool = False, extra_infos: Sequence[str] = ()) -> bytes:
+    """The links table; ``overflow``: more IDs were given than were answered."""
     rows = [(link.id, link.access_url, link.service_def, link.error_message, link.description,
              link.semantics, link.content_type, link.content_length) for link in links]
     resources = [soda_descriptor(base_url, "ID")] if with_cutouts else []
-    return table_document(LINK_FIELDS, rows, infos=[info("QUERY_STATUS", "OK"),
-                                                    info("standardID", DATALINK_STANDARD_ID)],
-                          resources=resources, table_name="links")
+    infos = [info("QUERY_STATUS", "OVERFLOW" if overflow else "OK"),
+             info("standardID", DATALINK_STANDARD_ID), *extra_infos]
+    return table_document(LINK_FIELDS, rows, infos=infos, resources=resources,
+                          table_name="links")
 
 
 def capabilities(base_url: str) -> bytes:

@@ -52,10 +52,12 @@ def classify(err: BaseException) -> ServiceError | None:
     Registry errors about bad arguments become usage faults, unknown keys not-found faults,
     and database timeouts or lost connections transient faults.
     """
-    from skyreg.errors import InputError, NotFoundError
+    from skyreg.errors import DatabaseError, InputError, NotFoundError
 
     if isinstance(err, ServiceError):
         return err
+    if isinstance(err, DatabaseError):  # cannot connect, or the connection was lost twice
+        return TransientFault("the database is not available; try again later")
     if isinstance(err, NotFoundError):
         return NotFoundFault(str(err))
     if isinstance(err, (InputError, ValueError)) and isinstance(err, SkyregError):

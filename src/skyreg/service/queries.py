@@ -19,6 +19,7 @@ from weakref import WeakKeyDictionary
 
 from lsst.sphgeom import ConvexPolygon, LonLat, UnitVector3d
 
+from skyreg.db.connection import ReadConnection
 from skyreg.registry import Registry, ResultList
 from skyreg.registry.dataset_ids import DatasetIdError, DatasetKey, parse_dataset_id
 from skyreg.registry.results import CcdRef, DatasetRef, PatchRef, TractRef
@@ -102,22 +103,31 @@ _I = obscore.INDEX
 _base_urls: WeakKeyDictionary[Any, str] = WeakKeyDictionary()
 
 
-def _driver(registry: Registry) -> Any:
-    return registry.sql_connection().connection.driver_connection
+def _run(registry: Registry, sql: str, params: dict[str, Any], base_url: str) -> list[Row]:
+    """Rows of a read of the view (a prepared statement), ``access_url`` under ``base_url``.
+
+    The base URL is a setting of the database session (the view reads it). A read that found
+    its connection lost runs again on a new session (see :class:`skyreg.db.connection.
+    ReadConnection`), which lacks the setting: then it is set there and the read repeated.
+    """
+    session = registry.read_session()
+    driver = _use_base_url(session, base_url)
+    rows = session.fetch(sql, params)
+    if session.connection.driver_connection is not driver:
+        _use_base_url(session, base_url)
+        rows = session.fetch(sql, params)
+    return rows
 
 
-def _run(registry: Registry, sql: str, params: dict[str, Any]) -> list[Row]:
-    driver = _driver(registry)
-    with driver.cursor(binary=True) as cursor:
-        return cursor.execute(sql, params, prepare=True).fetchall()  # type: ignore[no-any-return]
-
-
-def _use_base_url(registry: Registry, base_url: str) -> None:
-    """Point the view's access_url at this service (only when it changes: no round trip)."""
-    driver = _driver(registry)
+def _use_base_url(session: ReadConnection, base_url: str) -> Any:
+    """Point the view's access_url at this service (only when it changes: no round trip);
+    returns the driver connection it is set on."""
+    driver = session.connection.driver_connection
     if _base_urls.get(driver) != base_url:
-        driver.execute("SELECT set_config('skyreg.base_url', %s, false)", (base_url,))
+        session.fetch("SELECT set_config('skyreg.base_url', %(url)s, false)", {"url": base_url})
+        driver = session.connection.driver_connection
         _base_urls[driver] = base_url
+    return driver
 
 
 @dataclass(frozen=True)
@@ -155,9 +165,10 @@ def sia_search(registry: Registry, query: SiaQuery, limit: int, base_url: str,
     outer polygons of patches overlapping the shape, as ``find_datasets`` does; the other
     constraints are applied in SQL on the view's rows.
     """
-    if limit == 0:
+    if limit == 0:  # metadata only, with the overflow indicator DALI asks for
+        return ObsCoreAnswer([], True)
+    if query.release_dates is not None:
         return ObsCoreAnswer([], False)
-    _use_base_url(registry, base_url)
     texts = dict(query.texts)
     shape, params = obscore.constraint_params(query.intervals, texts, query.calib, query.pol)
     ids: list[DatasetKey] | None = None
@@ -174,9 +185,9 @@ def sia_search(registry: Registry, query: SiaQuery, limit: int, base_url: str,
     if not query.shapes:
         if ids is None:
             rows = _run(registry, obscore.rows_without_position(shape),
-                        {**params, "limit": limit + 1})
+                        {**params, "limit": limit + 1}, base_url)
             return ObsCoreAnswer(rows[:limit], len(rows) > limit)
-        rows = _rows_of_keys(registry, ids, shape, params)
+        rows = _rows_of_keys(registry, ids, shape, params, base_url)
         return _answer(rows, limit)
     check_area(query.shapes, max_area_deg2)
     exact_ccds: set[tuple[Any, ...]] = set()
@@ -204,7 +215,7 @@ def sia_search(registry: Registry, query: SiaQuery, limit: int, base_url: str,
         keys = [key for key in wanted if key.dataset_type in types and (
             (key.dimensions == "ccd" and (key.instrument, key.visit, key.detector) in all_ccds)
             or (key.dimensions == "patch" and (key.skymap, key.tract, key.patch) in all_patches))]
-        rows = _rows_of_keys(registry, keys, shape, params)
+        rows = _rows_of_keys(registry, keys, shape, params, base_url)
     else:
         rows = []
         if ccd_types and all_ccds:
@@ -214,7 +225,7 @@ def sia_search(registry: Registry, query: SiaQuery, limit: int, base_url: str,
                 "types": [t for t in ccd_types for _ in ordered],
                 "instruments": [k[0] for _ in ccd_types for k in ordered],
                 "visits": [k[1] for _ in ccd_types for k in ordered],
-                "detectors": [k[2] for _ in ccd_types for k in ordered]})
+                "detectors": [k[2] for _ in ccd_types for k in ordered]}, base_url)
         if patch_types and all_patches:
             ordered = sorted(all_patches)
             rows += _run(registry, obscore.rows_by_patch_keys(shape), {
@@ -222,7 +233,7 @@ def sia_search(registry: Registry, query: SiaQuery, limit: int, base_url: str,
                 "types": [t for t in patch_types for _ in ordered],
                 "skymaps": [k[0] for _ in patch_types for k in ordered],
                 "tracts": [k[1] for _ in patch_types for k in ordered],
-                "patches": [k[2] for _ in patch_types for k in ordered]})
+                "patches": [k[2] for _ in patch_types for k in ordered]}, base_url)
     if boxes:
         rows = [row for row in rows if _footprint_key(row) in exact_ccds | exact_patches
                 or any(polygon_overlaps_box(_region_of(row), box) for box in boxes)]
@@ -243,7 +254,8 @@ def _answer(rows: list[Row], limit: int) -> ObsCoreAnswer:
 
 
 def _rows_of_keys(registry: Registry, keys: Sequence[DatasetKey],
-                  shape: obscore.ConstraintShape, params: dict[str, Any]) -> list[Row]:
+                  shape: obscore.ConstraintShape, params: dict[str, Any], base_url: str
+                  ) -> list[Row]:
     """ObsCore rows of exactly these datasets that pass the constraints."""
     ccd = [k for k in keys if k.dimensions == "ccd"]
     patch = [k for k in keys if k.dimensions == "patch"]
@@ -252,13 +264,13 @@ def _rows_of_keys(registry: Registry, keys: Sequence[DatasetKey],
         rows += _run(registry, obscore.rows_by_ccd_keys(shape), {
             **params, "types": [k.dataset_type for k in ccd],
             "instruments": [k.instrument for k in ccd], "visits": [k.visit for k in ccd],
-            "detectors": [k.detector for k in ccd]})
+            "detectors": [k.detector for k in ccd]}, base_url)
     if patch:
         wanted = set(patch)
         found = _run(registry, obscore.rows_by_patch_keys(shape), {
             **params, "types": [k.dataset_type for k in patch],
             "skymaps": [k.skymap for k in patch], "tracts": [k.tract for k in patch],
-            "patches": [k.patch for k in patch]})
+            "patches": [k.patch for k in patch]}, base_url)
         rows += [row for row in found if row_key(row) in wanted]
     return rows
 
@@ -268,10 +280,9 @@ def dataset_rows(registry: Registry, keys: Sequence[DatasetKey], base_url: str
     """The ObsCore row of each of these datasets that is registered."""
     if not keys:
         return {}
-    _use_base_url(registry, base_url)
     shape, params = obscore.constraint_params({}, {}, None, None)
     return {row_key(row): row for row in _rows_of_keys(registry, list(set(keys)), shape,
-                                                        params)}
+                                                        params, base_url)}
 
 
 @dataclass(frozen=True)
@@ -283,6 +294,9 @@ class DatasetFile:
     hdu: int
     access_format: str
     size_kb: int | None
+    #: Wavelength (m) and time (MJD) coverage, as in ObsCore; None when unknown.
+    em: tuple[float | None, float | None] = (None, None)
+    t: tuple[float | None, float | None] = (None, None)
 
 
 def dataset_file(registry: Registry, key: DatasetKey, base_url: str) -> DatasetFile | None:
@@ -290,5 +304,11 @@ def dataset_file(registry: Registry, key: DatasetKey, base_url: str) -> DatasetF
     row = dataset_rows(registry, [key], base_url).get(key)
     if row is None:
         return None
+    return file_of_row(key, row)
+
+
+def file_of_row(key: DatasetKey, row: Row) -> DatasetFile:
     return DatasetFile(key, row[_I["skyreg_uri"]], int(row[_I["skyreg_hdu"]]),
-                       row[_I["access_format"]], row[_I["access_estsize"]])
+                       row[_I["access_format"]], row[_I["access_estsize"]],
+                       (row[_I["em_min"]], row[_I["em_max"]]),
+                       (row[_I["t_min"]], row[_I["t_max"]]))

@@ -22,7 +22,7 @@ def log_config(level: str) -> dict[str, Any]:
 
     config: dict[str, Any] = {**LOGGING_CONFIG}
     config["formatters"] = {**config["formatters"], "skyreg": {
-        "format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}}
+        "format": "%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s"}}
     config["handlers"] = {**config["handlers"], "skyreg": {
         "class": "logging.StreamHandler", "formatter": "skyreg", "stream": "ext://sys.stderr"}}
     config["loggers"] = {**config["loggers"],

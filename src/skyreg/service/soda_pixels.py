@@ -23,6 +23,7 @@ safe to share between threads.
 
 from __future__ import annotations
 
+import copy
 import io
 import math
 import threading
@@ -250,12 +251,14 @@ def _cutout_header(image: _OpenImage, box: tuple[int, int, int, int], label: str
     from astropy.io import fits
 
     x0, x1, y0, y1 = box
+    # Copies of the cards: the image's header is cached and shared by every cutout, and a
+    # Card appended as it is would be the same object, shifted again by the next cutout.
     header = fits.Header()
     for card in image.header.cards:
         if card.keyword not in _STRUCTURAL and not card.keyword.startswith("Z"):
-            header.append(card)
+            header.append(copy.copy(card))
     for card in image.primary_cards:
-        header.append(card)
+        header.append(copy.copy(card))
     for axis, offset in (("1", x0), ("2", y0)):
         if f"CRPIX{axis}" in header:
             header[f"CRPIX{axis}"] = float(header[f"CRPIX{axis}"]) - offset

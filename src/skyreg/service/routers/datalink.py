@@ -12,15 +12,21 @@ from fastapi.responses import FileResponse, RedirectResponse
 from starlette.concurrency import run_in_threadpool
 
 from skyreg.registry.dataset_ids import DatasetIdError, DatasetKey, parse_dataset_id
-from skyreg.service import dependencies, documents, queries
-from skyreg.service.errors import LimitExceeded, NotFoundFault, UsageFault
-from skyreg.service.routers.ivoa_common import dali_params, documented, votable
+from skyreg.service import dependencies, documents, params, queries
+from skyreg.service.errors import NotFoundFault, UsageFault
+from skyreg.service.routers.ivoa_common import (
+    dali_params,
+    documented,
+    note_request,
+    request_infos,
+    votable,
+)
 from skyreg.service.soda_pixels import local_path
 
 router = APIRouter(tags=["IVOA DataLink"])
 
 
-@router.get("/datalink/links", openapi_extra=documented("ID"),
+@router.get("/datalink/links", openapi_extra=documented("ID", "RESPONSEFORMAT", "RUNID"),
                   summary="Links of one or more images (file, cutout service, preview)",
                   response_class=Response,
                   responses={200: {"content": {"application/x-votable+xml": {}}},
@@ -28,14 +34,14 @@ router = APIRouter(tags=["IVOA DataLink"])
 async def links(request: Request) -> Response:
     settings = dependencies.settings(request)
     given = await dali_params(request)
-    unknown = sorted(set(given) - {"ID", "RESPONSEFORMAT", "REQUEST"})
-    if unknown:
-        raise UsageFault(f"unknown parameter {unknown[0]} (DataLink takes ID)")
+    dali = params.dali_request(given, frozenset({"ID"}), what="DataLink",
+                               formats=params.VOTABLE_FORMATS)
+    note_request(request, dali)
+    # DataLink 1.1: no ID is a normal (empty) answer; beyond the service's limit, the first
+    # IDs are answered and the overflow is signalled.
     ids = given.get("ID", [])
-    if not ids:
-        raise UsageFault("ID is required")
-    if len(ids) > settings.max_ids:
-        raise LimitExceeded(f"ID: at most {settings.max_ids} identifiers per request")
+    overflow = len(ids) > settings.max_ids
+    ids = ids[:settings.max_ids]
     base_url = dependencies.base_url(request)
     keys: dict[str, DatasetKey | str] = {}
     for text in ids:
@@ -60,10 +66,7 @@ async def links(request: Request) -> Response:
                 found.append(documents.Link(
                     text, error_message=f"NotFoundFault: {text} is not registered"))
                 continue
-            file = queries.DatasetFile(key, row[queries._I["skyreg_uri"]],
-                                       int(row[queries._I["skyreg_hdu"]]),
-                                       row[queries._I["access_format"]],
-                                       row[queries._I["access_estsize"]])
+            file = queries.file_of_row(key, row)
             local = local_path(file.uri) is not None
             size = file.size_kb * 1000 if file.size_kb is not None else None
             found.append(documents.Link(
@@ -80,9 +83,10 @@ async def links(request: Request) -> Response:
                                             semantics="#preview",
                                             description="PNG rendering of the image",
                                             content_type="image/png"))
-        return documents.datalink_results(found, base_url, cutouts)
+        return documents.datalink_results(found, base_url, cutouts, overflow,
+                                          request_infos(dali))
 
-    return votable(await run_in_threadpool(answer))
+    return votable(await run_in_threadpool(answer), media_type=dali.media_type)
 
 
 # POST (pyvo sends batches of IDs so) takes the same parameters as a form.

@@ -6,7 +6,8 @@ from typing import Any
 
 from fastapi import Request, Response
 
-from skyreg.service.params import Params, collect
+from skyreg.service.params import DaliRequest, Params, collect
+from skyreg.service.votable import info
 
 VOTABLE = "application/x-votable+xml"
 
@@ -20,8 +21,25 @@ async def dali_params(request: Request) -> Params:
     return collect(pairs)
 
 
-def votable(body: bytes, status: int = 200) -> Response:
-    return Response(body, status_code=status, media_type=VOTABLE)
+def votable(body: bytes, status: int = 200, media_type: str = VOTABLE) -> Response:
+    return Response(body, status_code=status, media_type=media_type)
+
+
+def note_request(request: Request, dali: DaliRequest) -> None:
+    """Hand RUNID and the ignored parameters to the access log (DALI: RUNID is kept in the
+    service's logs, also when it came in a POST body)."""
+    if dali.runid is not None:
+        request.state.runid = dali.runid
+    if dali.ignored:
+        request.state.ignored = dali.ignored
+
+
+def request_infos(dali: DaliRequest) -> list[str]:
+    """INFO elements of an answer: RUNID echoed, and each parameter that was ignored."""
+    infos = [info("RUNID", dali.runid) if dali.runid is not None else ""]
+    infos += [info("ignored_parameter", name, f"{name} is not a parameter of this service; "
+                   "it was ignored") for name in dali.ignored]
+    return [text for text in infos if text]
 
 
 def documented(*names: str) -> dict[str, Any]:

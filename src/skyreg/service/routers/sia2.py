@@ -6,13 +6,20 @@ from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from skyreg.service import dependencies, documents, params, queries
-from skyreg.service.routers.ivoa_common import dali_params, documented, votable
+from skyreg.service.routers.ivoa_common import (
+    dali_params,
+    documented,
+    note_request,
+    request_infos,
+    votable,
+)
 
 router = APIRouter(prefix="/sia2", tags=["IVOA SIA 2.0"])
 
 _SIA_DOC = documented("POS", "BAND", "TIME", "POL", "FOV", "SPATRES", "EXPTIME", "ID",
                       "COLLECTION", "FACILITY", "INSTRUMENT", "DPTYPE", "CALIB", "TARGET",
-                      "TIMERES", "SPECRP", "FORMAT", "MAXREC", "RESPONSEFORMAT")
+                      "TIMERES", "SPECRP", "FORMAT", "RELEASEDATE", "MAXREC",
+                      "RESPONSEFORMAT", "RUNID")
 
 
 @router.get("/query", openapi_extra=_SIA_DOC,
@@ -26,13 +33,16 @@ async def query(request: Request) -> Response:
     limit = settings.default_rows if sia.maxrec is None else min(sia.maxrec, settings.max_rows)
     base_url = dependencies.base_url(request)
 
+    note_request(request, sia.dali)
+
     def answer() -> bytes:
         with dependencies.pool(request).registry() as registry:
             found = queries.sia_search(registry, sia, limit, base_url, settings.max_area_deg2)
         # A MAXREC above the service's limit is cut to it: that is an overflow too.
-        return documents.sia_results(found.rows, found.overflow, base_url)
+        return documents.sia_results(found.rows, found.overflow, base_url,
+                                     request_infos(sia.dali))
 
-    return votable(await run_in_threadpool(answer))
+    return votable(await run_in_threadpool(answer), media_type=sia.dali.media_type)
 
 
 @router.get("/capabilities", summary="VOSI capabilities", response_class=Response,

@@ -8,14 +8,15 @@ from starlette.concurrency import run_in_threadpool
 from skyreg.registry.dataset_ids import DatasetIdError, parse_dataset_id
 from skyreg.service import dependencies, params, queries, soda_pixels
 from skyreg.service.errors import NotFoundFault, UsageFault
-from skyreg.service.routers.ivoa_common import dali_params, documented
+from skyreg.service.routers.ivoa_common import dali_params, documented, note_request
 
 router = APIRouter(prefix="/soda", tags=["IVOA SODA"])
 
 
 @router.get("/sync",
-                  openapi_extra=documented("ID", "CIRCLE", "POLYGON", "POS", "RESPONSEFORMAT",
-                                           "STRETCH", "INTERVAL"),
+                  openapi_extra=documented("ID", "CIRCLE", "POLYGON", "POS", "BAND", "TIME",
+                                           "POL", "RESPONSEFORMAT", "STRETCH", "INTERVAL",
+                                           "RUNID"),
                   summary="Cutout of a registered image: the pixel box of a sky region",
                   response_class=Response,
                   responses={200: {"content": {"image/fits": {}, "image/png": {}}},
@@ -26,6 +27,7 @@ router = APIRouter(prefix="/soda", tags=["IVOA SODA"])
 async def sync(request: Request) -> Response:
     settings = dependencies.settings(request)
     soda = params.soda_request(await dali_params(request))
+    note_request(request, soda.dali)
     try:
         key = parse_dataset_id(soda.dataset_id)
     except DatasetIdError as err:
@@ -43,20 +45,31 @@ async def sync(request: Request) -> Response:
         if path is None:
             raise NotFoundFault(f"{soda.dataset_id} is stored at {file.uri}, which this "
                                 "service cannot cut")
+        if not _selects_the_plane(soda, file):
+            return Response(status_code=204)
         if soda.png:
             body = soda_pixels.cutout_png(path, file.hdu, soda.shape,
                                           settings.max_cutout_pixels, soda.dataset_id,
                                           soda.stretch, soda.interval)
-            media = "image/png"
         else:
             body = soda_pixels.cutout_fits(path, file.hdu, soda.shape,
                                            settings.max_cutout_pixels, soda.dataset_id)
-            media = "image/fits"
         if body is None:
             return Response(status_code=204)
-        return Response(body, media_type=media)
+        return Response(body, media_type=soda.dali.media_type)
 
     return await run_in_threadpool(answer)
+
+
+def _selects_the_plane(soda: params.SodaRequest, file: queries.DatasetFile) -> bool:
+    """Whether BAND, TIME and POL keep the image's one plane (each is a filter: SODA answers
+    204 when no pixel is left). Images have no polarization axis: POL keeps nothing; a band
+    or time not known for the image cannot be matched."""
+    if soda.band is not None and not params.overlaps_any(*file.em, soda.band):
+        return False
+    if soda.time is not None and not params.overlaps_any(*file.t, soda.time):
+        return False
+    return soda.pol is None
 
 
 router.add_api_route("/sync", sync, methods=["POST"], include_in_schema=False)
