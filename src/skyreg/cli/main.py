@@ -17,6 +17,7 @@ import click
 from skyreg.cli import (
     archive_commands,
     operator_commands,
+    plot_commands,
     server_commands,
     skymap_commands,
     stamps_commands,
@@ -60,6 +61,8 @@ def cli(ctx: click.Context, db: str | None, home: Path | None) -> None:
       skyreg ccds --patch rings 9813 40        # CCDs overlapping patch 40 of tract 9813
       skyreg patches --ccd LSSTCam 2027010100042 94
       skyreg ccds --cone 150.1 2.2 0.2 --band r --format csv
+      skyreg plot coverage --out coverage.png  # all-sky coverage map (matplotlib)
+      skyreg serve                             # web service and sky viewer on :8000
 
     Answers are exact: a CCD is returned if and only if its polygon overlaps the region.
     """
@@ -399,6 +402,7 @@ cli.add_command(archive_commands.datasets)
 cli.add_command(archive_commands.dataset_type)
 cli.add_command(skymap_commands.skymap)
 cli.add_command(stamps_commands.stamps_command)
+cli.add_command(plot_commands.plot)
 cli.add_command(server_commands.server)
 cli.add_command(operator_commands.sql_command)
 db.add_command(operator_commands.roles_command)

@@ -49,9 +49,11 @@ from skyreg.schema import DIMENSIONS, ccd, dataset_type, patch, skymap, tract, v
 
 if TYPE_CHECKING:
     from astropy.wcs import WCS
+    from matplotlib.figure import Figure
 
     from skyreg.cutouts import FileProblem, ScratchCache, StampPlan, StampResult
     from skyreg.cutouts.lookup import CoaddLookup
+    from skyreg.geometry.sky_data import CoverageMap, Footprint
     from skyreg.ingest.fits_ingest import FitsIngestReport
     from skyreg.ingest.report import IngestReport
     from skyreg.ingest.skymap_ingest import SkymapReport
@@ -632,6 +634,55 @@ class Registry:
             name: int(self._conn.execute(select(func.count()).select_from(table)).scalar_one())
             for name, table in tables.items()
         }
+
+    # -- pictures ---------------------------------------------------------------------------------
+
+    def footprints(self, refs: Sequence[Any], *, kind: str | None = None) -> list[Footprint]:
+        """Vertices (and visit band and time) of CCDs, patches or tracts, e.g. of a search's
+        answer: ``reg.footprints(reg.find_ccds(cone=...))``. Plain tuples need ``kind``."""
+        from skyreg.registry import sky
+
+        return sky.footprints(self, refs, kind)
+
+    def datasets_of(self, ref: CcdRef | PatchRef) -> ResultList[DatasetRef]:
+        """Every archived file of one CCD or patch, whatever its dataset type."""
+        from skyreg.registry import sky
+
+        return sky.datasets_of(self, ref)
+
+    def coverage_map(self, level: int | None = None) -> CoverageMap:
+        """Visits per sky cell (total and per band) at a coarse level of the registry's
+        pixelization, from the pixel index (see :mod:`skyreg.registry.sky`)."""
+        from skyreg.registry import sky
+
+        return sky.coverage_map(self, level)
+
+    def plot_coverage(self, *, tract: tuple[str, int] | None = None,
+                      band: str | Sequence[str] | None = None, level: int | None = None,
+                      **options: Any) -> Figure:
+        """Coverage depth per band: an all-sky map (Mollweide) of visits per cell, or with
+        ``tract`` a tangent-plane map of the tract with the exact number of visits whose
+        CCDs cover each point. Needs matplotlib (``pip install 'skyreg[plot]'``)."""
+        from skyreg.registry import plotting
+
+        return plotting.plot_coverage(self, tract=tract, band=band, level=level,
+                                            **options)
+
+    def plot_patch(self, skymap_name: str, tract_id: int, patch_id: int, *,
+                   band: str | Sequence[str] | None = None, **options: Any) -> Figure:
+        """The CCDs overlapping one patch over its inner and outer boxes (tangent plane of
+        the tract). Needs matplotlib."""
+        from skyreg.registry import plotting
+
+        return plotting.plot_patch(self, (skymap_name, tract_id, patch_id), band=band,
+                                         **options)
+
+    def plot_ccds(self, **query: Any) -> Figure:
+        """The CCDs a :meth:`find_ccds` query returns (same arguments), coloured by band,
+        with the query region. Needs matplotlib."""
+        from skyreg.registry import plotting
+
+        return plotting.plot_ccds(self, **query)
 
     # -- internals ------------------------------------------------------------------------------
 

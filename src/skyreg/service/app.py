@@ -24,7 +24,7 @@ from skyreg import __version__
 from skyreg.service.access_log import AccessLog
 from skyreg.service.database import RegistryPool
 from skyreg.service.errors import ServiceError, classify
-from skyreg.service.routers import api, datalink, sia2, soda
+from skyreg.service.routers import api, datalink, sia2, sky, soda
 from skyreg.service.settings import ServiceSettings
 from skyreg.service.votable import error_document
 
@@ -98,8 +98,9 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
                     "Python API, and the IVOA protocols SIA 2.0 (with ObsCore), DataLink and "
                     "SODA for VO clients such as pyvo and TOPCAT.")
     app.state.settings = chosen
-    for router in (api.router, sia2.router, datalink.router, soda.router):
+    for router in (api.router, sia2.router, datalink.router, soda.router, sky.router):
         app.include_router(router)
+    sky.mount_static(app)
 
     @app.exception_handler(ServiceError)
     async def service_error(request: Request, exc: ServiceError) -> Response:
@@ -124,10 +125,6 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
 
     if chosen.docs:
         _add_docs(app)
-
-    @app.get("/", include_in_schema=False, response_class=HTMLResponse)
-    def index(request: Request) -> str:
-        return _INDEX
 
     if chosen.cors_origins:
         from starlette.middleware.cors import CORSMiddleware
@@ -160,19 +157,3 @@ def _add_docs(app: FastAPI) -> None:
                               redoc_js_url=f"{root}{_STATIC}/redoc.standalone.js",
                               redoc_favicon_url=f"{root}{_STATIC}/favicon.png",
                               with_google_fonts=False)
-
-
-_INDEX = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>skyreg</title></head>
-<body><h1>skyreg</h1>
-<ul>
-<li><a href="docs">/docs</a>: interactive API documentation
-(<a href="openapi.json">OpenAPI</a>)</li>
-<li><a href="api/v1">/api/v1</a>: JSON API (CCDs, patches, tracts, datasets, sky maps, counts,
-cutout URLs)</li>
-<li><a href="sia2/capabilities">/sia2</a>: IVOA SIA 2.0 (query, capabilities, availability)</li>
-<li>/datalink/links: IVOA DataLink; /soda/sync: IVOA SODA cutouts; /files: registered files</li>
-</ul></body></html>
-"""
-
-
