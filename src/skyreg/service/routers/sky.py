@@ -16,7 +16,6 @@ from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request, Respons
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
-from skyreg.registry import Registry
 from skyreg.registry.sky import COVERAGE_LEVELS
 from skyreg.service import dependencies, sky
 from skyreg.service.errors import LimitExceeded, NotFoundFault, UsageFault
@@ -26,7 +25,6 @@ from skyreg.service.targets import TargetError, parse_target
 
 router = APIRouter(tags=["Sky viewer"])
 
-RegistryDep = Annotated[Registry, Depends(dependencies.registry)]
 SettingsDep = Annotated[ServiceSettings, Depends(dependencies.settings)]
 BaseUrlDep = Annotated[str, Depends(dependencies.base_url)]
 
@@ -74,7 +72,7 @@ def resolve(q: Annotated[str, Query(max_length=200, description="e.g. '150.1 2.2
 @router.get("/api/v1/sky/field", responses=_ERRORS,
             summary="CCDs (with vertices), patches and tracts overlapping a cone, tract or "
                     "patch")
-def field(registry: RegistryDep, settings: SettingsDep,
+def field(request: Request, settings: SettingsDep,
           cone: Annotated[str | None, Query(description="RA,DEC,RADIUS (degrees)")] = None,
           tract: Annotated[str | None, Query(description="SKYMAP,TRACT")] = None,
           patch: Annotated[str | None, Query(description="SKYMAP,TRACT,PATCH")] = None,
@@ -85,20 +83,22 @@ def field(registry: RegistryDep, settings: SettingsDep,
     most = min(FIELD_CCDS, settings.max_rows)
     if limit is not None and limit > settings.max_rows:
         raise LimitExceeded(f"limit: at most {settings.max_rows} CCDs")
-    return sky.field(registry, region, band=band or None, max_ccds=limit or most)
+    with dependencies.lend(request) as registry:
+        return sky.field(registry, region, band=band or None, max_ccds=limit or most)
 
 
 @router.get("/api/v1/sky/details", responses=_ERRORS,
             summary="Data ID, polygons and files (with DataLink and preview URLs) of one "
                     "CCD, patch or tract")
-def details(registry: RegistryDep, settings: SettingsDep, base_url: BaseUrlDep,
+def details(request: Request, settings: SettingsDep, base_url: BaseUrlDep,
             ccd: Annotated[str | None, Query(description="INSTRUMENT,VISIT,DETECTOR")] = None,
             patch: Annotated[str | None, Query(description="SKYMAP,TRACT,PATCH")] = None,
             tract: Annotated[str | None, Query(description="SKYMAP,TRACT")] = None,
             ) -> dict[str, Any]:
     given = region_arguments(settings, ccd=ccd, patch=patch, tract=tract)
     kind, key = next(iter(given.items()))
-    answer = sky.details(registry, kind, tuple(key), base_url)
+    with dependencies.lend(request) as registry:
+        answer = sky.details(registry, kind, tuple(key), base_url)
     if answer is None:
         raise NotFoundFault(f"{kind} {tuple(key)} is not in the registry")
     return answer
@@ -106,7 +106,7 @@ def details(registry: RegistryDep, settings: SettingsDep, base_url: BaseUrlDep,
 
 @router.get("/api/v1/sky/coverage", responses={**_ERRORS, 304: {"description": "Unchanged"}},
             summary="Visits per sky cell (total and per band), with the cells' polygons")
-def coverage(request: Request, registry: RegistryDep,
+def coverage(request: Request,
              level: Annotated[int | None, Query(ge=COVERAGE_LEVELS[0], le=COVERAGE_LEVELS[1],
                                                 description="pixelization level of the "
                                                             "cells (default 6)")] = None,
@@ -114,7 +114,8 @@ def coverage(request: Request, registry: RegistryDep,
     """Computed from the CCD pixel index in one SQL aggregate, then kept until CCDs are
     added (the ETag changes then)."""
     cache: sky.CoverageCache = _coverage_cache(request)
-    etag, answer = cache.get(registry, level)
+    with dependencies.lend(request) as registry:
+        etag, answer = cache.get(registry, level)
     headers = {"ETag": etag, "Cache-Control": "no-cache"}
     if if_none_match == etag:
         return Response(status_code=304, headers=headers)
