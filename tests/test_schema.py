@@ -18,8 +18,8 @@ from skyreg.db.engine import make_engine, normalize_url
 from skyreg.db.migrate import current_revision, head_revision, upgrade
 from skyreg.errors import DatabaseError
 from skyreg.geometry.pixelization import PixelScheme
-from skyreg.registry import queries
-from skyreg.registry.registry import _sql
+from skyreg.search import statements as queries
+from skyreg.search.sql import compiled as _sql
 from skyreg.schema import metadata
 
 

@@ -15,11 +15,21 @@ from typing import TYPE_CHECKING, Any
 from skyreg.errors import ConflictError, InputError, NotFoundError, SkyregError
 
 if TYPE_CHECKING:
-    from skyreg.registry import CcdRef, PatchRef, QueryError, Registry, ResultList, TractRef
+    from skyreg.registry import (
+        CcdRef,
+        DatasetRef,
+        PatchRef,
+        QueryError,
+        Registry,
+        ResultList,
+        ResultTable,
+        TractRef,
+    )
 
 __version__ = "0.1.0"
 
-_LAZY = {"CcdRef", "PatchRef", "QueryError", "Registry", "ResultList", "TractRef"}
+_LAZY = {"CcdRef", "DatasetRef", "PatchRef", "QueryError", "Registry", "ResultList",
+         "ResultTable", "TractRef"}
 
 
 def __getattr__(name: str) -> Any:
@@ -33,12 +43,14 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "CcdRef",
     "ConflictError",
+    "DatasetRef",
     "InputError",
     "NotFoundError",
     "PatchRef",
     "QueryError",
     "Registry",
     "ResultList",
+    "ResultTable",
     "SkyregError",
     "TractRef",
     "__version__",

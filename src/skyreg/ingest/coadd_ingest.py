@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from sqlalchemy import Connection, Engine, and_, select, tuple_
 
+from skyreg.db.connection import ReadConnection
 from skyreg.errors import InputError
 from skyreg.fits.scan import CoaddRecord, FileScan, HduProblem
 from skyreg.geometry.pixelization import PixelScheme
@@ -30,6 +31,7 @@ from skyreg.ingest.fits_clashes import (
 from skyreg.ingest.loader import Batch, load
 from skyreg.ingest.report import KindCount
 from skyreg.schema import patch, patch_dataset, tract
+from skyreg.search.tiles import find_patches
 
 if TYPE_CHECKING:
     from astropy.wcs import WCS
@@ -37,6 +39,8 @@ if TYPE_CHECKING:
     from skyreg.ingest.fits_ingest import FitsIngestOptions, FitsIngestReport
 
 Progress = Callable[[str, int, int], None]
+
+_SKYMAP_SQL = "SELECT 1 FROM skymap WHERE name = %(name)s"
 
 #: Largest corner offset, in pixels, between the file's WCS and the patch's.
 WCS_TOLERANCE_PIXELS = 0.01
@@ -91,17 +95,15 @@ def load_coadd_files(engine: Engine, scheme: PixelScheme, scans: list[FileScan[C
     A file that names a patch image another file of the run names (read first), or that the
     registry holds from another file, is refused; the other files are registered.
     """
-
-    from skyreg.registry.registry import Registry
-
     if options.skymap is None:
         raise InputError("coadd images need --skymap: the sky map whose patches they are")
-    registry = Registry(engine, scheme)
+    # A session of our own on the caller's engine (closing it returns it to the pool): the
+    # patch search is the search layer's, the same exact answer as Registry.find_patches.
+    reads = ReadConnection(engine)
     files: list[tuple[str, list[tuple[Any, ...]]]] = []
     tract_wcs: dict[int, WCS | None] = {}
     try:
-        known = registry.skymaps()
-        if options.skymap not in known:
+        if not reads.fetch(_SKYMAP_SQL, {"name": options.skymap}):
             for scan in scans:
                 report.problems.append(HduProblem(
                     scan.path, None, f"sky map {options.skymap!r} is not registered"))
@@ -111,7 +113,7 @@ def load_coadd_files(engine: Engine, scheme: PixelScheme, scans: list[FileScan[C
                 progress("matching patches", done, len(scans))
             file_rows: list[tuple[Any, ...]] = []
             for record in scan.records:
-                found = _match(registry, engine, options.skymap, record, tract_wcs)
+                found = _match(reads, scheme, options.skymap, record, tract_wcs)
                 band = options.band or record.band
                 if isinstance(found, str) or not band:
                     reason = found if isinstance(found, str) else (
@@ -124,7 +126,7 @@ def load_coadd_files(engine: Engine, scheme: PixelScheme, scans: list[FileScan[C
             if len(file_rows) == len(scan.records):
                 files.append((scan.path, file_rows))
     finally:
-        registry.close()
+        reads.close()
     if progress is not None:
         progress("matching patches", len(scans), len(scans))
     report.add_counts(_load_rows(engine, files, options, report, progress))
@@ -169,24 +171,23 @@ def _load_rows(engine: Engine, files: list[tuple[str, list[tuple[Any, ...]]]],
         return counts
 
 
-def _match(registry: Any, engine: Engine, skymap_name: str, record: CoaddRecord,
+def _match(reads: ReadConnection, scheme: PixelScheme, skymap_name: str, record: CoaddRecord,
            tract_wcs: dict[int, WCS | None]) -> tuple[int, int] | str:
     """(tract, patch) whose outer box is this image, or the reason there is none."""
     from astropy.wcs import WCS
 
-    candidates = registry.find_patches(point=_centre(record), skymap=skymap_name)
+    candidates = find_patches(reads, scheme, point=_centre(record), skymap=skymap_name)
     if not candidates:
         return f"no patch of sky map {skymap_name!r} contains the image centre"
     keys = [(ref.tract, ref.patch) for ref in candidates]
-    with engine.connect() as connection:
-        boxes = {(row.tract, row.patch): row.outer_bbox for row in connection.execute(
-            select(patch.c.tract, patch.c.patch, patch.c.outer_bbox).where(and_(
-                patch.c.skymap == skymap_name,
-                tuple_(patch.c.tract, patch.c.patch).in_(keys))))}
-        missing = sorted({t for t, _ in keys} - tract_wcs.keys())
-        for tract_id, header in connection.execute(select(tract.c.tract, tract.c.wcs).where(
-                and_(tract.c.skymap == skymap_name, tract.c.tract.in_(missing)))):
-            tract_wcs[tract_id] = WCS(header) if header else None
+    boxes = {(row.tract, row.patch): row.outer_bbox for row in reads.execute(
+        select(patch.c.tract, patch.c.patch, patch.c.outer_bbox).where(and_(
+            patch.c.skymap == skymap_name,
+            tuple_(patch.c.tract, patch.c.patch).in_(keys))))}
+    missing = sorted({t for t, _ in keys} - tract_wcs.keys())
+    for tract_id, header in reads.execute(select(tract.c.tract, tract.c.wcs).where(
+            and_(tract.c.skymap == skymap_name, tract.c.tract.in_(missing)))):
+        tract_wcs[tract_id] = WCS(header) if header else None
     reasons = []
     for key in keys:
         wcs, box = tract_wcs.get(key[0]), boxes.get(key)

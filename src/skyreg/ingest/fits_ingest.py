@@ -54,7 +54,6 @@ from skyreg.ingest.fits_clashes import (
 from skyreg.ingest.footprints import pixel_coverage
 from skyreg.ingest.loader import Batch, load, vacuum_tables
 from skyreg.ingest.report import KindCount
-from skyreg.registry.dataset_queries import registered_uris
 from skyreg.schema import (
     ccd,
     ccd_dataset,
@@ -64,6 +63,7 @@ from skyreg.schema import (
     instrument,
     visit,
 )
+from skyreg.search.dataset_statements import registered_uris
 
 Progress = Callable[[str, int, int], None]
 

@@ -1,8 +1,15 @@
-"""The registry API: :class:`Registry` and its result rows."""
+"""The registry API: :class:`Registry` and its results (rows and columnar tables)."""
 
 from skyreg.registry.registry import Registry, parse_pixelization
-from skyreg.registry.results import CcdRef, PatchRef, ResultList, TractRef
-from skyreg.registry.validation import QueryError
+from skyreg.search.results import (
+    CcdRef,
+    DatasetRef,
+    PatchRef,
+    ResultList,
+    ResultTable,
+    TractRef,
+)
+from skyreg.search.validation import QueryError
 
-__all__ = ["CcdRef", "PatchRef", "QueryError", "Registry", "ResultList", "TractRef",
-           "parse_pixelization"]
+__all__ = ["CcdRef", "DatasetRef", "PatchRef", "QueryError", "Registry", "ResultList",
+           "ResultTable", "TractRef", "parse_pixelization"]

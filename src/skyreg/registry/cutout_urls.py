@@ -26,7 +26,7 @@ MAX_SIZE_DEG = 10.0
 
 
 def _degrees(value: Any, what: str) -> float:
-    from skyreg.registry.validation import QueryError
+    from skyreg.search.validation import QueryError
 
     try:
         number = float(value.to_value("deg")) if hasattr(value, "to_value") else float(value)
@@ -43,7 +43,7 @@ def cutout_url(registry: Registry, ra: Any, dec: Any, size: Any, *,
                detector: int | None = None, skymap: str | None = None,
                base_url: str | None = None, format: str = "fits") -> str:
     """See :meth:`skyreg.registry.Registry.cutout_url`."""
-    from skyreg.registry.validation import QueryError
+    from skyreg.search.validation import QueryError
 
     ra_deg, dec_deg = _degrees(ra, "ra") % 360.0, _degrees(dec, "dec")
     size_deg = _degrees(size, "size")

@@ -15,7 +15,7 @@ import numpy as np
 
 from skyreg.errors import NotFoundError, SkyregError
 from skyreg.geometry.sky_data import Footprint, vertices_of
-from skyreg.registry.results import PatchRef, TractRef
+from skyreg.search.results import PatchRef, TractRef
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

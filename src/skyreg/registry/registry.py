@@ -1,51 +1,35 @@
 """The :class:`Registry`: the Python entry point to a skyreg database.
 
-A query runs as: user input → :func:`make_query_region` (validation, astropy conversion) → pixel
-ranges of the region → one SQL statement that returns candidates → exact sphgeom test → sorted
-result rows. Candidates never leave this module unfiltered.
+The Registry is a facade: it holds the engine, the session for reads and the pixel scheme, and
+hands each question to the layer that answers it. Searches (region → pixel ranges → candidates
+→ exact sphgeom test → a columnar result) are :mod:`skyreg.search`; writes are
+:mod:`skyreg.ingest`; postage stamps are :mod:`skyreg.cutouts`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from functools import lru_cache
+from collections.abc import Callable, Iterable, Sequence
 from os import PathLike
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import psycopg
 from lsst.sphgeom import ConvexPolygon, Region
-from sqlalchemy import Engine, Select, func, select
-from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
+from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import DBAPIError
 
 from skyreg.db.connection import ReadConnection, writing
 from skyreg.db.engine import describe, first_line, open_engine
 from skyreg.db.migrate import ensure_schema
-from skyreg.errors import DatabaseError, NotFoundError
+from skyreg.errors import DatabaseError
 from skyreg.geometry.pixelization import PixelScheme
-from skyreg.geometry.polygons import GeometryError, decode_polygon
-from skyreg.geometry.query_regions import QueryRegion, make_query_region
-from skyreg.registry import dataset_queries, queries
-from skyreg.registry.results import (
-    CcdRef,
-    DatasetRef,
-    PatchRef,
-    ResultList,
-    TractRef,
-    ccd_results,
-    dataset_results,
-    patch_results,
-    tract_results,
-)
-from skyreg.registry.validation import (
-    NameChecker,
-    QueryError,
-    stored_name,
-    stored_text,
-    time_range,
-)
+from skyreg.geometry.polygons import GeometryError
+from skyreg.geometry.query_regions import QueryRegion
 from skyreg.schema import DIMENSIONS, ccd, dataset_type, patch, skymap, tract, visit
+from skyreg.search import ccds, datasets, regions, tiles
+from skyreg.search.regions import PATCH_KEY, key, names
+from skyreg.search.results import CcdRef, DatasetRef, PatchRef, ResultTable, TractRef
+from skyreg.search.validation import NameChecker, QueryError, stored_name, stored_text
 
 if TYPE_CHECKING:
     from astropy.wcs import WCS
@@ -59,38 +43,8 @@ if TYPE_CHECKING:
     from skyreg.ingest.skymap_ingest import SkymapReport
     from skyreg.skymaps import SkyMapDefinition
 
-#: Upper bound on pixel ranges per query: huge regions get a coarser (still conservative) cover.
-MAX_QUERY_RANGES = 64
-
-
-_DIALECT = PGDialect_psycopg()  # type: ignore[no-untyped-call]
-
-
-@lru_cache(maxsize=128)
-def _sql(builder: Callable[..., Select[Any]], *args: Any) -> str:
-    """SQL text of a composed statement, compiled once per statement shape.
-
-    Hot queries skip SQLAlchemy's per-execution work (cache keys, result processing) and go to
-    psycopg as prepared statements; the statements themselves are still composed objects.
-    """
-    return str(builder(*args).compile(dialect=_DIALECT))
-
-
-def _names(value: str | Sequence[str] | None, what: str) -> tuple[str, ...] | None:
-    if value is None:
-        return None
-    if not isinstance(value, Sequence):
-        raise QueryError(f"{what}: expected a name or a list of names, got {value!r}")
-    names = (value,) if isinstance(value, str) else tuple(value)
-    if not all(isinstance(name, str) for name in names):
-        raise QueryError(f"{what}: expected a name or a list of names, got {value!r}")
-    if any("\x00" in name for name in names):
-        raise QueryError(f"{what}: names cannot contain NUL characters")
-    return names
-
-
-def _list(names: tuple[str, ...] | None) -> list[str] | None:
-    return None if names is None else list(names)
+def _list(found: tuple[str, ...] | None) -> list[str] | None:
+    return None if found is None else list(found)
 
 
 def _scratch(value: Any) -> ScratchCache | None:
@@ -100,21 +54,6 @@ def _scratch(value: Any) -> ScratchCache | None:
     from skyreg.cutouts import ScratchCache
 
     return value if isinstance(value, ScratchCache) else ScratchCache(value)
-
-
-def _key(value: Any, types: tuple[type, ...], what: str, example: str) -> tuple[Any, ...]:
-    """Check a tuple key such as (skymap, tract, patch) and coerce its integers."""
-    if not isinstance(value, Sequence) or isinstance(value, str) or len(value) != len(types):
-        raise QueryError(f"{what}: expected {example}, got {value!r}")
-    try:
-        key = tuple(kind(item) for kind, item in zip(types, value, strict=True))
-    except (TypeError, ValueError, OverflowError) as err:
-        raise QueryError(f"{what}: expected {example}, got {value!r}") from err
-    if any(isinstance(item, str) and "\x00" in item for item in key):
-        raise QueryError(f"{what}: names cannot contain NUL characters")
-    if any(isinstance(item, int) and not -(2**63) <= item < 2**63 for item in key):
-        raise QueryError(f"{what}: {value!r} holds an id outside the 64-bit range")
-    return key
 
 
 class Registry:
@@ -318,7 +257,9 @@ class Registry:
         band: str | Sequence[str] | None = None,
         time: tuple[Any, Any] | None = None,
         inner: bool = False,
-    ) -> ResultList[CcdRef]:
+        columns: str | Iterable[str] | None = None,
+        dataset_type: str | None = None,
+    ) -> ResultTable[CcdRef]:
         """CCDs whose footprint overlaps the given patch, tract or region.
 
         Give exactly one of ``patch`` (skymap, tract, patch), ``tract`` (skymap, tract),
@@ -327,26 +268,21 @@ class Registry:
         Degrees unless astropy quantities are given. ``inner=True`` uses the inner polygon of
         a patch or tract. ``time`` is (start, end) as astropy Time or MJD (TAI): visits whose
         exposure overlaps it.
+
+        ``columns`` asks for more than the key, fetched by the same query: the visit's
+        ``band``, ``physical_filter``, ``day_obs``, ``seq_num``, ``exposure_time`` (s),
+        ``mjd_start``/``mjd_end`` (MJD TAI), ``boresight_ra``/``boresight_dec``,
+        ``rotation_deg``; the CCD's ``footprint_ra``/``footprint_dec`` vertex arrays
+        (``footprint`` for both); and the ``uri``, ``hdu``, ``size_bytes``, ``checksum`` of
+        each CCD's file of ``dataset_type`` (None for a CCD without one). Unknown names raise
+        a :class:`QueryError` (a ``ValueError``) listing the valid ones. The answer is a
+        :class:`~skyreg.search.results.ResultTable`.
         """
-        query = self._query_region(
-            stored=("patch", "tract"), patch=patch, tract=tract, cone=cone, polygon=polygon,
-            point=point, region=region, inner=inner,
-        )
-        mjd_range = time_range(time) if time is not None else None
-        instruments, bands = _names(instrument, "instrument"), _names(band, "band")
-        self._names.check(self._conn, "instrument", instruments)
-        self._names.check(self._conn, "band", bands)
-        filters = queries.CcdFilters(instruments is not None, bands is not None,
-                                     mjd_range is not None)
-        params: dict[str, Any] = {}
-        if instruments is not None:
-            params["instruments"] = list(instruments)
-        if bands is not None:
-            params["bands"] = list(bands)
-        if mjd_range is not None:
-            params["mjd_start"], params["mjd_end"] = mjd_range
-        rows = self._exact(_sql(queries.ccd_candidates, filters), query, params)
-        return ccd_results(rows)
+        return ccds.find_ccds(
+            self._reads, self.pixel_scheme, patch=patch, tract=tract, cone=cone,
+            polygon=polygon, point=point, region=region, instrument=instrument, band=band,
+            time=time, inner=inner, columns=columns, dataset_type=dataset_type,
+            checker=self._names, stacklevel=4)
 
     def find_patches(
         self,
@@ -358,11 +294,18 @@ class Registry:
         region: Region | None = None,
         skymap: str | Sequence[str] | None = None,
         inner: bool = False,
-    ) -> ResultList[PatchRef]:
-        """Patches whose outer polygon (inner with ``inner=True``) overlaps a CCD or region."""
-        rows = self._find_tiles(queries.patch_candidates, skymap, inner, ccd=ccd, cone=cone,
-                                polygon=polygon, point=point, region=region)
-        return patch_results(rows)
+        columns: str | Iterable[str] | None = None,
+    ) -> ResultTable[PatchRef]:
+        """Patches whose outer polygon (inner with ``inner=True``) overlaps a CCD or region.
+
+        ``columns``: ``cell_x``, ``cell_y``, ``inner_bbox``, ``outer_bbox`` (tract pixels),
+        ``outer_ra``/``outer_dec``/``inner_ra``/``inner_dec`` vertex arrays (``outer``,
+        ``inner`` for both). Files of a patch (one per band) are found by
+        :meth:`find_datasets`.
+        """
+        return tiles.find_patches(self._reads, self.pixel_scheme, skymap=skymap, inner=inner,
+                                  columns=columns, checker=self._names, stacklevel=4, ccd=ccd,
+                                  cone=cone, polygon=polygon, point=point, region=region)
 
     def find_tracts(
         self,
@@ -374,21 +317,16 @@ class Registry:
         region: Region | None = None,
         skymap: str | Sequence[str] | None = None,
         inner: bool = False,
-    ) -> ResultList[TractRef]:
-        """Tracts whose outer polygon (inner with ``inner=True``) overlaps a CCD or region."""
-        rows = self._find_tiles(queries.tract_candidates, skymap, inner, ccd=ccd, cone=cone,
-                                polygon=polygon, point=point, region=region)
-        return tract_results(rows)
+        columns: str | Iterable[str] | None = None,
+    ) -> ResultTable[TractRef]:
+        """Tracts whose outer polygon (inner with ``inner=True``) overlaps a CCD or region.
 
-    def _find_tiles(self, builder: Callable[[bool, bool], Select[Any]],
-                    skymap: str | Sequence[str] | None, inner: bool, **regions: Any
-                    ) -> list[tuple[Any, ...]]:
-        """Patches or tracts (per ``builder``) matching a CCD or region, exact."""
-        query = self._query_region(stored=("ccd",), **regions)
-        skymaps = _names(skymap, "skymap")
-        self._names.check(self._conn, "skymap", skymaps, stacklevel=4)
-        return self._exact(_sql(builder, skymaps is not None, inner), query,
-                           {"skymaps": list(skymaps)} if skymaps is not None else {})
+        ``columns``: ``ra_center``, ``dec_center``, ``ring`` and the polygons' vertex arrays
+        (as :meth:`find_patches`).
+        """
+        return tiles.find_tracts(self._reads, self.pixel_scheme, skymap=skymap, inner=inner,
+                                 columns=columns, checker=self._names, stacklevel=4, ccd=ccd,
+                                 cone=cone, polygon=polygon, point=point, region=region)
 
     # -- file archive ---------------------------------------------------------------------------
 
@@ -406,47 +344,26 @@ class Registry:
         skymap: str | Sequence[str] | None = None,
         band: str | Sequence[str] | None = None,
         inner: bool = False,
-    ) -> ResultList[DatasetRef]:
+        columns: str | Iterable[str] | None = None,
+    ) -> ResultTable[DatasetRef]:
         """Archived files of ``dataset_type`` whose footprint overlaps a region.
 
         The region arguments are those of :meth:`find_ccds`; give none of them for every file
         of the type. A CCD type (``raw``, ``calexp``) is matched through its CCD's footprint, a
         patch type (``deepCoadd``) through its patch's outer polygon (inner with ``inner``).
-        ``instrument``, ``skymap`` and ``band`` restrict the data IDs.
+        ``instrument``, ``skymap`` and ``band`` restrict the data IDs. ``columns``: for CCD
+        types the visit columns of :meth:`find_ccds` (``mjd_start``, ``exposure_time``, ...)
+        and ``footprint_ra``/``footprint_dec``; for patch types ``footprint_ra``/
+        ``footprint_dec`` (the patch's outer polygon).
         """
-        dimensions = self.dataset_types().get(dataset_type)
-        if dimensions is None:
-            known = ", ".join(sorted(self.dataset_types())) or "none"
-            raise QueryError(f"dataset type {dataset_type!r} is not registered (known: {known})")
-        spatial = any(value is not None for value in (patch, tract, cone, polygon, point, region))
-        instruments, skymaps = _names(instrument, "instrument"), _names(skymap, "skymap")
-        bands = _names(band, "band")
-        for kind, names in (("instrument", instruments), ("skymap", skymaps), ("band", bands)):
-            self._names.check(self._conn, kind, names)  # type: ignore[arg-type]
-        filters = dataset_queries.DatasetFilters(spatial, instruments is not None,
-                                                 skymaps is not None, bands is not None)
-        params: dict[str, Any] = {"dataset_type": dataset_type}
-        for name, values in (("instruments", instruments), ("skymaps", skymaps),
-                             ("bands", bands)):
-            if values is not None:
-                params[name] = list(values)
-        builder = (dataset_queries.ccd_datasets if dimensions == "ccd"
-                   else dataset_queries.patch_datasets)
-        if spatial:
-            query = self._query_region(stored=("patch", "tract"), patch=patch, tract=tract,
-                                       cone=cone, polygon=polygon, point=point, region=region,
-                                       inner=inner)
-            footprints = (_sql(dataset_queries.ccd_footprints) if dimensions == "ccd"
-                          else _sql(dataset_queries.patch_footprints, inner))
-            params["ids"] = [row[0] for row in self._exact(footprints, query, {})]
-            if not params["ids"]:
-                return dataset_results([])
-        return dataset_results(self._fetch(_sql(builder, filters), params))
+        return datasets.find_datasets(
+            self._reads, self.pixel_scheme, dataset_type, patch=patch, tract=tract, cone=cone,
+            polygon=polygon, point=point, region=region, instrument=instrument, skymap=skymap,
+            band=band, inner=inner, columns=columns, checker=self._names, stacklevel=4)
 
     def dataset_types(self) -> dict[str, str]:
         """Registered dataset types and their dimensions (``'ccd'`` or ``'patch'``)."""
-        rows = self._conn.execute(select(dataset_type.c.name, dataset_type.c.dimensions))
-        return {name: dims for name, dims in rows}
+        return datasets.dataset_types(self._reads)
 
     def register_dataset_type(self, name: str, dimensions: str, description: str = "") -> bool:
         """Add a dataset type (idempotent); returns whether it was new.
@@ -505,9 +422,8 @@ class Registry:
         This is the pixel grid a coadd of the patch must have to be attached to it by
         ``ingest_fits(..., skymap=...)``: write ``np.zeros(shape)`` with ``wcs.to_header()``.
         """
-        key = _key((skymap_name, tract_id, patch_id), (str, int, int), "patch",
-                   "(skymap, tract, patch)")
-        return self._stamp_lookup().patch_frame(*key)
+        found = key((skymap_name, tract_id, patch_id), PATCH_KEY[0], "patch", PATCH_KEY[1])
+        return self._stamp_lookup().patch_frame(*found)
 
     def plan_stamps(
         self,
@@ -523,12 +439,12 @@ class Registry:
         """The work plan of :meth:`postage_stamps` (which files, which targets), not run."""
         from skyreg.cutouts import make_plan, make_targets
 
-        types = _names(dataset_types, "dataset_types")
+        types = names(dataset_types, "dataset_types")
         assert types is not None
         return make_plan(self._stamp_lookup(), self.pixel_scheme,
                          make_targets(targets, size, groups), dataset_types=list(types),
-                         bands=_list(_names(bands, "bands")),
-                         skymaps=_list(_names(skymap, "skymap")), inner=inner)
+                         bands=_list(names(bands, "bands")),
+                         skymaps=_list(names(skymap, "skymap")), inner=inner)
 
     def postage_stamps(
         self,
@@ -602,29 +518,19 @@ class Registry:
 
     def ccd_region(self, instrument: str, visit_id: int, detector: int) -> ConvexPolygon:
         """The footprint of one CCD (NotFoundError if it is not registered)."""
-        key = _key((instrument, visit_id, detector), (str, int, int), "ccd",
-                   "(instrument, visit, detector)")
-        return self._region(_sql(queries.ccd_region),
-                            dict(zip(("instrument", "visit", "detector"), key, strict=True)),
-                            f"CCD {key}")
+        return regions.ccd_region(self._reads, (instrument, visit_id, detector))
 
     def patch_region(
         self, skymap_name: str, tract_id: int, patch_id: int, *, inner: bool = False
     ) -> ConvexPolygon:
         """The outer (or inner) polygon of one patch."""
-        key = _key((skymap_name, tract_id, patch_id), (str, int, int), "patch",
-                   "(skymap, tract, patch)")
-        return self._region(_sql(queries.patch_region, inner),
-                            dict(zip(("skymap", "tract", "patch"), key, strict=True)),
-                            f"patch {key}")
+        return regions.patch_region(self._reads, (skymap_name, tract_id, patch_id), inner)
 
     def tract_region(
         self, skymap_name: str, tract_id: int, *, inner: bool = False
     ) -> ConvexPolygon:
         """The outer (or inner) polygon of one tract."""
-        key = _key((skymap_name, tract_id), (str, int), "tract", "(skymap, tract)")
-        return self._region(_sql(queries.tract_region, inner),
-                            dict(zip(("skymap", "tract"), key, strict=True)), f"tract {key}")
+        return regions.tract_region(self._reads, (skymap_name, tract_id), inner)
 
     def counts(self) -> dict[str, int]:
         """Number of rows of each kind, for summaries."""
@@ -644,7 +550,7 @@ class Registry:
 
         return sky.footprints(self, refs, kind)
 
-    def datasets_of(self, ref: CcdRef | PatchRef) -> ResultList[DatasetRef]:
+    def datasets_of(self, ref: CcdRef | PatchRef) -> ResultTable[DatasetRef]:
         """Every archived file of one CCD or patch, whatever its dataset type."""
         from skyreg.registry import sky
 
@@ -690,52 +596,9 @@ class Registry:
         """Run compiled SQL (a read) as a prepared statement on the registry's session."""
         return self._reads.fetch(sql, params)
 
-    def _region(self, sql: str, params: dict[str, Any], what: str) -> ConvexPolygon:
-        rows = self._fetch(sql, params)
-        if not rows:
-            raise NotFoundError(f"{what} is not in the registry")
-        return decode_polygon(rows[0][0])
-
-    def _query_region(
-        self,
-        *,
-        stored: tuple[str, ...],
-        patch: Any = None,
-        tract: Any = None,
-        ccd: Any = None,
-        inner: bool = False,
-        **regions: Any,
-    ) -> QueryRegion:
-        """Exactly one search region, from a stored footprint (kinds ``stored``) or geometry."""
-        given = [name for name, value in (("patch", patch), ("tract", tract), ("ccd", ccd),
-                                          *regions.items()) if value is not None]
-        if len(given) != 1:
-            choices = ", ".join(f"{name}=" for name in (*stored, *regions))
-            raise QueryError(
-                f"give exactly one search region ({choices}), got {', '.join(given) or 'none'}"
-            )
-        if patch is not None:
-            return QueryRegion("region", self.patch_region(*_key(
-                patch, (str, int, int), "patch", "(skymap, tract, patch)"), inner=inner))
-        if tract is not None:
-            return QueryRegion("region", self.tract_region(*_key(
-                tract, (str, int), "tract", "(skymap, tract)"), inner=inner))
-        if ccd is not None:
-            return QueryRegion("region", self.ccd_region(*_key(
-                ccd, (str, int, int), "ccd", "(instrument, visit, detector)")))
-        query = make_query_region(**regions)
-        if query is None:  # only when no region was given, which is refused above
-            raise QueryError("give a search region")
-        return query
-
-    def _exact(self, sql: str, query: QueryRegion, params: dict[str, Any]
-               ) -> list[tuple[Any, ...]]:
-        """Run a candidate statement for the region's pixels; keep exact matches only."""
-        ranges = self.pixel_scheme.ranges(query.region, MAX_QUERY_RANGES)
-        if not ranges:
-            return []
-        lo, hi = zip(*ranges, strict=True)
-        return query.keep_matching(self._fetch(sql, {**params, "lo": list(lo), "hi": list(hi)}))
+    def _query_region(self, *, stored: tuple[str, ...], **given: Any) -> QueryRegion:
+        """Exactly one search region, as the searches resolve it (for pictures of a query)."""
+        return regions.query_region(self._reads, stored=stored, **given)
 
 
 def parse_pixelization(value: str | PixelScheme) -> PixelScheme:

@@ -23,11 +23,11 @@ import numpy as np
 
 from skyreg.errors import SkyregError
 from skyreg.geometry.sky_data import CoverageMap, Footprint
-from skyreg.registry.results import (
+from skyreg.search.results import (
     CcdRef,
     DatasetRef,
     PatchRef,
-    ResultList,
+    ResultTable,
     TractRef,
     dataset_results,
 )
@@ -144,7 +144,7 @@ WHERE d.skymap = %(skymap)s AND d.tract = %(tract)s AND d.patch = %(patch)s
 """
 
 
-def datasets_of(registry: Registry, ref: CcdRef | PatchRef) -> ResultList[DatasetRef]:
+def datasets_of(registry: Registry, ref: CcdRef | PatchRef) -> ResultTable[DatasetRef]:
     """Every archived file of one CCD (raw, calexp, ...) or one patch (coadds of each band)."""
     if isinstance(ref, CcdRef):
         rows = registry._fetch(_CCD_FILES, {"instrument": ref.instrument, "visit": ref.visit,

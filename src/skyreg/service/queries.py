@@ -20,9 +20,9 @@ from weakref import WeakKeyDictionary
 from lsst.sphgeom import ConvexPolygon, LonLat, UnitVector3d
 
 from skyreg.db.connection import ReadConnection
-from skyreg.registry import Registry, ResultList
+from skyreg.registry import Registry, ResultTable
 from skyreg.registry.dataset_ids import DatasetIdError, DatasetKey, parse_dataset_id
-from skyreg.registry.results import CcdRef, DatasetRef, PatchRef, TractRef
+from skyreg.search.results import CcdRef, DatasetRef, PatchRef, TractRef
 from skyreg.service import obscore
 from skyreg.service.errors import LimitExceeded
 from skyreg.service.params import SiaQuery
@@ -33,7 +33,7 @@ from skyreg.service.regions import RangeShape, Shape, polygon_overlaps_box
 
 def find_ccds(registry: Registry, region: dict[str, Any], *, instrument: list[str] | None,
               band: list[str] | None, time: tuple[float, float] | None,
-              inner: bool) -> ResultList[CcdRef]:
+              inner: bool) -> ResultTable[CcdRef]:
     """CCDs overlapping one region (``patch=``, ``tract=``, ``cone=``, ``polygon=``,
     ``point=`` or ``region=``, as :meth:`Registry.find_ccds` takes them)."""
     return registry.find_ccds(instrument=instrument, band=band, time=time, inner=inner,
@@ -41,18 +41,18 @@ def find_ccds(registry: Registry, region: dict[str, Any], *, instrument: list[st
 
 
 def find_patches(registry: Registry, region: dict[str, Any], *, skymap: list[str] | None,
-                 inner: bool) -> ResultList[PatchRef]:
+                 inner: bool) -> ResultTable[PatchRef]:
     return registry.find_patches(skymap=skymap, inner=inner, **region)
 
 
 def find_tracts(registry: Registry, region: dict[str, Any], *, skymap: list[str] | None,
-                inner: bool) -> ResultList[TractRef]:
+                inner: bool) -> ResultTable[TractRef]:
     return registry.find_tracts(skymap=skymap, inner=inner, **region)
 
 
 def find_datasets(registry: Registry, dataset_type: str, region: dict[str, Any], *,
                   instrument: list[str] | None, skymap: list[str] | None,
-                  band: list[str] | None, inner: bool) -> ResultList[DatasetRef]:
+                  band: list[str] | None, inner: bool) -> ResultTable[DatasetRef]:
     return registry.find_datasets(dataset_type, instrument=instrument, skymap=skymap,
                                   band=band, inner=inner, **region)
 

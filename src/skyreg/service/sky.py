@@ -27,7 +27,7 @@ from skyreg.plots.colors import band_color
 from skyreg.registry import Registry
 from skyreg.registry import sky as registry_sky
 from skyreg.registry.dataset_ids import ccd_dataset_key, dataset_id, patch_dataset_key
-from skyreg.registry.results import CcdRef, PatchRef, TractRef
+from skyreg.search.results import CcdRef, PatchRef, TractRef
 from skyreg.service import documents
 from skyreg.service.soda_pixels import local_path
 
@@ -87,8 +87,7 @@ def field(registry: Registry, region: dict[str, Any], *, band: list[str] | None,
     patches = registry.find_patches(**search)
     tracts = registry.find_tracts(**search)
     if "tract" in region:  # a tract's own patches, not its neighbours' overlapping ones
-        patches = type(patches)([p for p in patches if (p.skymap, p.tract) == region["tract"]],
-                                patches.columns)
+        patches = patches[[(p.skymap, p.tract) == region["tract"] for p in patches]]
     patch_shapes = registry.footprints(patches[:max_ccds])
     tract_shapes = registry.footprints(tracts)
     bands = sorted({f.band for f in ccds if f.band})

@@ -9,6 +9,7 @@ Regions are written as in the CLI, comma-separated: ``patch=SKYMAP,TRACT,PATCH``
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 
@@ -159,7 +160,7 @@ def _limit(settings: ServiceSettings, limit: int | None) -> int:
 
 
 def _page(request: Request, settings: ServiceSettings, columns: tuple[str, ...],
-          rows: list[Any], fmt: str, limit: int | None, offset: int) -> Response:
+          rows: Sequence[Any], fmt: str, limit: int | None, offset: int) -> Response:
     size = _limit(settings, limit)
     total = len(rows)
     chosen = [tuple(row) for row in rows[offset:offset + size]]

@@ -3,7 +3,9 @@
 A CCD dataset is found through its CCD's pixel index and footprint, a patch dataset through
 its patch's: the archive tables carry no geometry of their own. A spatial search therefore
 runs in two statements: the footprints' candidates (id and polygon) for the exact test, then
-the files of the footprints that passed, by id. Every value is a bound parameter.
+the files of the footprints that passed, by id, with the extra columns asked for (the visit's
+time span, the footprint's vertices). Every value is a bound parameter; nothing is composed
+when the module is imported.
 """
 
 from __future__ import annotations
@@ -28,8 +30,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 
-from skyreg.registry.queries import candidate_ids
 from skyreg.schema import ccd, ccd_dataset, ccd_pixel, patch, patch_dataset, patch_pixel, visit
+from skyreg.search.columns import ColumnSpec
+from skyreg.search.statements import candidate_ids
 
 
 def _texts(name: str) -> Any:
@@ -79,35 +82,45 @@ def _files(table: Any, keys: dict[str, Any]) -> Any:
     )
 
 
-def ccd_datasets(filters: DatasetFilters) -> Select[Any]:
-    """Files of dataset type ``dataset_type`` (a CCD type), in DatasetRef field order.
+def ccd_datasets(filters: DatasetFilters, extras: tuple[ColumnSpec, ...] = ()) -> Select[Any]:
+    """Files of dataset type ``dataset_type`` (a CCD type): DatasetRef fields, then ``extras``.
 
-    With ``filters.spatial`` the CCDs are the bound ``ids``, and each one's file and band are
+    With ``filters.spatial`` the CCDs are the bound ``ids``, and each one's file and visit are
     looked up by key; otherwise every file of the type is joined to its CCD and visit.
     """
     files: Any
     band: Any
+    visit_extras = [spec for spec in extras if spec.source == "visit"]
     if filters.spatial:
         files = _files(ccd_dataset, {"instrument": ccd.c.instrument, "visit": ccd.c.visit,
                                      "detector": ccd.c.detector})
-        band = (select(visit.c.band)
+        band = (select(visit.c.band, *(visit.c[spec.stored].label(spec.name)
+                                       for spec in visit_extras))
                 .where(visit.c.instrument == ccd.c.instrument, visit.c.visit == ccd.c.visit)
                 .offset(literal_column("0")).lateral("visit_band"))
+        visit_columns = {spec.name: band.c[spec.name] for spec in visit_extras}
         statement = (
             select(files.c.dataset_type, ccd.c.instrument, ccd.c.visit, ccd.c.detector,
-                   null(), null(), null(), band.c.band, *_file_columns(files))
+                   null(), null(), null(), band.c.band, *_file_columns(files),
+                   *_extra_columns(extras, visit_columns, ccd))
             .select_from(ccd).join(files, true()).join(band, true())
             .where(ccd.c.ccd_id == any_(bindparam("ids", type_=ARRAY(BigInteger))))
         )
     else:
         files, band = ccd_dataset, visit
+        joined = ccd_dataset.join(visit, and_(visit.c.instrument == ccd_dataset.c.instrument,
+                                              visit.c.visit == ccd_dataset.c.visit))
+        if any(spec.source == "ccd" for spec in extras):
+            joined = joined.join(ccd, and_(ccd.c.instrument == ccd_dataset.c.instrument,
+                                           ccd.c.visit == ccd_dataset.c.visit,
+                                           ccd.c.detector == ccd_dataset.c.detector))
         statement = (
             select(ccd_dataset.c.dataset_type, ccd_dataset.c.instrument, ccd_dataset.c.visit,
                    ccd_dataset.c.detector, null(), null(), null(), visit.c.band,
-                   *_file_columns(ccd_dataset))
-            .select_from(ccd_dataset.join(visit, and_(
-                visit.c.instrument == ccd_dataset.c.instrument,
-                visit.c.visit == ccd_dataset.c.visit)))
+                   *_file_columns(ccd_dataset),
+                   *_extra_columns(extras, {spec.name: visit.c[spec.stored]
+                                            for spec in visit_extras}, ccd))
+            .select_from(joined)
             .where(ccd_dataset.c.dataset_type == bindparam("dataset_type", type_=Text))
         )
     conditions: list[ColumnElement[bool]] = []
@@ -120,24 +133,39 @@ def ccd_datasets(filters: DatasetFilters) -> Select[Any]:
     return statement.where(and_(true(), *conditions))
 
 
-def patch_datasets(filters: DatasetFilters) -> Select[Any]:
-    """Files of dataset type ``dataset_type`` (a patch type), in DatasetRef field order."""
+def _extra_columns(extras: tuple[ColumnSpec, ...], named: dict[str, Any], table: Any
+                   ) -> list[Any]:
+    """The ``extras`` columns: those in ``named`` (from a join or lateral), else of ``table``."""
+    return [named[spec.name] if spec.name in named
+            else table.c[spec.stored].label(spec.name) for spec in extras]
+
+
+def patch_datasets(filters: DatasetFilters, extras: tuple[ColumnSpec, ...] = ()
+                   ) -> Select[Any]:
+    """Files of dataset type ``dataset_type`` (a patch type): DatasetRef fields, ``extras``."""
     files: Any
     if filters.spatial:
         files = _files(patch_dataset, {"skymap": patch.c.skymap, "tract": patch.c.tract,
                                        "patch": patch.c.patch})
         statement = (
             select(files.c.dataset_type, null(), null(), null(), patch.c.skymap, patch.c.tract,
-                   patch.c.patch, files.c.band, *_file_columns(files))
+                   patch.c.patch, files.c.band, *_file_columns(files),
+                   *_extra_columns(extras, {}, patch))
             .select_from(patch).join(files, true())
             .where(patch.c.patch_id == any_(bindparam("ids", type_=ARRAY(BigInteger))))
         )
     else:
         files = patch_dataset
+        source: Any = patch_dataset
+        if extras:
+            source = patch_dataset.join(patch, and_(patch.c.skymap == patch_dataset.c.skymap,
+                                                    patch.c.tract == patch_dataset.c.tract,
+                                                    patch.c.patch == patch_dataset.c.patch))
         statement = (
             select(patch_dataset.c.dataset_type, null(), null(), null(), patch_dataset.c.skymap,
                    patch_dataset.c.tract, patch_dataset.c.patch, patch_dataset.c.band,
-                   *_file_columns(patch_dataset))
+                   *_file_columns(patch_dataset), *_extra_columns(extras, {}, patch))
+            .select_from(source)
             .where(patch_dataset.c.dataset_type == bindparam("dataset_type", type_=Text))
         )
     conditions: list[ColumnElement[bool]] = []

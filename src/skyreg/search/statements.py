@@ -1,9 +1,13 @@
-"""SQL statements of the spatial queries, composed with SQLAlchemy Core.
+"""SQL statements of the spatial searches, composed with SQLAlchemy Core.
 
 Every spatial query has the same two steps, both here in one statement: the pixel ranges of the
 query region select candidate ids from a ``*_pixel`` table (a B-tree range scan per range, joined
 against ``unnest(lo, hi)`` so one statement serves any number of ranges), and the candidates'
-keys and encoded polygons come back for the exact test done by :mod:`skyreg.registry.registry`.
+keys, the extra columns asked for (``columns=``) and the encoded polygons come back for the exact
+test done by :mod:`skyreg.search.exact`. The polygon is always the last column.
+
+These are builders: nothing is composed when the module is imported. Each builder takes only
+the statement's *shape* (hashable), so :func:`skyreg.search.sql.compiled` compiles it once.
 """
 
 from __future__ import annotations
@@ -28,10 +32,17 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 
-from skyreg.schema import ccd, ccd_pixel, patch, patch_pixel, tract, tract_pixel, visit
-
-_LO = bindparam("lo", type_=ARRAY(BigInteger))
-_HI = bindparam("hi", type_=ARRAY(BigInteger))
+from skyreg.schema import (
+    ccd,
+    ccd_dataset,
+    ccd_pixel,
+    patch,
+    patch_pixel,
+    tract,
+    tract_pixel,
+    visit,
+)
+from skyreg.search.columns import ColumnSpec
 
 
 @dataclass(frozen=True)
@@ -55,7 +66,9 @@ def candidate_ids(pixel_table: object, id_column: str) -> ColumnElement[bool]:
     range conditions on bind parameters chose a sequential scan of the footprint table.
     """
     pixels = pixel_table.c  # type: ignore[attr-defined]
-    ranges = func.unnest(_LO, _HI).table_valued("lo", "hi").render_derived(name="r")
+    ranges = (func.unnest(bindparam("lo", type_=ARRAY(BigInteger)),
+                          bindparam("hi", type_=ARRAY(BigInteger)))
+              .table_valued("lo", "hi").render_derived(name="r"))
     ids = (
         select(pixels[id_column])
         .select_from(ranges)
@@ -64,22 +77,31 @@ def candidate_ids(pixel_table: object, id_column: str) -> ColumnElement[bool]:
     return any_(func.array(ids.scalar_subquery()))
 
 
-def ccd_candidates(filters: CcdFilters) -> Select[tuple[str, int, int, bytes]]:
-    """CCDs with a pixel in the bound ranges that pass ``filters``, with their polygons.
+def ccd_candidates(filters: CcdFilters, extras: tuple[ColumnSpec, ...] = ()) -> Select[Any]:
+    """CCDs with a pixel in the bound ranges that pass ``filters``: key, ``extras``, polygon.
 
     Parameters: ``lo``, ``hi`` (pixel ranges), and per filter ``instruments``/``bands``
     (text arrays) and ``mjd_start``/``mjd_end`` (visits whose exposure overlaps the span).
+    File columns among ``extras`` (``uri``, ...) are those of the bound ``dataset_type``'s
+    file of each CCD, NULL for a CCD without one (an outer join on the archive's primary key).
     """
-    statement = select(ccd.c.instrument, ccd.c.visit, ccd.c.detector, ccd.c.region).where(
-        ccd.c.ccd_id == candidate_ids(ccd_pixel, "ccd_id")
-    )
+    sources = {spec.source for spec in extras}
+    tables: dict[str, Any] = {"visit": visit, "ccd": ccd, "file": ccd_dataset}
+    statement = select(ccd.c.instrument, ccd.c.visit, ccd.c.detector,
+                       *(tables[spec.source].c[spec.stored].label(spec.name) for spec in extras),
+                       ccd.c.region).where(ccd.c.ccd_id == candidate_ids(ccd_pixel, "ccd_id"))
     conditions: list[ColumnElement[bool]] = []
     if filters.instrument:
         conditions.append(ccd.c.instrument == any_(_TEXTS("instruments")))
-    if filters.band or filters.time:
+    if filters.band or filters.time or "visit" in sources:
         statement = statement.join(
             visit, and_(visit.c.instrument == ccd.c.instrument, visit.c.visit == ccd.c.visit)
         )
+    if "file" in sources:
+        statement = statement.outerjoin(ccd_dataset, and_(
+            ccd_dataset.c.dataset_type == bindparam("dataset_type", type_=Text),
+            ccd_dataset.c.instrument == ccd.c.instrument, ccd_dataset.c.visit == ccd.c.visit,
+            ccd_dataset.c.detector == ccd.c.detector))
     if filters.band:
         conditions.append(visit.c.band == any_(_TEXTS("bands")))
     if filters.time:
@@ -93,14 +115,17 @@ def _TEXTS(name: str) -> BindParameter[Any]:
 
 
 def _tile_candidates(tiles: Table, pixels: Table, id_column: str, keys: tuple[str, ...],
-                     by_skymap: bool, inner: bool) -> Select[Any]:
-    """Patches or tracts with a pixel in the bound ranges, with the chosen polygon.
+                     by_skymap: bool, inner: bool, extras: tuple[ColumnSpec, ...]
+                     ) -> Select[Any]:
+    """Patches or tracts with a pixel in the bound ranges: key, ``extras``, chosen polygon.
 
     The index is built from outer polygons (plus, where it sticks out, the inner one), so the
     same pixel rows serve searches with either polygon.
     """
     region = tiles.c.inner_region if inner else tiles.c.outer_region
-    statement = select(*(tiles.c[key] for key in keys), region).where(
+    statement = select(*(tiles.c[key] for key in keys),
+                       *(tiles.c[spec.stored].label(spec.name) for spec in extras),
+                       region).where(
         tiles.c[id_column] == candidate_ids(pixels, id_column)
     )
     if by_skymap:
@@ -108,16 +133,18 @@ def _tile_candidates(tiles: Table, pixels: Table, id_column: str, keys: tuple[st
     return statement
 
 
-def patch_candidates(by_skymap: bool, inner: bool) -> Select[Any]:
-    """Patches (skymap, tract, patch, polygon) for the bound pixel ranges."""
+def patch_candidates(by_skymap: bool, inner: bool, extras: tuple[ColumnSpec, ...] = ()
+                     ) -> Select[Any]:
+    """Patches (skymap, tract, patch, extras..., polygon) for the bound pixel ranges."""
     return _tile_candidates(patch, patch_pixel, "patch_id", ("skymap", "tract", "patch"),
-                            by_skymap, inner)
+                            by_skymap, inner, extras)
 
 
-def tract_candidates(by_skymap: bool, inner: bool) -> Select[Any]:
-    """Tracts (skymap, tract, polygon) for the bound pixel ranges."""
+def tract_candidates(by_skymap: bool, inner: bool, extras: tuple[ColumnSpec, ...] = ()
+                     ) -> Select[Any]:
+    """Tracts (skymap, tract, extras..., polygon) for the bound pixel ranges."""
     return _tile_candidates(tract, tract_pixel, "tract_id", ("skymap", "tract"), by_skymap,
-                            inner)
+                            inner, extras)
 
 
 def ccd_region() -> Select[tuple[bytes]]:

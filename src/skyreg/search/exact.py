@@ -1,0 +1,27 @@
+"""Region → pixel ranges → candidates → exact test: the step every spatial search shares.
+
+The pixel index is conservative (a footprint is indexed under every pixel it may touch), so
+its candidates are a superset; the exact sphgeom test on each candidate's polygon (the last
+column of every candidate statement) decides. Candidates never leave this module unfiltered.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from skyreg.db.connection import ReadConnection
+from skyreg.geometry.pixelization import PixelScheme
+from skyreg.geometry.query_regions import QueryRegion
+
+#: Upper bound on pixel ranges per query: huge regions get a coarser (still conservative) cover.
+MAX_QUERY_RANGES = 64
+
+
+def exact_rows(conn: ReadConnection, scheme: PixelScheme, sql: str, query: QueryRegion,
+               params: dict[str, Any]) -> list[tuple[Any, ...]]:
+    """Run candidate statement ``sql`` for the region's pixels; keep exact matches only."""
+    ranges = scheme.ranges(query.region, MAX_QUERY_RANGES)
+    if not ranges:
+        return []
+    lo, hi = zip(*ranges, strict=True)
+    return query.keep_matching(conn.fetch(sql, {**params, "lo": list(lo), "hi": list(hi)}))
