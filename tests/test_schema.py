@@ -18,9 +18,9 @@ from skyreg.db.engine import make_engine, normalize_url
 from skyreg.db.migrate import current_revision, head_revision, upgrade
 from skyreg.errors import DatabaseError
 from skyreg.geometry.pixelization import PixelScheme
+from skyreg.schema import metadata
 from skyreg.search import statements as queries
 from skyreg.search.sql import compiled as _sql
-from skyreg.schema import metadata
 
 
 def test_migrated_schema_equals_metadata(empty_database_url: str) -> None:

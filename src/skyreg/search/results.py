@@ -333,7 +333,9 @@ class ResultTable(Sequence[Row], Generic[Row]):
         head = (f"<ResultTable of {len(self)} {self.kind.__name__} row"
                 f"{'' if len(self) == 1 else 's'}; columns: {', '.join(self.columns)}>")
         shown: list[tuple[Any, ...]] = self[:5].records()
-        lines = [head, *(f"  {record!r}" for record in shown)]
+        lines = [head, *("  (" + ", ".join(f"[{len(value)} values]" if isinstance(value, list)
+                                           else repr(value) for value in record) + ")"
+                         for record in shown)]
         if len(self) > len(shown):
             lines.append(f"  ... ({len(self) - len(shown)} more)")
         return "\n".join(lines)
