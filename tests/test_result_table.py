@@ -221,3 +221,14 @@ def test_bad_columns_are_refused_with_the_valid_names(survey: Registry) -> None:
         survey.find_ccds(cone=(10.9, -4.1, 0.5), dataset_type="raw")
     with pytest.raises(QueryError, match="no column 'mjd_start'"):
         survey.find_datasets("deepCoadd", columns=["mjd_start"])
+
+
+def test_tables_concatenate_like_lists() -> None:
+    table = _table()
+    both = table[:1] + table[2:]
+    assert isinstance(both, ResultTable) and list(both) == [table[0], table[2]]
+    assert both["uri"].tolist() == ["s3://b/1/3.fits", None]
+    assert table[:1] + [CcdRef("X", 0, 0)] == [table[0], CcdRef("X", 0, 0)]  # noqa: RUF005
+    assert [CcdRef("X", 0, 0)] + table[:1] == [CcdRef("X", 0, 0), table[0]]  # noqa: RUF005
+    with pytest.raises(TypeError, match="cannot concatenate"):
+        table + ResultTable.from_rows(CcdRef, [])

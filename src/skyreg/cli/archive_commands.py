@@ -104,8 +104,8 @@ def ingest_fits(ctx: click.Context, paths: tuple[Path, ...], recursive: bool,
 @friendly_errors
 def datasets(ctx: click.Context, dataset_type: str, patch: tuple[str, str, str] | None,
              tract: tuple[str, str] | None, cone: Any, polygon: Any, point: Any, inner: bool,
-             fmt: str, instrument: tuple[str, ...], skymap: tuple[str, ...],
-             band: tuple[str, ...]) -> None:
+             columns: str | None, fmt: str, out: Path | None, instrument: tuple[str, ...],
+             skymap: tuple[str, ...], band: tuple[str, ...]) -> None:
     """Files of DATASET_TYPE whose footprint overlaps a region (all of them without one).
 
     \b
@@ -113,13 +113,20 @@ def datasets(ctx: click.Context, dataset_type: str, patch: tuple[str, str, str] 
       skyreg datasets deepCoadd --cone 150.1 2.2 0.1 --band r
       skyreg datasets calexp --patch hsc_rings_v1 9813 40 --format csv
       skyreg datasets raw --point 150.1 2.2 --format json
+      skyreg datasets raw --tract rings 9813 --columns mjd_start,footprint --format votable
+
+    \b
+    --columns (besides the data ID and the file's uri, hdu, format, size_bytes, checksum):
+      CCD types:   physical_filter day_obs seq_num exposure_time mjd_start mjd_end
+                   boresight_ra boresight_dec rotation_deg, footprint (CCD vertices)
+      patch types: footprint (the patch's outer polygon)
     """
     kwargs = region_kwargs(cone, polygon, point, patch=patch, tract=tract)
     with open_registry(ctx) as registry:
         results = registry.find_datasets(
             dataset_type, instrument=instrument or None, skymap=skymap or None,
-            band=band or None, inner=inner, **kwargs)
-    emit(results, fmt)
+            band=band or None, inner=inner, columns=columns, **kwargs)
+    emit(results, fmt, out)
 
 
 @click.group("dataset-type")

@@ -6,11 +6,12 @@ import functools
 import sys
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 import click
 
-from skyreg.cli.output import FORMATS, render
+from skyreg.cli.output import FORMATS, RESULT_FORMATS, write_results
 from skyreg.errors import SkyregError, SkyregWarning
 
 P = ParamSpec("P")
@@ -106,6 +107,19 @@ format_option = click.option(
 )
 
 
+result_options = [
+    click.option("--columns", metavar="NAME,NAME,...",
+                 help="More columns than the key, from the same query (comma-separated; "
+                      "an unknown name lists the valid ones)."),
+    click.option("--format", "fmt", type=click.Choice(RESULT_FORMATS), default="table",
+                 show_default=True,
+                 help="Output format: text (table, json, csv) or a table file (votable, "
+                      "parquet, fits; parquet and fits need --out or a pipe)."),
+    click.option("--out", type=click.Path(dir_okay=False, writable=True, path_type=Path),
+                 help="Write the answer to this file instead of stdout."),
+]
+
+
 def region_options(command: Callable[..., Any]) -> Callable[..., Any]:
     options = [
         click.option("--cone", nargs=3, metavar="RA DEC RADIUS",
@@ -115,7 +129,7 @@ def region_options(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--point", nargs=2, metavar="RA DEC", help="Footprints containing a point."),
         click.option("--inner", is_flag=True,
                      help="Use the inner (owned) polygon of patches and tracts, not the outer."),
-        format_option,
+        *result_options,
     ]
     for option in reversed(options):
         command = option(command)
@@ -150,8 +164,9 @@ def region_kwargs(cone: tuple[str, str, str] | None, polygon: str | None,
     return kwargs
 
 
-def emit(results: Any, fmt: str) -> None:
-    click.echo(render(results.columns, results, fmt))
+def emit(results: Any, fmt: str, out: Path | None = None) -> None:
+    """Print (or with ``out`` write) a search's answer in ``fmt``."""
+    write_results(results, fmt, out)
 
 
 def parse_time(value: str) -> Any:

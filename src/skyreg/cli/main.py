@@ -114,12 +114,16 @@ def ingest_manifest(ctx: click.Context, directory: Path, check: bool, progress: 
 @click.option("--band", multiple=True, help="Only visits in this band (repeatable).")
 @click.option("--time", "time_range", nargs=2, metavar="START END",
               help="Only visits overlapping this span: MJD (TAI) or ISO times (UTC).")
+@click.option("--dataset-type", metavar="TYPE",
+              help="CCD dataset type (raw, calexp, ...) whose files the uri, hdu, size_bytes "
+                   "and checksum columns describe.")
 @click.pass_context
 @friendly_errors
 def ccds(ctx: click.Context, patch: tuple[str, str, str] | None,
          tract: tuple[str, str] | None, cone: Any, polygon: Any, point: Any, inner: bool,
-         fmt: str, instrument: tuple[str, ...], band: tuple[str, ...],
-         time_range: tuple[str, str] | None) -> None:
+         columns: str | None, fmt: str, out: Path | None, instrument: tuple[str, ...],
+         band: tuple[str, ...], time_range: tuple[str, str] | None,
+         dataset_type: str | None) -> None:
     """CCDs whose footprint overlaps a patch, a tract or a region.
 
     \b
@@ -130,14 +134,26 @@ def ccds(ctx: click.Context, patch: tuple[str, str, str] | None,
       skyreg ccds --cone 10h00m24s 2d12m 12arcmin
       skyreg ccds --point 150.1 2.2
       skyreg ccds --polygon '150,2 150.3,2 150.3,2.3 150,2.3' --format csv
+      skyreg ccds --patch rings 9813 40 --columns band,mjd_start,uri --dataset-type raw
+      skyreg ccds --tract rings 9813 --columns band,footprint --format parquet --out t.parquet
+
+    \b
+    --columns (besides instrument, visit, detector):
+      band physical_filter day_obs seq_num exposure_time mjd_start mjd_end
+      boresight_ra boresight_dec rotation_deg   (of the visit)
+      footprint_ra footprint_dec, or footprint  (vertices of the CCD, degrees)
+      uri hdu size_bytes checksum               (the CCD's file of --dataset-type;
+                                                 empty for a CCD without one)
     """
     kwargs = region_kwargs(cone, polygon, point, patch=patch, tract=tract)
     if time_range:
         kwargs["time"] = tuple(parse_time(value) for value in time_range)
     with open_registry(ctx) as registry:
         results = registry.find_ccds(instrument=instrument or None, band=band or None,
-                                     inner=inner, **kwargs)
-    emit(results, fmt)
+                                     inner=inner, columns=columns, dataset_type=dataset_type,
+                                     **kwargs)
+    emit(results, fmt, out)
+
 
 
 def _tile_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -150,12 +166,13 @@ def _tile_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _find_tiles(ctx: click.Context, method: str, ccd: tuple[str, str, str] | None, cone: Any,
-                polygon: Any, point: Any, inner: bool, fmt: str,
-                skymap: tuple[str, ...]) -> None:
+                polygon: Any, point: Any, inner: bool, columns: str | None, fmt: str,
+                out: Path | None, skymap: tuple[str, ...]) -> None:
     kwargs = region_kwargs(cone, polygon, point, ccd=ccd)
     with open_registry(ctx) as registry:
-        results = getattr(registry, method)(skymap=skymap or None, inner=inner, **kwargs)
-    emit(results, fmt)
+        results = getattr(registry, method)(skymap=skymap or None, inner=inner,
+                                            columns=columns, **kwargs)
+    emit(results, fmt, out)
 
 
 @cli.command()
@@ -163,15 +180,23 @@ def _find_tiles(ctx: click.Context, method: str, ccd: tuple[str, str, str] | Non
 @click.pass_context
 @friendly_errors
 def patches(ctx: click.Context, ccd: tuple[str, str, str] | None, cone: Any, polygon: Any,
-            point: Any, inner: bool, fmt: str, skymap: tuple[str, ...]) -> None:
+            point: Any, inner: bool, columns: str | None, fmt: str, out: Path | None,
+            skymap: tuple[str, ...]) -> None:
     """Patches whose outer polygon (inner with --inner) overlaps a CCD or a region.
 
     \b
     Examples:
       skyreg patches --ccd LSSTCam 2027010100042 94
       skyreg patches --cone 150.1 2.2 0.3 --skymap rings
+      skyreg patches --cone 150.1 2.2 0.3 --columns cell_x,cell_y,outer --format votable
+
+    \b
+    --columns (besides skymap, tract, patch):
+      cell_x cell_y inner_bbox outer_bbox        (grid cell, boxes in tract pixels)
+      outer_ra outer_dec inner_ra inner_dec, or outer, inner   (vertices, degrees)
     """
-    _find_tiles(ctx, "find_patches", ccd, cone, polygon, point, inner, fmt, skymap)
+    _find_tiles(ctx, "find_patches", ccd, cone, polygon, point, inner, columns, fmt, out,
+                skymap)
 
 
 @cli.command()
@@ -179,15 +204,23 @@ def patches(ctx: click.Context, ccd: tuple[str, str, str] | None, cone: Any, pol
 @click.pass_context
 @friendly_errors
 def tracts(ctx: click.Context, ccd: tuple[str, str, str] | None, cone: Any, polygon: Any,
-           point: Any, inner: bool, fmt: str, skymap: tuple[str, ...]) -> None:
+           point: Any, inner: bool, columns: str | None, fmt: str, out: Path | None,
+           skymap: tuple[str, ...]) -> None:
     """Tracts whose outer polygon (inner with --inner) overlaps a CCD or a region.
 
     \b
     Examples:
       skyreg tracts --ccd LSSTCam 2027010100042 94
       skyreg tracts --point 150.1 2.2 --inner
+      skyreg tracts --cone 150.1 2.2 1 --columns ra_center,dec_center --format fits --out t.fits
+
+    \b
+    --columns (besides skymap, tract):
+      ra_center dec_center ring
+      outer_ra outer_dec inner_ra inner_dec, or outer, inner   (vertices, degrees)
     """
-    _find_tiles(ctx, "find_tracts", ccd, cone, polygon, point, inner, fmt, skymap)
+    _find_tiles(ctx, "find_tracts", ccd, cone, polygon, point, inner, columns, fmt, out,
+                skymap)
 
 
 # -- database and server ------------------------------------------------------------------------
@@ -394,7 +427,7 @@ def demo(ctx: click.Context, visits: int, seed: int) -> None:
 def _demo_query(title: str, command: str, results: Any) -> None:
     click.echo(f"\n{title}\n  $ {command}")
     shown = results[:10]
-    click.echo(render(results.columns, shown, "table", total=len(results)))
+    click.echo(render(results.columns, shown.records(), "table", total=len(results)))
 
 
 ingest.add_command(archive_commands.ingest_fits)

@@ -329,6 +329,29 @@ class ResultTable(Sequence[Row], Generic[Row]):
 
     __hash__ = None  # type: ignore[assignment]  # mutable-looking container, as lists are
 
+    def __add__(self, other: object) -> Any:
+        """Tables of one kind and columns concatenate (in order, as lists did); a table and a
+        list of rows give a list."""
+        if isinstance(other, ResultTable):
+            if other.kind is not self.kind or other.columns != self.columns:
+                raise TypeError(f"cannot concatenate a table of {self.kind.__name__} "
+                                f"({', '.join(self.columns)}) and one of "
+                                f"{other.kind.__name__} ({', '.join(other.columns)})")
+            data: dict[str, Array] = {}
+            for name in self.columns:
+                pair = (self.column(name), other.column(name))
+                masked = any(np.ma.isMaskedArray(column) for column in pair)
+                data[name] = (np.ma.concatenate(pair) if masked else np.concatenate(pair))
+            return ResultTable(self.kind, self._row_list() + other._row_list(), data)
+        if isinstance(other, list):
+            return self._row_list() + other
+        return NotImplemented
+
+    def __radd__(self, other: object) -> Any:
+        if isinstance(other, list):
+            return other + self._row_list()
+        return NotImplemented
+
     def __repr__(self) -> str:
         head = (f"<ResultTable of {len(self)} {self.kind.__name__} row"
                 f"{'' if len(self) == 1 else 's'}; columns: {', '.join(self.columns)}>")
