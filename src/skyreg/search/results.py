@@ -341,7 +341,8 @@ class ResultTable(Sequence[Row], Generic[Row]):
             for name in self.columns:
                 pair = (self.column(name), other.column(name))
                 masked = any(np.ma.isMaskedArray(column) for column in pair)
-                data[name] = (np.ma.concatenate(pair) if masked else np.concatenate(pair))
+                data[name] = (np.ma.concatenate(pair)  # type: ignore[no-untyped-call]
+                              if masked else np.concatenate(pair))
             return ResultTable(self.kind, self._row_list() + other._row_list(), data)
         if isinstance(other, list):
             return self._row_list() + other
