@@ -28,3 +28,21 @@ def test_ingest_does_not_import_the_registry() -> None:
     registry facade and reaches the searches through skyreg.search."""
     for path in (ROOT / "src" / "skyreg" / "ingest").rglob("*.py"):
         assert "skyreg.registry" not in path.read_text(), path
+
+
+def test_importing_the_searches_builds_no_sql() -> None:
+    """Statements are composed and compiled on first use, never at import."""
+    code = (
+        "import skyreg.registry, skyreg.search.ccds, skyreg.search.tiles, "
+        "skyreg.search.datasets, skyreg.ingest.coadd_ingest\n"
+        "from skyreg.search import sql\n"
+        "assert sql.compiled.cache_info().currsize == 0, sql.compiled.cache_info()\n"
+        "assert sql._dialect.cache_info().currsize == 0\n"
+        "from skyreg.search import statements\n"
+        "text = sql.compiled(statements.ccd_candidates, statements.CcdFilters())\n"
+        "assert 'unnest' in text and sql.compiled.cache_info().currsize == 1\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
