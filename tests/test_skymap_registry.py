@@ -189,6 +189,16 @@ def test_coadds_attach_to_their_patch(registry: Registry, tmp_path: Path) -> Non
     assert [(f.tract, f.patch, f.band) for f in found] == [(1, 5, "r")]
     assert found[0].path is not None and found[0].path.endswith("t1p5_r.fits")
     assert registry.find_datasets("deepCoadd", skymap="small", band="g")[0].patch == 0
+    for spatial in ({"cone": (float(ra), float(dec), 0.3)}, {}):
+        shaped = registry.find_datasets("deepCoadd", columns=["footprint"], **spatial)
+        assert shaped and registry.find_datasets("deepCoadd", **spatial) == list(shaped)
+        for i, ref in enumerate(shaped):  # the patch's outer polygon, as stored
+            with registry.engine.connect() as connection:
+                outer = connection.execute(select(patch.c.outer_ra, patch.c.outer_dec).where(
+                    patch.c.skymap == ref.skymap, patch.c.tract == ref.tract,
+                    patch.c.patch == ref.patch)).one()
+            assert shaped["footprint_ra"][i].tolist() == list(outer.outer_ra)
+            assert shaped["footprint_dec"][i].tolist() == list(outer.outer_dec)
     again = registry.ingest_fits(tmp_path, recursive=True, dataset_type="deepCoadd",
                                  skymap="small", jobs=1)
     assert again.files_skipped == 2
