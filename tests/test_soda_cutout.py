@@ -13,7 +13,13 @@ from astropy.wcs import WCS, Sip
 from hypothesis import given
 from hypothesis import strategies as st
 
-from skyreg.cutouts import FileReadError, RegionError, parse_region, soda_cutout
+from skyreg.cutouts import (
+    CutoutTooLarge,
+    FileReadError,
+    RegionError,
+    parse_region,
+    soda_cutout,
+)
 from skyreg.skymaps import build_skymap, patch_wcs
 from stamp_builder import STAMP_SKYMAP, decode, pixel_id, write_coadd
 
@@ -80,6 +86,42 @@ def test_no_pixel_inside_gives_none_and_bad_input_raises(tmp_path: Path) -> None
         soda_cutout(tmp_path / "nonesuch.fits", 1, "CIRCLE 0 0 1")
     with pytest.raises(FileReadError, match="not a 2-D image"):
         soda_cutout(path, 0, "CIRCLE 0 0 1")
+
+
+@pytest.mark.parametrize("compressed", [False, True])
+def test_several_regions_give_one_group_of_planes_each(tmp_path: Path, compressed: bool) -> None:
+    path = _coadd(tmp_path, compressed)
+    regions = ["CIRCLE 359.98 -0.1 0.03", "CIRCLE 120 30 0.1",
+               "POLYGON 0.05 -0.15 359.95 -0.15 359.95 -0.05"]
+    data = soda_cutout(path, 1, regions)
+    assert data is not None
+    with fits.open(io.BytesIO(data)) as hdus:
+        hdus.verify("exception")
+        primary = hdus[0].header
+        assert primary["NPOS"] == 3 and primary["NOPIX2"] is True and "POS2" not in primary
+        assert primary["POS3"] == regions[2]
+        assert [(h.name, h.ver) for h in hdus[1:]] == [
+            (name, k) for k in (1, 3) for name in ("IMAGE", "MASK", "VARIANCE")]
+        for k in (1, 3):
+            # Each group is what the region alone gives, pixel for pixel.
+            with fits.open(io.BytesIO(soda_cutout(path, 1, regions[k - 1]) or b"")) as alone:
+                for name in ("IMAGE", "MASK", "VARIANCE"):
+                    assert np.array_equal(hdus[name, k].data, alone[name].data)
+                    assert hdus[name, k].header["POS"] == regions[k - 1]
+                    assert hdus[name, k].header["SRCX0"] == alone[name].header["SRCX0"]
+    assert soda_cutout(path, 1, ["CIRCLE 120 30 0.1", "CIRCLE 100 30 0.1"]) is None
+
+
+def test_size_limits_are_checked_before_reading(tmp_path: Path) -> None:
+    path = _coadd(tmp_path, False)
+    whole = "CIRCLE 359.9 0.0 5"  # holds the whole 58 x 58 image
+    assert soda_cutout(path, 1, whole, max_side=58) is not None
+    with pytest.raises(CutoutTooLarge, match="58 x 58 pixels; at most 57"):
+        soda_cutout(path, 1, whole, max_side=57)
+    with pytest.raises(CutoutTooLarge, match="at most 20000 per request"):
+        soda_cutout(path, 1, [whole, whole], max_pixels=20_000)  # 2 x 3 planes x 58 x 58
+    with pytest.raises(RegionError, match="POS 2: CIRCLE takes 3 numbers"):
+        soda_cutout(path, 1, [whole, "CIRCLE 1 2"])
 
 
 @pytest.mark.parametrize("shape, message", [
