@@ -48,6 +48,10 @@ class ServiceSettings:
     max_cutout_regions: int = 50
     #: Largest number of pixels (all cutouts, all planes) one cutout or stamp request returns.
     max_request_pixels: int = 64 * 1024 * 1024
+    #: Largest number of objects (positions or regions) in one stamp request.
+    max_stamp_objects: int = 10_000
+    #: Largest number of stamps (objects x covering coadds) in one stamp request.
+    max_stamps: int = 100_000
     #: Largest number of IDs in one DataLink request.
     max_ids: int = 200
     #: Statement timeout (seconds) of every SQL statement the service runs.
@@ -62,7 +66,8 @@ class ServiceSettings:
 
     def __post_init__(self) -> None:
         for name in ("default_rows", "max_rows", "max_cutout_pixels", "max_cutout_regions",
-                     "max_request_pixels", "max_ids", "pool_size"):
+                     "max_request_pixels", "max_stamp_objects", "max_stamps", "max_ids",
+                     "pool_size"):
             if int(getattr(self, name)) < 1:
                 raise SettingsError(f"{name} must be >= 1, got {getattr(self, name)!r}")
         if self.default_rows > self.max_rows:
