@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from astropy.io import fits
 from astropy.wcs import WCS, Sip
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from skyreg.cutouts import (
@@ -190,3 +190,28 @@ def test_a_gzipped_file_is_refused_with_the_reason(tmp_path: Path) -> None:
     zipped.write_bytes(gzip.compress(path.read_bytes()))
     with pytest.raises(FileReadError, match=r"compressed whole \(fits.gz\)"):
         soda_cutout(zipped, 1, "CIRCLE 359.9 0.0 0.05")
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.floats(359.7, 360.1), st.floats(-0.3, 0.1), st.floats(0.001, 0.3),
+       st.sampled_from(["CIRCLE", "POLYGON"]))
+def test_rectangles_equal_the_brute_force_mask(ra: float, dec: float, size: float,
+                                               kind: str) -> None:
+    """The edge-shrinking search gives the bounding rectangle of every selected pixel centre,
+    also for regions beside, across or around the image."""
+    from skyreg.cutouts.soda import _region_rectangle
+
+    wcs = patch_wcs(GEOMETRY, 0, 0)
+    row = GEOMETRY.patch_row(0, 0)
+    p = GEOMETRY.patches
+    shape = (int(p.outer_y1[row] - p.outer_y0[row]), int(p.outer_x1[row] - p.outer_x0[row]))
+    text = (f"CIRCLE {ra % 360} {dec} {size}" if kind == "CIRCLE" else
+            f"POLYGON {ra % 360} {dec} {(ra + size) % 360} {dec} {ra % 360} {dec + size}")
+    region = parse_region(text)
+    inside = _inside(region, wcs, shape)
+    found = _region_rectangle(region, wcs, shape[1], shape[0])
+    if not inside.any():
+        assert found is None
+        return
+    rows, cols = np.flatnonzero(inside.any(axis=1)), np.flatnonzero(inside.any(axis=0))
+    assert found == (cols[0], rows[0], cols[-1] + 1, rows[-1] + 1)
