@@ -357,7 +357,10 @@ def check_answers(base: str, setup: Setup, work: Workload, samples: int) -> None
                 if response.status_code != 200:
                     raise AssertionError(f"SODA {request.path}: {response.status_code}")
                 with fits.open(io.BytesIO(response.content)) as cut:
-                    data, cut_header = cut[0].data, cut[0].header
+                    # The image plane: an IMAGE extension (every plane of the file after an
+                    # empty primary HDU), or the primary HDU of single-plane answers.
+                    plane = cut["IMAGE"] if len(cut) > 1 else cut[0]
+                    data, cut_header = plane.data, plane.header
                     x0, y0 = -int(cut_header["LTV1"]), -int(cut_header["LTV2"])
                     ny, nx = data.shape
                     if not (99 <= nx <= 102 and 99 <= ny <= 102):

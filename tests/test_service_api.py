@@ -71,12 +71,39 @@ def test_paging_and_downloads(service: LiveService) -> None:
     ({"cone": "150,2,30"}, 413), ({"cone": "150,2,0.1", "limit": 10**6}, 413),
     ({"cone": "150,2,0.1", "point": "1,2"}, 400), ({"polygon": "0,0,1,0,2,0"}, 400),
     ({"time": "5,1", "cone": "150,2,0.1"}, 400),
+    # Query arguments are read by the endpoints themselves, with FastAPI's rules and status.
+    ({"cone": "150,2,0.1", "limit": 0}, 422), ({"cone": "150,2,0.1", "limit": "x"}, 422),
+    ({"cone": "150,2,0.1", "offset": -1}, 422), ({"cone": "150,2,0.1", "format": "xml"}, 422),
+    ({"cone": "150,2,0.1", "inner": "maybe"}, 422),
 ])
 def test_bad_requests_are_4xx_with_a_reason(service: LiveService, params: dict[str, object],
                                             status: int) -> None:
     response = httpx.get(f"{service.base}/api/v1/ccds", params=params)  # type: ignore[arg-type]
     assert response.status_code == status, response.text
     assert response.json()["detail"]
+
+
+def test_query_arguments_keep_their_meaning(service: LiveService) -> None:
+    """The last of repeated scalars counts, booleans read as FastAPI reads them, repeated
+    lists OR, and /openapi.json still documents every argument."""
+    url = f"{service.base}/api/v1/ccds"
+    plain = httpx.get(url, params={"cone": "150.4,2.4,0.1", "limit": 5}).json()
+    repeated = httpx.get(url, params=[("cone", "150.4,2.4,0.1"), ("limit", "9"),
+                                      ("limit", "5")]).json()
+    assert repeated["columns"] == plain["columns"] and repeated["limit"] == 5
+    for word in ("true", "1", "yes", "on", "TRUE"):
+        inner = httpx.get(f"{service.base}/api/v1/patches", params={
+            "point": "150.4,2.4", "inner": word}).json()
+        assert inner["total"] == 1, word
+    both = httpx.get(url, params=[("cone", "150.4,2.4,0.1"), ("band", "g"), ("band", "r"),
+                                  ("limit", 10000)]).json()
+    g = httpx.get(url, params={"cone": "150.4,2.4,0.1", "band": "g", "limit": 10000}).json()
+    r = httpx.get(url, params={"cone": "150.4,2.4,0.1", "band": "r", "limit": 10000}).json()
+    assert both["total"] == g["total"] + r["total"] > 0
+    schema = httpx.get(f"{service.base}/openapi.json").json()
+    names = {p["name"] for p in schema["paths"]["/api/v1/ccds"]["get"]["parameters"]}
+    assert {"patch", "tract", "cone", "polygon", "point", "instrument", "band", "time",
+            "inner", "limit", "offset", "format"} <= names
 
 
 def test_offline_docs(service: LiveService) -> None:

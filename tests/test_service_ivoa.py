@@ -328,7 +328,8 @@ def test_processed_circle_gives_a_cutout_with_a_correct_wcs(service: LiveService
     import astropy.units as u
 
     with _fits(record.processed(circle=(ra * u.deg, dec * u.deg, 0.004 * u.deg))) as cut:
-        hdu = cut[0]
+        assert [h.name for h in cut] == ["PRIMARY", "IMAGE"]  # the raw has one plane
+        hdu = cut["IMAGE", 1]
         ny, nx = hdu.data.shape
         x, y = WCS(hdu.header).world_to_pixel(SkyCoord(ra, dec, unit="deg"))
         assert 0 <= x < nx and 0 <= y < ny and nx < 64
@@ -357,7 +358,7 @@ def test_soda_on_a_rice_compressed_image(archive: Archive, service: LiveService)
             "ID": identifier, "CIRCLE": f"{sky.ra.deg} {sky.dec.deg} 0.002"})
         assert response.status_code == 200, response.text
         with _fits(response.content) as cut:
-            data, header = cut[0].data, cut[0].header
+            data, header = cut[1].data, cut[1].header
             x0, y0 = -int(header["LTV1"]), -int(header["LTV2"])
             height, width = data.shape
             expected = np.add.outer(1000 * np.arange(y0, y0 + height),
@@ -370,8 +371,8 @@ def test_soda_on_a_rice_compressed_image(archive: Archive, service: LiveService)
     clipped = httpx.get(f"{service.base}/soda/sync", params={
         "ID": identifier, "POS": f"CIRCLE {corner.ra.deg} {corner.dec.deg} 0.003"})
     with _fits(clipped.content) as cut:
-        assert cut[0].header["LTV1"] == 0 and cut[0].header["LTV2"] == 0
-        assert 0 < cut[0].data.shape[0] < ny and cut[0].data[0, 0] == 0
+        assert cut[1].header["LTV1"] == 0 and cut[1].header["LTV2"] == 0
+        assert 0 < cut[1].data.shape[0] < ny and cut[1].data[0, 0] == 0
     # No pixel inside: 204, empty body.
     far = httpx.get(f"{service.base}/soda/sync", params={
         "ID": identifier, "CIRCLE": f"{(corner.ra.deg + 1) % 360} {corner.dec.deg} 0.01"})
@@ -386,8 +387,9 @@ def test_soda_refusals(archive: Archive, service: LiveService) -> None:
     sky = wcs.pixel_to_world(50, 50)
     circle = f"{sky.ra.deg} {sky.dec.deg} 0.001"
     cases = [
-        ({"ID": identifier, "CIRCLE": circle, "POS": f"CIRCLE {circle}"}, 400,
+        ({"ID": identifier, "CIRCLE": [circle, circle], "FORMAT": "png"}, 400,
          "MultiValuedParamNotSupported"),
+        ({"ID": identifier, "CIRCLE": [circle] * 51}, 413, "UsageError"),
         ({"ID": [identifier, identifier], "CIRCLE": circle}, 400,
          "MultiValuedParamNotSupported"),
         ({"ID": "ivo://skyreg/raw?DECam/1/1", "CIRCLE": circle}, 404, "UsageError"),
@@ -448,8 +450,8 @@ def test_cutout_urls_resolve_to_the_pixels(archive: Archive, service: LiveServic
         "ra": ra, "dec": dec, "size": 0.01, "dataset_type": "deepCoadd", "band": "r"}).json()
     assert api["url"] == url and "ID=ivo%3A%2F%2Fskyreg%2FdeepCoadd%3Fsmall%2F0%2F0%2Fr" in url
     with _fits(httpx.get(url).content) as cut:
-        x, y = WCS(cut[0].header).world_to_pixel(SkyCoord(ra, dec, unit="deg"))
-        ny, nx = cut[0].data.shape
+        x, y = WCS(cut["IMAGE"].header).world_to_pixel(SkyCoord(ra, dec, unit="deg"))
+        ny, nx = cut["IMAGE"].data.shape
         assert 0 <= x < nx and 0 <= y < ny
     png = httpx.get(f"{service.base}/api/v1/cutout-url", params={
         "ra": ra, "dec": dec, "size": 0.01, "band": "r", "format": "png"}).json()["url"]

@@ -10,10 +10,16 @@ import numpy as np
 import pytest
 from astropy.io import fits
 from astropy.wcs import WCS, Sip
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from skyreg.cutouts import FileReadError, RegionError, parse_region, soda_cutout
+from skyreg.cutouts import (
+    CutoutTooLarge,
+    FileReadError,
+    RegionError,
+    parse_region,
+    soda_cutout,
+)
 from skyreg.skymaps import build_skymap, patch_wcs
 from stamp_builder import STAMP_SKYMAP, decode, pixel_id, write_coadd
 
@@ -82,6 +88,42 @@ def test_no_pixel_inside_gives_none_and_bad_input_raises(tmp_path: Path) -> None
         soda_cutout(path, 0, "CIRCLE 0 0 1")
 
 
+@pytest.mark.parametrize("compressed", [False, True])
+def test_several_regions_give_one_group_of_planes_each(tmp_path: Path, compressed: bool) -> None:
+    path = _coadd(tmp_path, compressed)
+    regions = ["CIRCLE 359.98 -0.1 0.03", "CIRCLE 120 30 0.1",
+               "POLYGON 0.05 -0.15 359.95 -0.15 359.95 -0.05"]
+    data = soda_cutout(path, 1, regions)
+    assert data is not None
+    with fits.open(io.BytesIO(data)) as hdus:
+        hdus.verify("exception")
+        primary = hdus[0].header
+        assert primary["NPOS"] == 3 and primary["NOPIX2"] is True and "POS2" not in primary
+        assert primary["POS3"] == regions[2]
+        assert [(h.name, h.ver) for h in hdus[1:]] == [
+            (name, k) for k in (1, 3) for name in ("IMAGE", "MASK", "VARIANCE")]
+        for k in (1, 3):
+            # Each group is what the region alone gives, pixel for pixel.
+            with fits.open(io.BytesIO(soda_cutout(path, 1, regions[k - 1]) or b"")) as alone:
+                for name in ("IMAGE", "MASK", "VARIANCE"):
+                    assert np.array_equal(hdus[name, k].data, alone[name].data)
+                    assert hdus[name, k].header["POS"] == regions[k - 1]
+                    assert hdus[name, k].header["SRCX0"] == alone[name].header["SRCX0"]
+    assert soda_cutout(path, 1, ["CIRCLE 120 30 0.1", "CIRCLE 100 30 0.1"]) is None
+
+
+def test_size_limits_are_checked_before_reading(tmp_path: Path) -> None:
+    path = _coadd(tmp_path, False)
+    whole = "CIRCLE 359.9 0.0 5"  # holds the whole 58 x 58 image
+    assert soda_cutout(path, 1, whole, max_side=58) is not None
+    with pytest.raises(CutoutTooLarge, match="58 x 58 pixels; at most 57"):
+        soda_cutout(path, 1, whole, max_side=57)
+    with pytest.raises(CutoutTooLarge, match="at most 20000 per request"):
+        soda_cutout(path, 1, [whole, whole], max_pixels=20_000)  # 2 x 3 planes x 58 x 58
+    with pytest.raises(RegionError, match="POS 2: CIRCLE takes 3 numbers"):
+        soda_cutout(path, 1, [whole, "CIRCLE 1 2"])
+
+
 @pytest.mark.parametrize("shape, message", [
     ("CIRCLE 1 2", "3 numbers"), ("CIRCLE 1 2 0", "radius"), ("CIRCLE 1 95 1", "dec 95"),
     ("CIRCLE a 2 1", "'a' is not a number"), ("CIRCLE nan 2 1", "not a finite"),
@@ -148,3 +190,28 @@ def test_a_gzipped_file_is_refused_with_the_reason(tmp_path: Path) -> None:
     zipped.write_bytes(gzip.compress(path.read_bytes()))
     with pytest.raises(FileReadError, match=r"compressed whole \(fits.gz\)"):
         soda_cutout(zipped, 1, "CIRCLE 359.9 0.0 0.05")
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.floats(359.7, 360.1), st.floats(-0.3, 0.1), st.floats(0.001, 0.3),
+       st.sampled_from(["CIRCLE", "POLYGON"]))
+def test_rectangles_equal_the_brute_force_mask(ra: float, dec: float, size: float,
+                                               kind: str) -> None:
+    """The edge-shrinking search gives the bounding rectangle of every selected pixel centre,
+    also for regions beside, across or around the image."""
+    from skyreg.cutouts.soda import _region_rectangle
+
+    wcs = patch_wcs(GEOMETRY, 0, 0)
+    row = GEOMETRY.patch_row(0, 0)
+    p = GEOMETRY.patches
+    shape = (int(p.outer_y1[row] - p.outer_y0[row]), int(p.outer_x1[row] - p.outer_x0[row]))
+    text = (f"CIRCLE {ra % 360} {dec} {size}" if kind == "CIRCLE" else
+            f"POLYGON {ra % 360} {dec} {(ra + size) % 360} {dec} {ra % 360} {dec + size}")
+    region = parse_region(text)
+    inside = _inside(region, wcs, shape)
+    found = _region_rectangle(region, wcs, shape[1], shape[0])
+    if not inside.any():
+        assert found is None
+        return
+    rows, cols = np.flatnonzero(inside.any(axis=1)), np.flatnonzero(inside.any(axis=0))
+    assert found == (cols[0], rows[0], cols[-1] + 1, rows[-1] + 1)

@@ -292,6 +292,15 @@ def db_status(ctx: click.Context, fmt: str) -> None:
               min_open=True), help="Largest search region, square degrees.")
 @click.option("--max-cutout", default=4096, show_default=True, type=click.IntRange(1),
               help="Largest cutout, pixels along each axis.")
+@click.option("--max-cutout-regions", default=50, show_default=True, type=click.IntRange(1),
+              help="Most spatial filters (CIRCLE/POLYGON/POS) in one SODA request.")
+@click.option("--max-request-pixels", default=64 * 1024 * 1024, show_default=True,
+              type=click.IntRange(1), help="Most pixels (all cutouts or stamps, all planes) "
+              "in one cutout or stamp request.")
+@click.option("--max-stamp-objects", default=10_000, show_default=True,
+              type=click.IntRange(1), help="Most objects in one POST /api/v1/stamps request.")
+@click.option("--max-stamps", default=100_000, show_default=True, type=click.IntRange(1),
+              help="Most stamps (objects x coadds) in one POST /api/v1/stamps request.")
 @click.option("--timeout", default=10.0, show_default=True, type=click.FloatRange(0.001),
               help="Time limit of each SQL statement, seconds.")
 @click.option("--cors-origin", multiple=True, metavar="ORIGIN",
@@ -304,7 +313,9 @@ def db_status(ctx: click.Context, fmt: str) -> None:
 @click.pass_context
 @friendly_errors
 def serve(ctx: click.Context, host: str, port: int, workers: int, base_url: str | None,
-          read_role: str, max_rows: int, max_area: float, max_cutout: int, timeout: float,
+          read_role: str, max_rows: int, max_area: float, max_cutout: int,
+          max_cutout_regions: int, max_request_pixels: int, max_stamp_objects: int,
+          max_stamps: int, timeout: float,
           cors_origin: tuple[str, ...], forwarded_allow_ips: str, no_access_log: bool,
           log_level: str) -> None:
     """Run the web service: JSON API, IVOA SIA 2.0, DataLink and SODA (docs/service.md).
@@ -333,7 +344,9 @@ def serve(ctx: click.Context, host: str, port: int, workers: int, base_url: str 
         database_url=options["db"], home=str(options["home"]) if options["home"] else None,
         base_url=base_url, read_role=read_role or None, max_rows=max_rows,
         default_rows=min(1000, max_rows), max_area_deg2=max_area,
-        max_cutout_pixels=max_cutout, query_timeout_s=timeout, cors_origins=cors_origin,
+        max_cutout_pixels=max_cutout, max_cutout_regions=max_cutout_regions,
+        max_request_pixels=max_request_pixels, max_stamp_objects=max_stamp_objects,
+        max_stamps=max_stamps, query_timeout_s=timeout, cors_origins=cors_origin,
         log_requests=not no_access_log)
     run(settings, host=host, port=port, workers=workers,
         forwarded_allow_ips=forwarded_allow_ips, log_level=log_level)

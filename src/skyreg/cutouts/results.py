@@ -318,7 +318,8 @@ class StampResult:
         ``SRCURI``, ``SRCHDU``, ``SRCX0``/``SRCY0`` (source pixel of the stamp's (0, 0)),
         ``LTV1``/``LTV2`` (the same, negated, IRAF-style), ``COMPLETE``, and for positions
         ``OBJX``/``OBJY`` (source pixels) and ``OBJRA``/``OBJDEC``. Sparse region stamps are
-        binary tables with columns ``X``, ``Y`` (source pixels) and one per plane.
+        binary tables with columns ``X``, ``Y`` (source pixels) and one per plane. The primary
+        header counts the stamps and lists each file that failed (``NPROBLEM``, ``PROBn``).
         Returns the bytes when ``path`` is None.
         """
         if path is None:
@@ -340,18 +341,32 @@ class StampResult:
         return None
 
     def _write(self, out: BinaryIO) -> None:
-        stamps = self.stamps
+        out.write(fits_writer.primary_hdu(self.primary_cards()))
+        for _, _, chunk in self.iter_fits_stamps():
+            out.write(chunk)
+
+    def primary_cards(self) -> list[str]:
+        """Cards of the primary HDU: counts, plane names, and one ``PROBn`` card per file
+        that gave no stamps (its URI, reason and data ID), so a reader of the file alone
+        knows which stamps are missing and why."""
         names = sorted({name for f in self.files for name in f.plane_names},
                        key=lambda s: (s != "image", s))
-        primary = [fits_writer.card("NSTAMPS", len(stamps), "stamps in this file"),
-                   fits_writer.card("NTARGETS", self.n_targets, "targets requested"),
-                   fits_writer.card("PLANES", ",".join(names), "planes per stamp"),
-                   fits_writer.card("ORIGIN", "skyreg", "postage stamps"),
-                   fits_writer.card("NPROBLEM", len(self.problems), "files that failed")]
-        out.write(fits_writer.primary_hdu(primary))
+        cards = [fits_writer.card("NSTAMPS", len(self.stamps), "stamps in this file"),
+                 fits_writer.card("NTARGETS", self.n_targets, "targets requested"),
+                 fits_writer.card("PLANES", ",".join(names), "planes per stamp"),
+                 fits_writer.card("ORIGIN", "skyreg", "postage stamps"),
+                 fits_writer.card("NPROBLEM", len(self.problems), "files that failed")]
+        cards += [fits_writer.card(f"PROB{k}", str(problem))
+                  for k, problem in enumerate(self.problems, start=1)]
+        return cards
+
+    def iter_fits_stamps(self) -> Iterator[tuple[int, Stamp, bytes]]:
+        """(stamp number, stamp, its HDUs as bytes) in stamp order -- the extensions of
+        :meth:`to_fits`, one stamp at a time (a zip of one file per stamp is built from
+        them)."""
         templates: dict[int, list[tuple[str, str]]] = {}
         sources: dict[tuple[str, int, CoaddId], str] = {}
-        for number, stamp in enumerate(stamps, start=1):
+        for number, stamp in enumerate(self.stamps, start=1):
             wcs_cards = templates.get(id(stamp.source_wcs))
             if wcs_cards is None:
                 wcs_cards = _wcs_cards(stamp.source_wcs)
@@ -369,17 +384,18 @@ class StampResult:
                     image = fits_writer.card("CRPIX2", float(stamp.source_wcs.wcs.crpix[1]) - y0)
                 cards.append(image)
             if stamp.sparse:
-                out.write(_sparse_table(stamp, cards, number))
+                yield number, stamp, _sparse_table(stamp, cards, number)
                 continue
-            for name, array in stamp.planes.items():
-                out.write(fits_writer.image_hdu(array, [fits_writer.card("EXTNAME", name.upper()),
-                                                        fits_writer.card("EXTVER", number),
-                                                        *cards]))
+            chunks = [fits_writer.image_hdu(array, [fits_writer.card("EXTNAME", name.upper()),
+                                                    fits_writer.card("EXTVER", number),
+                                                    *cards])
+                      for name, array in stamp.planes.items()]
             if stamp.selection is not None:
-                out.write(fits_writer.image_hdu(
+                chunks.append(fits_writer.image_hdu(
                     stamp.selection.astype(np.uint8),
                     [fits_writer.card("EXTNAME", "SELECTED"), fits_writer.card("EXTVER", number),
                      *cards]))
+            yield number, stamp, b"".join(chunks)
 
     def _provenance(self, stamp: Stamp, number: int) -> list[str]:
         card = fits_writer.card

@@ -27,13 +27,26 @@ DATALINK_STANDARD_ID = "ivo://ivoa.net/std/DataLink#links-1.1"
 DATALINK_FORMAT = "application/x-votable+xml;content=datalink"
 
 #: What the capabilities say about SODA requests with several spatial values.
-SODA_NOTE = ("One ID and at most one spatial filter (CIRCLE, POLYGON or POS) per request; "
-             "several values are answered with MultiValuedParamNotSupported. The answer is "
-             "the pixel box covering the filter, clipped at the image edge (no masking); "
-             "HTTP 204 when no pixel falls inside; BAND and TIME keep the image when they "
-             "overlap its band and exposure, POL selects nothing (no polarization axis). "
-             "RESPONSEFORMAT=image/png renders the cutout (STRETCH asinh|linear|sqrt|log, "
+SODA_NOTE = ("One ID per request (several: MultiValuedParamNotSupported). Several spatial "
+             "filters (CIRCLE, POLYGON, POS, repeated or mixed; at most {max_regions}) are "
+             "answered with multi-part answers: one multi-extension FITS file with one group of "
+             "plane HDUs (IMAGE, and MASK/VARIANCE when the file has them) per filter, EXTVER "
+             "= the filter's position in the request, POS = its text; the primary header lists "
+             "the filters (POSn) and flags those holding no pixel (NOPIXn). Each cutout is the "
+             "bounding rectangle of the pixels whose centres the filter contains, clipped at "
+             "the image edge (no masking), at most {max_side} pixels along each axis and "
+             "{max_pixels} pixels per request; HTTP 204 when no pixel falls inside any filter; "
+             "BAND and TIME keep the image when they overlap its band and exposure, POL "
+             "selects nothing (no polarization axis). RESPONSEFORMAT=image/png renders the "
+             "image plane of one cutout (STRETCH asinh|linear|sqrt|log, "
              "INTERVAL zscale|minmax|99.5).")
+
+
+def soda_note(max_regions: int = 50, max_side: int = 4096,
+              max_pixels: int = 64 * 1024 * 1024) -> str:
+    """What the capabilities and service descriptors say about SODA, with the limits."""
+    return SODA_NOTE.format(max_regions=max_regions, max_side=max_side, max_pixels=max_pixels)
+
 
 OBSCORE_FIELDS = tuple(
     Field(c.name, c.datatype, ucd=c.ucd, utype=c.utype, unit=c.unit, description=c.description,
@@ -53,7 +66,9 @@ def soda_descriptor(base_url: str, id_ref: str | None, id_value: str = "") -> st
         InputParam("POS", ucd="pos.outline;obs.field",
                    description="CIRCLE ra dec r, RANGE ra1 ra2 dec1 dec2 or POLYGON ..."),
         InputParam("RESPONSEFORMAT", value="image/fits", description="image/fits or image/png"),
-    ], "Cutouts (SODA sync): " + SODA_NOTE)
+    ], "Cutouts (SODA sync) of every plane of the file; several CIRCLE/POLYGON/POS values "
+       "give one multi-extension FITS file with a group of HDUs per value (EXTVER = its "
+       "position); limits in the VOSI capabilities")
 
 
 def datalink_descriptor(base_url: str) -> str:
@@ -120,7 +135,7 @@ def datalink_results(links: Sequence[Link], base_url: str, with_cutouts: bool,
                           table_name="links")
 
 
-def capabilities(base_url: str) -> bytes:
+def capabilities(base_url: str, soda_text: str | None = None) -> bytes:
     """VOSI capabilities of the IVOA endpoints (SIA 2.0, DataLink, SODA sync, VOSI)."""
     def capability(standard_id: str, path: str, version: str | None = None,
                    description: str | None = None) -> str:
@@ -137,7 +152,7 @@ def capabilities(base_url: str) -> bytes:
         capability(SIA_STANDARD_ID, "/sia2/query", "2.0",
                    "Images (CCD files and coadds) whose footprint overlaps POS, exactly"),
         capability(DATALINK_STANDARD_ID, "/datalink/links", "1.1"),
-        capability(SODA_STANDARD_ID, "/soda/sync", "1.0", SODA_NOTE),
+        capability(SODA_STANDARD_ID, "/soda/sync", "1.0", soda_text or soda_note()),
     ])
     return ('<?xml version="1.0" encoding="UTF-8"?>\n'
             '<vosi:capabilities xmlns:vosi="http://www.ivoa.net/xml/VOSICapabilities/v1.0" '

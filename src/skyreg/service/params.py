@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from skyreg.geometry.polygons import GeometryError
-from skyreg.service.errors import UsageFault
+from skyreg.service.errors import LimitExceeded, UsageFault
 from skyreg.service.regions import Shape, shape_from_numbers
 
 Params = dict[str, list[str]]
@@ -242,11 +242,12 @@ def timestamp_interval(text: str, what: str) -> tuple[str, str]:
 
 @dataclass(frozen=True)
 class SodaRequest:
-    """One SODA sync cutout: the dataset, at most one spatial filter, and BAND / TIME / POL
-    filters (None when absent; several values are ORed)."""
+    """One SODA sync cutout request: the dataset, its spatial filters (none: the whole image;
+    several: one cutout each, in request order), and BAND / TIME / POL filters (None when
+    absent; several values are ORed)."""
 
     dataset_id: str
-    shape: Shape | None
+    regions: tuple[SodaRegion, ...] = ()
     png: bool = False
     stretch: str = "asinh"
     interval: str = "zscale"
@@ -254,6 +255,15 @@ class SodaRequest:
     time: list[tuple[float, float]] | None = None
     pol: list[str] | None = None
     dali: DaliRequest = DaliRequest("image/fits")
+
+
+@dataclass(frozen=True)
+class SodaRegion:
+    """One spatial filter: the DALI shape text (``CIRCLE ...``, ``POLYGON ...``, ``RANGE ...``)
+    and the parsed shape (for the area limit)."""
+
+    text: str
+    shape: Shape
 
 
 SODA_PARAMETERS = frozenset({"ID", "CIRCLE", "POLYGON", "POS", "BAND", "TIME", "POL",
@@ -264,12 +274,15 @@ SODA_FORMATS = {"fits": "image/fits", "image/fits": "image/fits",
                 "image/png": "image/png"}
 
 
-def soda_request(params: Params) -> SodaRequest:
-    """Parse a SODA sync request (one ID, at most one of CIRCLE / POLYGON / POS).
+def soda_request(params: Params, max_regions: int = 50) -> SodaRequest:
+    """Parse a SODA sync request: one ID, any number (up to ``max_regions``) of CIRCLE /
+    POLYGON / POS values.
 
-    Several IDs or spatial values are refused with ``MultiValuedParamNotSupported``, as the
-    capabilities document says. BAND and TIME keep the image when they overlap its band or
-    exposure and select no pixel otherwise; the images have no polarization axis, so POL
+    Several spatial values are answered with one multi-extension FITS file holding a cutout
+    per value (in the order CIRCLE, POLYGON, POS, each in request order); a PNG rendering
+    takes one at most, and several IDs are refused with ``MultiValuedParamNotSupported``, as
+    the capabilities document says. BAND and TIME keep the image when they overlap its band
+    or exposure and select no pixel otherwise; the images have no polarization axis, so POL
     selects none. Other parameters are ignored (:class:`DaliRequest`).
     """
     if "FORMAT" in params:
@@ -284,14 +297,23 @@ def soda_request(params: Params) -> SodaRequest:
         raise MultiValuedParamNotSupported("ID: one dataset per request")
     given = [(name, value) for name in ("CIRCLE", "POLYGON", "POS")
              for value in params.get(name, [])]
-    if len(given) > 1:
+    if len(given) > max_regions:
+        raise LimitExceeded(f"{len(given)} spatial filters (CIRCLE, POLYGON, POS); this "
+                            f"service cuts at most {max_regions} per request")
+    png = dali.media_type == "image/png"
+    if png and len(given) > 1:
         raise MultiValuedParamNotSupported(
-            "one spatial filter (CIRCLE, POLYGON or POS) per request; got "
-            + ", ".join(name for name, _ in given))
-    region: Shape | None = None
-    if given:
-        name, value = given[0]
-        region = shape(value, "POS") if name == "POS" else bare_shape(name, value)
+            "a PNG rendering takes one spatial filter (CIRCLE, POLYGON or POS); got "
+            + ", ".join(name for name, _ in given) + "; ask for FITS to get them all")
+    regions = []
+    for name, value in given:
+        if name == "POS":
+            text = " ".join(value.split())
+            region = shape(value, "POS")
+        else:
+            text = f"{name} {' '.join(value.split())}"
+            region = bare_shape(name, value)
+        regions.append(SodaRegion(text, region))
     stretch = (single(params, "STRETCH") or "asinh").strip().lower()
     if stretch not in ("asinh", "linear", "sqrt", "log"):
         raise UsageFault(f"STRETCH {stretch!r}: use asinh, linear, sqrt or log")
@@ -301,8 +323,7 @@ def soda_request(params: Params) -> SodaRequest:
     band = [interval(v, "BAND") for v in params["BAND"]] if "BAND" in params else None
     time = [interval(v, "TIME") for v in params["TIME"]] if "TIME" in params else None
     pol = [v.strip() for v in params["POL"]] if "POL" in params else None
-    return SodaRequest(ids[0], region, dali.media_type == "image/png", stretch, scale, band,
-                       time, pol, dali)
+    return SodaRequest(ids[0], tuple(regions), png, stretch, scale, band, time, pol, dali)
 
 
 def overlaps_any(low: float | None, high: float | None,

@@ -44,6 +44,14 @@ class ServiceSettings:
     max_area_deg2: float = 100.0
     #: Largest cutout, in pixels along either axis.
     max_cutout_pixels: int = 4096
+    #: Largest number of spatial filters (SODA CIRCLE/POLYGON/POS values) in one cutout request.
+    max_cutout_regions: int = 50
+    #: Largest number of pixels (all cutouts, all planes) one cutout or stamp request returns.
+    max_request_pixels: int = 64 * 1024 * 1024
+    #: Largest number of objects (positions or regions) in one stamp request.
+    max_stamp_objects: int = 10_000
+    #: Largest number of stamps (objects x covering coadds) in one stamp request.
+    max_stamps: int = 100_000
     #: Largest number of IDs in one DataLink request.
     max_ids: int = 200
     #: Statement timeout (seconds) of every SQL statement the service runs.
@@ -57,7 +65,9 @@ class ServiceSettings:
     docs: bool = True
 
     def __post_init__(self) -> None:
-        for name in ("default_rows", "max_rows", "max_cutout_pixels", "max_ids", "pool_size"):
+        for name in ("default_rows", "max_rows", "max_cutout_pixels", "max_cutout_regions",
+                     "max_request_pixels", "max_stamp_objects", "max_stamps", "max_ids",
+                     "pool_size"):
             if int(getattr(self, name)) < 1:
                 raise SettingsError(f"{name} must be >= 1, got {getattr(self, name)!r}")
         if self.default_rows > self.max_rows:

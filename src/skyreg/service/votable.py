@@ -14,6 +14,7 @@ import math
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 _NAMESPACE = "http://www.ivoa.net/xml/VOTable/v1.3"
@@ -80,16 +81,27 @@ class Field:
 
 
 def _cells(field: Field, values: Sequence[Any]) -> list[str]:
-    """TABLEDATA cell texts of one column."""
+    """TABLEDATA cell texts of one column.
+
+    The common cases are inlined comprehensions (one type test per cell, no call): a 200-row
+    answer of 30 columns is 6,000 cells, and a function call per cell was most of the cost of
+    writing it. Text columns are escaped cell by cell only when the column holds a character
+    that needs it, which one search over the joined column tells.
+    """
     kind = field.datatype
     if kind == "double":
-        return [_double(v) for v in values]
+        return [repr(v) if v.__class__ is float and v - v == 0.0 else _double(v)
+                for v in values]
     if kind in _INT_NULLS:
         null = str(_INT_NULLS[kind])
-        return [null if v is None else str(int(v)) for v in values]
+        return [null if v is None else (str(v) if v.__class__ is int else str(int(v)))
+                for v in values]
     if kind == "boolean":
         return ["" if v is None else ("T" if v else "F") for v in values]
-    return ["" if v is None else escape(str(v)) for v in values]
+    texts = ["" if v is None else (v if v.__class__ is str else str(v)) for v in values]
+    if _SPECIAL.search("\n".join(texts)) is None:
+        return texts
+    return [escape(text) for text in texts]
 
 
 def _double(value: Any) -> str:
@@ -101,6 +113,12 @@ def _double(value: Any) -> str:
     if math.isnan(number):
         return ""
     return "+Inf" if number > 0 else "-Inf"
+
+
+@lru_cache(maxsize=64)
+def _field_elements(fields: tuple[Field, ...]) -> str:
+    """The FIELD elements of a table (the same for every answer of an endpoint)."""
+    return "".join(field.element() + "\n" for field in fields)
 
 
 def info(name: str, value: str, text: str | None = None) -> str:
@@ -119,7 +137,7 @@ def table_document(fields: Sequence[Field], rows: Sequence[Sequence[Any]], *,
     cells = [_cells(field, column) for field, column in zip(fields, columns, strict=True)]
     parts = [_HEADER, '<RESOURCE type="results">\n', *infos,
              f'<TABLE name="{escape(table_name)}">\n']
-    parts.extend(field.element() + "\n" for field in fields)
+    parts.append(_field_elements(tuple(fields)))
     parts.append("<DATA><TABLEDATA>\n")
     parts.extend("<TR><TD>" + "</TD><TD>".join(row) + "</TD></TR>\n"
                  for row in zip(*cells, strict=True))

@@ -17,7 +17,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from skyreg import __version__
-from skyreg.service import columnar, dependencies, queries
+from skyreg.service import columnar, dependencies, queries, query_args
 from skyreg.service.errors import LimitExceeded, UsageFault
 from skyreg.service.regions import CircleShape, PolygonShape, Shape
 from skyreg.service.settings import ServiceSettings
@@ -26,21 +26,12 @@ router = APIRouter(prefix="/api/v1", tags=["JSON API"])
 
 SettingsDep = Annotated[ServiceSettings, Depends(dependencies.settings)]
 BaseUrlDep = Annotated[str, Depends(dependencies.base_url)]
-Format = Literal["json", "csv", "parquet"]
 
 _PATCH = Query(None, description="SKYMAP,TRACT,PATCH", examples=["rings,9813,40"])
 _TRACT = Query(None, description="SKYMAP,TRACT", examples=["rings,9813"])
 _CCD = Query(None, description="INSTRUMENT,VISIT,DETECTOR",
              examples=["LSSTCam,2027010100042,94"])
-_CONE = Query(None, description="RA,DEC,RADIUS (degrees)", examples=["150.1,2.2,0.2"])
-_POLYGON = Query(None, description="RA,DEC,RA,DEC,RA,DEC,... (degrees, convex)",
-                 examples=["150,2,150.3,2,150.3,2.3"])
-_POINT = Query(None, description="RA,DEC (degrees): footprints containing it",
-               examples=["150.1,2.2"])
 _INNER = Query(False, description="Use inner (owned) polygons of patches and tracts")
-_LIMIT = Query(None, ge=1, description="Rows per page (default and maximum: service settings)")
-_OFFSET = Query(0, ge=0, le=2**62, description="Rows to skip")
-_FORMAT = Query("json", description="json (columnar), csv or parquet")
 
 
 class Page(BaseModel):
@@ -186,10 +177,6 @@ def _page(request: Request, settings: ServiceSettings, columns: tuple[str, ...],
                     media_type="application/json", headers=headers)
 
 
-def _names(values: list[str] | None) -> list[str] | None:
-    return [v for v in values] if values else None
-
-
 def _time(text: str | None) -> tuple[float, float] | None:
     if text is None:
         return None
@@ -199,71 +186,104 @@ def _time(text: str | None) -> tuple[float, float] | None:
     return start, end
 
 
+_REGION_DOCS = {
+    "patch": ("patch", "text", "SKYMAP,TRACT,PATCH, e.g. rings,9813,40"),
+    "tract": ("tract", "text", "SKYMAP,TRACT, e.g. rings,9813"),
+    "ccd": ("ccd", "text", "INSTRUMENT,VISIT,DETECTOR, e.g. LSSTCam,2027010100042,94"),
+    "cone": ("cone", "text", "RA,DEC,RADIUS (degrees), e.g. 150.1,2.2,0.2"),
+    "polygon": ("polygon", "text", "RA,DEC,RA,DEC,RA,DEC,... (degrees, convex)"),
+    "point": ("point", "text", "RA,DEC (degrees): footprints containing it"),
+}
+_PAGING_DOCS = (("inner", "flag", "Use inner (owned) polygons of patches and tracts"),
+                ("limit", "limit", "Rows per page (default and maximum: service settings)"),
+                ("offset", "offset", "Rows to skip"),
+                ("format", "format", "json (columnar), csv or parquet"))
+_CCD_REGIONS = ("patch", "tract", "cone", "polygon", "point")
+_TILE_REGIONS = ("ccd", "cone", "polygon", "point")
+
+
+def _documented(regions: tuple[str, ...], *extra: tuple[str, str, str]) -> dict[str, Any]:
+    return query_args.documented(*(_REGION_DOCS[name] for name in regions), *extra,
+                                 *_PAGING_DOCS)
+
+
+def _regions(args: query_args.Args, settings: ServiceSettings, names: tuple[str, ...],
+             required: bool = True) -> dict[str, Any]:
+    return region_arguments(settings, required=required,
+                            **{name: args.text(name) for name in names})
+
+
+def _paging(args: query_args.Args) -> tuple[str, int | None, int]:
+    """format, limit and offset, refused before the lookup runs when bad."""
+    return (args.choice("format", query_args.FORMATS, "json"), args.integer("limit", 1),
+            args.integer("offset", 0, 2**62) or 0)
+
+
+# The page endpoints read their query arguments themselves (skyreg.service.query_args):
+# FastAPI's per-parameter validation cost more than the lookup. openapi_extra documents them.
 @router.get("/ccds", responses=_PAGE_RESPONSES, response_model=None,
-            summary="CCDs whose footprint overlaps a patch, tract or region")
-def ccds(request: Request, settings: SettingsDep,
-         patch: str | None = _PATCH, tract: str | None = _TRACT, cone: str | None = _CONE,
-         polygon: str | None = _POLYGON, point: str | None = _POINT,
-         instrument: Annotated[list[str] | None, Query(description="repeatable")] = None,
-         band: Annotated[list[str] | None, Query(description="repeatable")] = None,
-         time: Annotated[str | None, Query(description="START,END: visits overlapping "
-                                                         "this span (MJD TAI)")] = None,
-         inner: bool = _INNER, limit: int | None = _LIMIT, offset: int = _OFFSET,
-         format: Format = _FORMAT) -> Response:
-    region = region_arguments(settings, patch=patch, tract=tract, cone=cone, polygon=polygon,
-                              point=point)
+            summary="CCDs whose footprint overlaps a patch, tract or region",
+            openapi_extra=_documented(
+                _CCD_REGIONS, ("instrument", "texts", "repeatable"),
+                ("band", "texts", "repeatable"),
+                ("time", "text", "START,END: visits overlapping this span (MJD TAI)")))
+def ccds(request: Request) -> Response:
+    settings = dependencies.settings_of(request)
+    args = query_args.Args(request.query_params)
+    region = _regions(args, settings, _CCD_REGIONS)
+    instrument, band = args.texts("instrument"), args.texts("band")
+    time, inner = _time(args.text("time")), args.flag("inner")
+    fmt, limit, offset = _paging(args)
     with dependencies.lend(request) as registry:
-        results = queries.find_ccds(registry, region, instrument=_names(instrument),
-                                    band=_names(band), time=_time(time), inner=inner)
-    return _page(request, settings, results.columns, results, format, limit, offset)
+        results = queries.find_ccds(registry, region, instrument=instrument, band=band,
+                                    time=time, inner=inner)
+    return _page(request, settings, results.columns, results, fmt, limit, offset)
 
 
 @router.get("/patches", responses=_PAGE_RESPONSES, response_model=None,
-            summary="Patches whose polygon overlaps a CCD or region")
-def patches(request: Request, settings: SettingsDep,
-            ccd: str | None = _CCD, cone: str | None = _CONE, polygon: str | None = _POLYGON,
-            point: str | None = _POINT,
-            skymap: Annotated[list[str] | None, Query(description="repeatable")] = None,
-            inner: bool = _INNER, limit: int | None = _LIMIT, offset: int = _OFFSET,
-            format: Format = _FORMAT) -> Response:
-    region = region_arguments(settings, ccd=ccd, cone=cone, polygon=polygon, point=point)
+            summary="Patches whose polygon overlaps a CCD or region",
+            openapi_extra=_documented(_TILE_REGIONS, ("skymap", "texts", "repeatable")))
+def patches(request: Request) -> Response:
+    settings = dependencies.settings_of(request)
+    args = query_args.Args(request.query_params)
+    region = _regions(args, settings, _TILE_REGIONS)
+    skymap, inner = args.texts("skymap"), args.flag("inner")
+    fmt, limit, offset = _paging(args)
     with dependencies.lend(request) as registry:
-        results = queries.find_patches(registry, region, skymap=_names(skymap), inner=inner)
-    return _page(request, settings, results.columns, results, format, limit, offset)
+        results = queries.find_patches(registry, region, skymap=skymap, inner=inner)
+    return _page(request, settings, results.columns, results, fmt, limit, offset)
 
 
 @router.get("/tracts", responses=_PAGE_RESPONSES, response_model=None,
-            summary="Tracts whose polygon overlaps a CCD or region")
-def tracts(request: Request, settings: SettingsDep,
-           ccd: str | None = _CCD, cone: str | None = _CONE, polygon: str | None = _POLYGON,
-           point: str | None = _POINT,
-           skymap: Annotated[list[str] | None, Query(description="repeatable")] = None,
-           inner: bool = _INNER, limit: int | None = _LIMIT, offset: int = _OFFSET,
-           format: Format = _FORMAT) -> Response:
-    region = region_arguments(settings, ccd=ccd, cone=cone, polygon=polygon, point=point)
+            summary="Tracts whose polygon overlaps a CCD or region",
+            openapi_extra=_documented(_TILE_REGIONS, ("skymap", "texts", "repeatable")))
+def tracts(request: Request) -> Response:
+    settings = dependencies.settings_of(request)
+    args = query_args.Args(request.query_params)
+    region = _regions(args, settings, _TILE_REGIONS)
+    skymap, inner = args.texts("skymap"), args.flag("inner")
+    fmt, limit, offset = _paging(args)
     with dependencies.lend(request) as registry:
-        results = queries.find_tracts(registry, region, skymap=_names(skymap), inner=inner)
-    return _page(request, settings, results.columns, results, format, limit, offset)
+        results = queries.find_tracts(registry, region, skymap=skymap, inner=inner)
+    return _page(request, settings, results.columns, results, fmt, limit, offset)
 
 
 @router.get("/datasets/{dataset_type}", responses=_PAGE_RESPONSES, response_model=None,
-            summary="Files of a dataset type whose footprint overlaps a region (or all)")
-def datasets(request: Request, settings: SettingsDep,
-             dataset_type: str, patch: str | None = _PATCH, tract: str | None = _TRACT,
-             cone: str | None = _CONE, polygon: str | None = _POLYGON,
-             point: str | None = _POINT,
-             instrument: Annotated[list[str] | None, Query(description="repeatable")] = None,
-             skymap: Annotated[list[str] | None, Query(description="repeatable")] = None,
-             band: Annotated[list[str] | None, Query(description="repeatable")] = None,
-             inner: bool = _INNER, limit: int | None = _LIMIT, offset: int = _OFFSET,
-             format: Format = _FORMAT) -> Response:
-    region = region_arguments(settings, patch=patch, tract=tract, cone=cone, polygon=polygon,
-                              point=point, required=False)
+            summary="Files of a dataset type whose footprint overlaps a region (or all)",
+            openapi_extra=_documented(
+                _CCD_REGIONS, ("instrument", "texts", "repeatable"),
+                ("skymap", "texts", "repeatable"), ("band", "texts", "repeatable")))
+def datasets(request: Request, dataset_type: str) -> Response:
+    settings = dependencies.settings_of(request)
+    args = query_args.Args(request.query_params)
+    region = _regions(args, settings, _CCD_REGIONS, required=False)
+    instrument, skymap = args.texts("instrument"), args.texts("skymap")
+    band, inner = args.texts("band"), args.flag("inner")
+    fmt, limit, offset = _paging(args)
     with dependencies.lend(request) as registry:
-        results = queries.find_datasets(registry, dataset_type, region,
-                                        instrument=_names(instrument), skymap=_names(skymap),
-                                        band=_names(band), inner=inner)
-    return _page(request, settings, results.columns, results, format, limit, offset)
+        results = queries.find_datasets(registry, dataset_type, region, instrument=instrument,
+                                        skymap=skymap, band=band, inner=inner)
+    return _page(request, settings, results.columns, results, fmt, limit, offset)
 
 
 @router.get("/footprint", summary="The polygon of one CCD, patch or tract",

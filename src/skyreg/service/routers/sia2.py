@@ -48,7 +48,10 @@ async def query(request: Request) -> Response:
 @router.get("/capabilities", summary="VOSI capabilities", response_class=Response,
             responses={200: {"content": {"text/xml": {}}}})
 def capabilities(request: Request) -> Response:
-    return Response(documents.capabilities(dependencies.base_url_of(request)),
+    settings = dependencies.settings_of(request)
+    note = documents.soda_note(settings.max_cutout_regions, settings.max_cutout_pixels,
+                               settings.max_request_pixels)
+    return Response(documents.capabilities(dependencies.base_url_of(request), note),
                     media_type="text/xml")
 
 

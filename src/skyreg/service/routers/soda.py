@@ -1,4 +1,9 @@
-"""SODA 1.0 sync cutouts at ``/soda/sync`` (GET and POST): FITS, or PNG for web pages."""
+"""SODA 1.0 sync cutouts at ``/soda/sync`` (GET and POST): FITS, or PNG for web pages.
+
+The FITS answer has every plane of the file (image, mask, variance when present) as image
+extensions after an empty primary HDU; several CIRCLE / POLYGON / POS values give one group
+of extensions per value (``EXTVER`` = the value's position), see :mod:`skyreg.cutouts.soda`.
+"""
 
 from __future__ import annotations
 
@@ -23,17 +28,20 @@ router = APIRouter(prefix="/soda", tags=["IVOA SODA"])
                              204: {"description": "No pixel of the image falls inside"},
                              400: {"description": "DALI error document"},
                              404: {"description": "The dataset is not registered"},
-                             413: {"description": "The cutout exceeds the size limit"}})
+                             413: {"description": "The cutouts exceed the size or count "
+                                                  "limits"}})
 async def sync(request: Request) -> Response:
     settings = dependencies.settings_of(request)
-    soda = params.soda_request(await dali_params(request))
+    soda = params.soda_request(await dali_params(request), settings.max_cutout_regions)
     note_request(request, soda.dali)
     try:
         key = parse_dataset_id(soda.dataset_id)
     except DatasetIdError as err:
         raise UsageFault(str(err)) from None
-    if soda.shape is not None:
-        queries.check_area([soda.shape], settings.max_area_deg2)
+    if soda.regions:
+        queries.check_area([r.shape for r in soda.regions], settings.max_area_deg2)
+    limits = soda_pixels.CutoutLimits(settings.max_cutout_pixels, settings.max_request_pixels)
+    regions = [r.text for r in soda.regions]
     base_url = dependencies.base_url_of(request)
 
     def answer() -> Response:
@@ -48,12 +56,10 @@ async def sync(request: Request) -> Response:
         if not _selects_the_plane(soda, file):
             return Response(status_code=204)
         if soda.png:
-            body = soda_pixels.cutout_png(path, file.hdu, soda.shape,
-                                          settings.max_cutout_pixels, soda.dataset_id,
-                                          soda.stretch, soda.interval)
+            body = soda_pixels.cutout_png(path, file.hdu, regions[0] if regions else None,
+                                          limits, soda.stretch, soda.interval)
         else:
-            body = soda_pixels.cutout_fits(path, file.hdu, soda.shape,
-                                           settings.max_cutout_pixels, soda.dataset_id)
+            body = soda_pixels.cutout_fits(path, file.hdu, regions, limits)
         if body is None:
             return Response(status_code=204)
         return Response(body, media_type=soda.dali.media_type)
