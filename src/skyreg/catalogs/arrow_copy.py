@@ -163,7 +163,7 @@ def copy_rows(columns: list[Encoded]) -> bytes:
     row_starts = np.concatenate([[0], np.cumsum(row_sizes)[:-1]]).astype(np.int64)
     out = np.zeros(int(row_sizes.sum()), dtype=np.uint8)
     out[row_starts[:, None] + np.arange(2)] = np.frombuffer(
-        np.int16(len(columns)).astype(">i2").tobytes(), dtype=np.uint8)
+        np.array([len(columns)], dtype=">i2").tobytes(), dtype=np.uint8)
     position = row_starts + 2
     four = np.arange(4)
     for column, size in zip(columns, field_sizes, strict=True):
