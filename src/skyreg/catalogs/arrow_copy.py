@@ -2,11 +2,11 @@
 
 Catalog files are wide (hundreds of columns) and long (millions of rows); formatting them
 row by row in Python would dominate the load. Here each column is turned into a length array
-(−1 for NULL) and one flat byte buffer of its values in network byte order, and the rows are
+(-1 for NULL) and one flat byte buffer of its values in network byte order, and the rows are
 assembled by scatter indexing: every operation touches each byte once, in C.
 
 Format reference: PostgreSQL documentation, "COPY — Binary Format" (per row an int16 field
-count, per field an int32 length or −1 then the value in the type's send format: big-endian
+count, per field an int32 length or -1 then the value in the type's send format: big-endian
 integers and IEEE floats, one byte for boolean, UTF-8 for text, int32 days since 2000-01-01
 for date, int64 µs since 2000-01-01 for timestamps).
 """
@@ -90,7 +90,7 @@ def pg_type(arrow: pa.DataType) -> PgType:
 
 @dataclass
 class Encoded:
-    """One column of a batch: per-row lengths (−1 = NULL) and the non-NULL values' bytes."""
+    """One column of a batch: per-row lengths (-1 = NULL) and the non-NULL values' bytes."""
 
     lengths: npt.NDArray[np.int32]
     data: npt.NDArray[np.uint8]

@@ -35,6 +35,8 @@ MAX_RADIUS_DEG = 7.0
 def target_positions(targets: Any, ra: str = "ra", dec: str = "dec"
                      ) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any], pd.Index]:
     """RA, Dec (degrees, float64) and index labels of the targets of a cross-match."""
+    ra_values: Any
+    dec_values: Any
     if isinstance(targets, pd.DataFrame):
         for column in (ra, dec):
             if column not in targets.columns:

@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import psycopg
 import pyarrow as pa
 import pyarrow.parquet as pq
-import psycopg
 from psycopg import sql
 from sqlalchemy import Engine
 

@@ -123,7 +123,7 @@ class Level2Catalog:
         if limit is not None:
             params["limit"] = limit
         rows = self._reads.fetch(statement, params)
-        return frame(rows, columns)
+        return frame(rows, columns, self.info)
 
     def _contained(self, region: Region, columns: tuple[str, ...], limit: int | None
                    ) -> pd.DataFrame:
@@ -136,7 +136,7 @@ class Level2Catalog:
             rows = [row[:-3] for row, keep in zip(rows, inside, strict=True) if keep]
         if limit is not None:
             rows = rows[:limit]
-        return frame(rows, columns)
+        return frame(rows, columns, self.info)
 
 
 def _limit(limit: int | None) -> int | None:
@@ -147,13 +147,29 @@ def _limit(limit: int | None) -> int | None:
     return int(limit)
 
 
-def frame(rows: list[tuple[Any, ...]], columns: Sequence[str]) -> pd.DataFrame:
-    """A DataFrame of result rows (empty ones keep their columns)."""
-    if not rows:
-        return pd.DataFrame({name: [] for name in columns})
-    # Column by column: pandas' from_records costs ~1.5 ms more for a small answer.
-    return pd.DataFrame(dict(zip(columns, (list(v) for v in zip(*rows, strict=True)),
-                                 strict=True)), columns=list(columns))
+#: numpy types of stored column types, for typed (also empty) result frames.
+_DTYPES = {"smallint": "int16", "integer": "int32", "bigint": "int64", "real": "float32",
+           "double precision": "float64", "boolean": "bool"}
+
+
+def frame(rows: list[tuple[Any, ...]], columns: Sequence[str], info: CatalogInfo
+          ) -> pd.DataFrame:
+    """A DataFrame of result rows, column by column (pandas' ``from_records`` costs ~1.5 ms
+    more for a small answer), numbers in their stored width; NULL integers make the column
+    float (NaN), NULL texts are None."""
+    types = {c.name: c.sql_type for c in info.columns}
+    data: dict[str, Any] = {}
+    values = list(zip(*rows, strict=True)) if rows else [() for _ in columns]
+    for name, column in zip(columns, values, strict=True):
+        dtype = _DTYPES.get(types.get(name, ""))
+        if dtype is None:
+            data[name] = pd.Series(column, dtype=object)
+        elif any(v is None for v in column):
+            data[name] = pd.Series([np.nan if v is None else v for v in column],
+                                   dtype="float32" if dtype == "float32" else "float64")
+        else:
+            data[name] = pd.Series(column, dtype=dtype)
+    return pd.DataFrame(data, columns=list(columns))
 
 
 def _selected(columns: Sequence[str]) -> sql.Composed:

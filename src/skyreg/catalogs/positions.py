@@ -68,7 +68,7 @@ def coarse_order(radius_deg: float) -> int:
     eight pixels across (a pixel of order k is ~58.6°/2^k wide)."""
     if radius_deg <= 0.0:
         return PIXEL_ORDER
-    order = int(math.floor(math.log2(58.6 * 4.0 / (2.0 * radius_deg))))
+    order = math.floor(math.log2(58.6 * 4.0 / (2.0 * radius_deg)))
     return max(0, min(PIXEL_ORDER, order))
 
 

@@ -110,7 +110,7 @@ _SELECT = sql.SQL(
 def driver_fetch(driver: psycopg.Connection[Any]) -> Fetch:
     """A :data:`Fetch` on a psycopg connection (inside its current transaction)."""
     def fetch(statement: str, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
-        return driver.execute(statement, params).fetchall()  # type: ignore[arg-type]
+        return driver.execute(statement, params).fetchall()
 
     return fetch
 
