@@ -4,7 +4,8 @@ Requests carry RA, DEC (ICRS degrees) and SR (radius, degrees), VERB (1: id and 
 2, the default: also the catalog's first :data:`VERB2_COLUMNS` columns; 3: every column) and
 DALI's MAXREC. SR = 0 or MAXREC = 0 asks for the metadata only (the table's fields, no
 rows). The id, RA and Dec fields carry the UCDs SCS 1.03 requires (``ID_MAIN``,
-``POS_EQ_RA_MAIN``, ``POS_EQ_DEC_MAIN``). An answer cut at MAXREC (or at the service's row
+``POS_EQ_RA_MAIN``, ``POS_EQ_DEC_MAIN``, which pyvo's records read); answers are VOTable 1.1,
+the version in which those UCD1 words are valid. An answer cut at MAXREC (or at the service's row
 limit) says so with ``INFO name="QUERY_STATUS" value="OVERFLOW"``, as DALI does.
 
 Errors follow SCS 1.03 (with its errata 1 and 3): an ``INFO name="Error"`` directly below
@@ -105,6 +106,8 @@ def results_document(info: CatalogInfo, frame: pd.DataFrame, overflow: bool) -> 
             columns.append(MaskedColumn(values.to_numpy(), name=str(name), mask=missing))
     table = Table(columns)
     votable = from_table(table, table_id="results")
+    # VOTable 1.1: SCS 1.03's UCD1 words are valid there (1.2 and later check UCD1+ words).
+    votable.version = "1.1"
     resource = votable.resources[0]
     resource.type = "results"
     resource.infos.append(Info(name="QUERY_STATUS", value="OVERFLOW" if overflow else "OK"))
@@ -114,6 +117,8 @@ def results_document(info: CatalogInfo, frame: pd.DataFrame, overflow: bool) -> 
     for field in fields:
         if field.name in (info.ra_column, info.dec_column):
             field.unit = "deg"
+        if field.datatype in ("char", "unicodeChar"):
+            field.arraysize = "*"
     buffer = io.BytesIO()
     votable.to_xml(buffer)
     return buffer.getvalue()
