@@ -194,17 +194,17 @@ def test_bad_files_and_columns_are_named(registry: Registry, tmp_path: Path, cha
 def test_unreadable_and_mismatched_files(registry: Registry, tmp_path: Path) -> None:
     junk = tmp_path / "junk.parquet"
     junk.write_bytes(b"not parquet at all")
-    with pytest.raises(InputError, match="junk.parquet: not a readable Parquet file"):
+    with pytest.raises(InputError, match=r"junk.parquet: not a readable Parquet file"):
         registry.load_catalog("c", [junk], **LOAD)
-    with pytest.raises(InputError, match="missing.parquet: no such file"):
+    with pytest.raises(InputError, match=r"missing.parquet: no such file"):
         registry.load_catalog("c", [tmp_path / "missing.parquet"], **LOAD)
     good = write_catalog(tmp_path / "good.parquet", catalog_table(rows=10))
     other = write_catalog(tmp_path / "other.parquet",
                           catalog_table(rows=10, first_id=99).drop_columns(["name"]))
-    with pytest.raises(InputError, match="other.parquet: its columns differ .*missing name"):
+    with pytest.raises(InputError, match=r"other.parquet: its columns differ .*missing name"):
         registry.load_catalog("c", [good, other], **LOAD)
     registry.load_catalog("c", [good], **LOAD)
-    with pytest.raises(InputError, match="other.parquet: catalog 'c' has columns the file "
+    with pytest.raises(InputError, match=r"other.parquet: catalog 'c' has columns the file "
                                          "lacks: name"):
         registry.load_catalog("c", [other], **LOAD)
     with pytest.raises(InputError, match="loaded with --id objectId"):
@@ -226,7 +226,8 @@ _radii = st.one_of(st.floats(1.0 / 3600.0, 10.0 / 3600.0), st.floats(1e-3, 2.0),
                    st.floats(2.0, 180.0), st.just(0.0))
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(centre=_centres, radius=_radii)
 def test_cones_are_exact(loaded: tuple[Registry, pd.DataFrame], centre: tuple[float, float],
                          radius: float) -> None:
@@ -251,7 +252,8 @@ def test_cones_find_the_clusters(loaded: tuple[Registry, pd.DataFrame]) -> None:
     assert limited["objectId"].tolist() == brute_cone(frame, 0.0, 0.0, 5 / 3600)[:7]
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(centre=_centres, size=st.floats(2e-4, 20.0), sides=st.integers(3, 8),
        turn=st.floats(0.0, 6.28))
 def test_polygons_and_regions_are_exact(loaded: tuple[Registry, pd.DataFrame],
@@ -360,7 +362,7 @@ def test_near_takes_skycoords_and_checks_input(loaded: tuple[Registry, pd.DataFr
 
 def test_unknown_catalogs_and_columns_are_clear(loaded: tuple[Registry, pd.DataFrame]) -> None:
     registry, _ = loaded
-    with pytest.raises(NotFoundError, match="no catalog 'other' .*loaded: obj"):
+    with pytest.raises(NotFoundError, match=r"no catalog 'other' .*loaded: obj"):
         registry.catalog("other")
     with pytest.raises(CatalogError, match="catalog name"):
         registry.catalog("Robert'); DROP TABLE x; --")

@@ -135,7 +135,7 @@ def test_bad_input_is_an_scs_error(scs: tuple[LiveService, str], params: dict[st
 def test_pyvo_raises_dal_query_error(scs: tuple[LiveService, str]) -> None:
     live, _ = scs
     service = pyvo.dal.SCSService(f"{live.base}/scs/obj")
-    with pytest.raises(pyvo.dal.DALQueryError, match="SR: -1.0 is outside"):
+    with pytest.raises(pyvo.dal.DALQueryError, match=r"SR: -1.0 is outside"):
         service.search(pos=(10.0, 5.0), radius=-1.0)
     with pytest.raises(pyvo.dal.DALQueryError, match="VERB: 0 is outside"):
         service.search(pos=(10.0, 5.0), radius=0.1, verbosity=0)
