@@ -5,9 +5,9 @@ HEALPix pixel of order :data:`PIXEL_ORDER` holding it (``skyreg_pix``, B-tree in
 clustered by it). A query turns its region into ranges of that column — the conservative
 (inclusive) HEALPix disc cover of its bounding circle at a coarser order chosen from the
 region's size, each coarse pixel ``p`` being the range ``[p << 2d, (p + 1) << 2d)`` at the
-stored order — and then keeps only the rows that pass the exact test on the stored vector. The exact test and the brute-force
-check in the tests evaluate the same IEEE expressions on the same stored numbers, so "inside"
-means one thing everywhere, also on the boundary.
+stored order — and then keeps only the rows that pass the exact test on the stored vector.
+The exact test and the brute-force check in the tests evaluate the same IEEE expressions on
+the same stored numbers, so "inside" means one thing everywhere, also on the boundary.
 
 Order 17 (1.6″ pixels, the finest sphgeom's HEALPix supports, so the column can be used
 with sphgeom too): finer would not speed up any query, a 1″ cone is already covered by a
