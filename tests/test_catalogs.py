@@ -23,7 +23,7 @@ from psycopg import sql
 
 from catalog_builder import CLUSTERS, catalog_table, write_catalog
 from skyreg import Registry
-from skyreg.catalogs.positions import unit_vectors
+from skyreg.catalogs.positions import squared_chord, unit_vectors
 from skyreg.catalogs.store import CatalogError
 from skyreg.cli.main import cli
 from skyreg.db.roles import drop_roles, ensure_roles
@@ -56,9 +56,7 @@ def brute_cone(frame: pd.DataFrame, ra: float, dec: float, radius: float) -> lis
     query = make_query_region(cone=(ra, dec, radius))
     assert query is not None and isinstance(query.region, Circle)
     centre, d2 = query.region.getCenter(), query.region.getSquaredChordLength()
-    x, y, z = _xyz(frame)
-    dist = ((x - centre.x()) * (x - centre.x()) + (y - centre.y()) * (y - centre.y())
-            + (z - centre.z()) * (z - centre.z()))
+    dist = squared_chord(*_xyz(frame), centre.x(), centre.y(), centre.z())
     return sorted(frame["objectId"][dist <= d2].tolist())
 
 
@@ -305,8 +303,7 @@ def brute_near(frame: pd.DataFrame, ra: np.ndarray, dec: np.ndarray, radius: flo
     ids = frame["objectId"].to_numpy()
     pairs = []
     for i in range(len(ra)):
-        d2 = ((cx - tx[i]) * (cx - tx[i]) + (cy - ty[i]) * (cy - ty[i])
-              + (cz - tz[i]) * (cz - tz[i]))
+        d2 = squared_chord(cx, cy, cz, tx[i], ty[i], tz[i])
         inside = np.flatnonzero(d2 <= limit)
         for k in sorted(inside, key=lambda k: (d2[k], ids[k])):
             pairs.append((i, int(ids[k])))

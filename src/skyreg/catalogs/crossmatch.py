@@ -10,6 +10,7 @@ nearest match per target is a sort on the client.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -17,6 +18,7 @@ import pandas as pd
 from psycopg import sql
 
 from skyreg.catalogs import positions
+from skyreg.catalogs.array_params import Float8Array, Int8Array
 from skyreg.catalogs.store import (
     PIXEL_COLUMN,
     X_COLUMN,
@@ -94,10 +96,10 @@ def near(reads: ReadConnection, info: CatalogInfo, targets: Any, radius: Any, *,
         return pd.DataFrame({c: [] for c in out_columns})
     point, starts, ends = positions.neighbourhood_ranges(ra_deg, dec_deg, radius_deg)
     x, y, z = positions.unit_vectors(ra_deg, dec_deg)
-    params = {"i": point.tolist(), "lo": starts.tolist(), "hi": ends.tolist(),
-              "x": x[point].tolist(), "y": y[point].tolist(), "z": z[point].tolist(),
+    params = {"i": Int8Array(point), "lo": Int8Array(starts), "hi": Int8Array(ends),
+              "x": Float8Array(x[point]), "y": Float8Array(y[point]), "z": Float8Array(z[point]),
               "d2": positions.chord2_of_radius(radius_deg)}
-    rows = reads.fetch(_match_sql(info, columns), params)
+    rows = reads.fetch(_match_sql(info, tuple(columns)), params)
     if not rows:
         return pd.DataFrame({c: [] for c in out_columns})
     index = np.array([row[0] for row in rows], dtype=np.int64)
@@ -115,7 +117,8 @@ def near(reads: ReadConnection, info: CatalogInfo, targets: Any, radius: Any, *,
     return pd.DataFrame(data, columns=out_columns)
 
 
-def _match_sql(info: CatalogInfo, columns: Sequence[str]) -> str:
+@lru_cache(maxsize=64)
+def _match_sql(info: CatalogInfo, columns: tuple[str, ...]) -> str:
     x, y, z = (sql.Identifier(n) for n in (X_COLUMN, Y_COLUMN, Z_COLUMN))
     extra = [c for c in columns if c != info.id_column]
     selected = sql.SQL("").join(sql.SQL(", m.{}").format(sql.Identifier(n)) for n in extra)
@@ -125,10 +128,12 @@ def _match_sql(info: CatalogInfo, columns: Sequence[str]) -> str:
         "SELECT q.i, m.skyreg_d2, m.{id}{selected} FROM unnest(%(i)s::int8[], %(lo)s::int8[], "
         "%(hi)s::int8[], %(x)s::float8[], %(y)s::float8[], %(z)s::float8[]) "
         "AS q(i, lo, hi, x, y, z) CROSS JOIN LATERAL ("
-        "SELECT {inner}, (c.{x} - q.x) * (c.{x} - q.x) + (c.{y} - q.y) * (c.{y} - q.y) "
-        "+ (c.{z} - q.z) * (c.{z} - q.z) AS skyreg_d2 FROM {t} AS c "
+        "SELECT {inner}, {chord} AS skyreg_d2 FROM {t} AS c "
         "WHERE c.{pix} >= q.lo AND c.{pix} < q.hi) AS m "
         "WHERE m.skyreg_d2 <= %(d2)s ORDER BY q.i, m.{id}").format(
-            id=sql.Identifier(info.id_column), selected=selected, inner=inner, x=x, y=y, z=z,
+            id=sql.Identifier(info.id_column), selected=selected, inner=inner,
+            chord=positions.squared_chord_sql(
+                [sql.SQL("c.{}").format(n) for n in (x, y, z)],
+                [sql.SQL("q.{}").format(sql.Identifier(n)) for n in ("x", "y", "z")]),
             t=info.table_sql(), pix=sql.Identifier(PIXEL_COLUMN))
     return statement.as_string(None)

@@ -22,6 +22,7 @@ import hpgeom
 import numpy as np
 import numpy.typing as npt
 from lsst.sphgeom import Circle, LonLat, Region
+from psycopg import sql
 
 #: Nested HEALPix order of the stored ``skyreg_pix`` column.
 PIXEL_ORDER = 17
@@ -50,6 +51,33 @@ def pixels(ra_deg: npt.ArrayLike, dec_deg: npt.ArrayLike) -> IntArray:
     dec = np.asarray(dec_deg, dtype=np.float64)
     return np.asarray(hpgeom.angle_to_pixel(2**PIXEL_ORDER, ra, dec, nest=True),
                       dtype=np.int64)
+
+
+#: Coordinate differences below this are taken as zero in the squared chord: PostgreSQL
+#: raises "value out of range: underflow" when a product of non-zero floats rounds to zero
+#: (an angle of 1e-150 radians is far below any meaning anyway).
+FLUSH = 1e-150
+
+
+def squared_chord(x: npt.ArrayLike, y: npt.ArrayLike, z: npt.ArrayLike, cx: float,
+                  cy: float, cz: float) -> FloatArray:
+    """``|v - c|²`` of unit vectors, computed exactly as the SQL of the queries does (same
+    IEEE operations in the same order, the same flush of tiny differences)."""
+    total = np.zeros(np.shape(x), dtype=np.float64)
+    for values, centre in ((x, cx), (y, cy), (z, cz)):
+        d = np.asarray(values, dtype=np.float64) - centre
+        total = total + np.where(np.abs(d) < FLUSH, 0.0, d * d)
+    return total
+
+
+def squared_chord_sql(stored: list[sql.Composable], centre: list[sql.Composable]
+                      ) -> sql.Composed:
+    """The SQL of :func:`squared_chord` (``stored``, ``centre``: x, y, z expressions)."""
+    terms = [sql.SQL("CASE WHEN abs({a} - {b}) < {flush} THEN 0::float8 "
+                     "ELSE ({a} - {b}) * ({a} - {b}) END").format(
+                         a=a, b=b, flush=sql.Literal(FLUSH))
+             for a, b in zip(stored, centre, strict=True)]
+    return sql.SQL("({} + {} + {})").format(*terms)
 
 
 def chord2_of_radius(radius_deg: float) -> float:

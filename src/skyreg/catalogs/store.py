@@ -58,6 +58,11 @@ class CatalogInfo:
     def column_names(self) -> tuple[str, ...]:
         return tuple(column.name for column in self.columns)
 
+    @property
+    def column_types(self) -> dict[str, str]:
+        """PostgreSQL type of each column, by name."""
+        return {column.name: column.sql_type for column in self.columns}
+
     def table_sql(self) -> sql.Composed:
         return sql.SQL("{}.{}").format(sql.Identifier(SCHEMA), sql.Identifier(self.table))
 

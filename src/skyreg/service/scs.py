@@ -96,14 +96,15 @@ def results_document(info: CatalogInfo, frame: pd.DataFrame, overflow: bool) -> 
     for name in frame.columns:
         values = frame[name]
         missing = values.isna().to_numpy()
-        if values.dtype == object:
-            texts = np.array(["" if m else (v.hex() if isinstance(v, bytes) else str(v))
+        kind = getattr(values.dtype, "kind", "O")
+        if kind == "b":
+            columns.append(MaskedColumn(values.to_numpy(), name=str(name)))
+        elif kind in "iuf":
+            columns.append(MaskedColumn(values.to_numpy(), name=str(name), mask=missing))
+        else:  # text, bytes (hex), dates and times (ISO 8601)
+            texts = np.array(["" if m else _text(v)
                               for v, m in zip(values, missing, strict=True)], dtype=str)
             columns.append(MaskedColumn(texts, name=str(name), mask=missing))
-        elif values.dtype == bool:
-            columns.append(MaskedColumn(values.to_numpy(), name=str(name)))
-        else:
-            columns.append(MaskedColumn(values.to_numpy(), name=str(name), mask=missing))
     table = Table(columns)
     votable = from_table(table, table_id="results")
     # VOTable 1.1: SCS 1.03's UCD1 words are valid there (1.2 and later check UCD1+ words).
@@ -122,6 +123,14 @@ def results_document(info: CatalogInfo, frame: pd.DataFrame, overflow: bool) -> 
     buffer = io.BytesIO()
     votable.to_xml(buffer)
     return buffer.getvalue()
+
+
+def _text(value: object) -> str:
+    if isinstance(value, bytes):
+        return value.hex()
+    if hasattr(value, "isoformat"):
+        return str(value.isoformat())
+    return str(value)
 
 
 def error_document(message: str) -> bytes:
