@@ -435,3 +435,24 @@ def test_reader_reads_catalogs_and_cannot_write(database_url: str, tmp_path: Pat
                 connection.execute('UPDATE catalogs.later SET name = name WHERE "objectId" = 1')
         finally:
             drop_roles(registry.engine, reader, writer)
+
+
+def test_the_docs_examples_run(database_url: str, tmp_path: Path,
+                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Python blocks of docs/catalogs.md's Level-2 section, in order (the pyvo one needs
+    a server and is left to test_service_scs.py)."""
+    import re
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / "catalogs.md").read_text()
+    section = text.split("## Level-2 catalogs", 1)[1].split("\n## ", 1)[0]
+    blocks = [b for b in re.findall(r"```python\n(.*?)```", section, flags=re.DOTALL)
+              if "localhost" not in b]
+    assert len(blocks) >= 2
+    monkeypatch.setenv("SKYREG_DATABASE_URL", database_url)
+    monkeypatch.chdir(tmp_path)
+    namespace: dict[str, Any] = {}
+    for block in blocks:
+        exec(compile(block, "docs/catalogs.md", "exec"), namespace)
+    assert len(namespace["near_zero"]) > 10 and len(namespace["matches"]) == len(
+        namespace["near_zero"])
+    namespace["reg"].close()
