@@ -104,6 +104,10 @@ def load_catalog(engine: Engine, name: str, files: Sequence[str | Path], *, ra: 
         driver: psycopg.Connection[Any] = connection.connection.driver_connection  # type: ignore[assignment]
         driver.execute("SELECT pg_advisory_xact_lock(hashtext('skyreg catalog ' || %s))",
                        (name,))
+        # The insert sorts the rows by pixel, the indexes are built at the end: memory
+        # keeps both off disk (for this transaction only).
+        driver.execute("SET LOCAL work_mem = '256MB'")
+        driver.execute("SET LOCAL maintenance_work_mem = '512MB'")
         existing = find_catalog(driver_fetch(driver), name)
         if existing is not None:
             _check_same_layout(existing, plan, ra=ra, dec=dec, id=id, file=paths[0])
@@ -112,8 +116,10 @@ def load_catalog(engine: Engine, name: str, files: Sequence[str | Path], *, ra: 
             info = CatalogInfo(name, name, id, ra, dec, plan.columns, 0, positions.PIXEL_ORDER)
             _create_table(driver, info)
         staging = _stage(driver, info, plan, paths, report)
-        _refuse_conflicts(driver, info, staging, paths)
-        inserted = _insert(driver, info, staging, fresh=existing is None)
+        repeated = _has_repeated_ids(driver, info, staging)
+        _refuse_conflicts(driver, info, staging, paths, repeated=repeated,
+                          fresh=existing is None)
+        inserted = _insert(driver, info, staging, fresh=existing is None, repeated=repeated)
         if existing is None:
             _index(driver, info)
         row_count = info.row_count + inserted
@@ -317,11 +323,21 @@ def _encode_batch(path: Path, number: int, offset: int, batch: pa.RecordBatch,
     return copy_rows(encoded)
 
 
+def _has_repeated_ids(driver: psycopg.Connection[Any], info: CatalogInfo,
+                      staging: sql.Identifier) -> bool:
+    """Whether an id appears more than once in the files (an index-only count)."""
+    row = driver.execute(sql.SQL(
+        "SELECT count(*) <> count(DISTINCT {id}) FROM {s}").format(
+            id=sql.Identifier(info.id_column), s=staging)).fetchone()
+    return bool(row and row[0])
+
+
 def _refuse_conflicts(driver: psycopg.Connection[Any], info: CatalogInfo,
-                      staging: sql.Identifier, paths: list[Path]) -> None:
+                      staging: sql.Identifier, paths: list[Path], *, repeated: bool,
+                      fresh: bool) -> None:
     """ConflictError for an id given twice with other values, or stored with other values."""
     id_column = sql.Identifier(info.id_column)
-    twice = driver.execute(sql.SQL(
+    twice = None if not repeated else driver.execute(sql.SQL(
         "SELECT a.{f}, a.{r}, b.{f}, b.{r}, a.{id}::text FROM {s} AS a JOIN {s} AS b "
         "ON a.{id} = b.{id} AND (a.{f}, a.{r}) < (b.{f}, b.{r}) "
         "WHERE ({a}) IS DISTINCT FROM ({b}) LIMIT 1").format(
@@ -331,6 +347,8 @@ def _refuse_conflicts(driver: psycopg.Connection[Any], info: CatalogInfo,
         raise ConflictError(
             f"{paths[twice[0]]}: row {twice[1]}: id {twice[4]} ({info.id_column}) is given "
             f"again with other values in {paths[twice[2]]}, row {twice[3]}")
+    if fresh:
+        return
     stored = driver.execute(sql.SQL(
         "SELECT s.{f}, s.{r}, s.{id}::text FROM {s} AS s JOIN {t} AS t USING ({id}) "
         "WHERE ({a}) IS DISTINCT FROM ({b}) ORDER BY s.{f}, s.{r} LIMIT 1").format(
@@ -348,17 +366,19 @@ def _prefixed(alias: str, info: CatalogInfo) -> sql.Composed:
 
 
 def _insert(driver: psycopg.Connection[Any], info: CatalogInfo, staging: sql.Identifier, *,
-            fresh: bool) -> int:
-    """Insert the rows not stored yet, in pixel order; returns how many."""
+            fresh: bool, repeated: bool) -> int:
+    """Insert the rows not stored yet, in pixel order; returns how many. (Identical repeats
+    were checked to be identical: one of each is kept.)"""
     columns = _column_list(info, PIXEL_COLUMN, X_COLUMN, Y_COLUMN, Z_COLUMN)
     id_column = sql.Identifier(info.id_column)
     absent = sql.SQL("") if fresh else sql.SQL(
         " WHERE NOT EXISTS (SELECT 1 FROM {t} AS t WHERE t.{id} = s.{id})").format(
             t=info.table_sql(), id=id_column)
+    source = sql.SQL("(SELECT DISTINCT ON ({id}) * FROM {s} ORDER BY {id})").format(
+        id=id_column, s=staging) if repeated else staging
     cursor = driver.execute(sql.SQL(
-        "INSERT INTO {t} ({c}) SELECT {c} FROM (SELECT DISTINCT ON ({id}) * FROM {s} "
-        "ORDER BY {id}) AS s{absent} ORDER BY {pix}").format(
-            t=info.table_sql(), c=columns, id=id_column, s=staging, absent=absent,
+        "INSERT INTO {t} ({c}) SELECT {c} FROM {source} AS s{absent} ORDER BY {pix}").format(
+            t=info.table_sql(), c=columns, source=source, absent=absent,
             pix=sql.Identifier(PIXEL_COLUMN)))
     return max(cursor.rowcount, 0)
 
