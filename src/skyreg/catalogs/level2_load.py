@@ -269,9 +269,10 @@ def _create_table(driver: psycopg.Connection[Any], info: CatalogInfo) -> None:
 
 
 def _stage(driver: psycopg.Connection[Any], info: CatalogInfo, plan: _Plan, paths: list[Path],
-           progress: Progress) -> sql.Identifier:
+           progress: Progress) -> sql.Composable:
     """Every row of every file in a temporary table (with its file and row number)."""
-    staging = sql.Identifier("skyreg_catalog_staging")
+    # Qualified with pg_temp: an ordinary table of that name elsewhere is never touched.
+    staging = sql.SQL("pg_temp.{}").format(sql.Identifier("skyreg_catalog_staging"))
     driver.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(staging))
     driver.execute(sql.SQL(
         "CREATE TEMPORARY TABLE {} ON COMMIT DROP AS SELECT *, 0::integer AS {}, "
@@ -324,7 +325,7 @@ def _encode_batch(path: Path, number: int, offset: int, batch: pa.RecordBatch,
 
 
 def _has_repeated_ids(driver: psycopg.Connection[Any], info: CatalogInfo,
-                      staging: sql.Identifier) -> bool:
+                      staging: sql.Composable) -> bool:
     """Whether an id appears more than once in the files (an index-only count)."""
     row = driver.execute(sql.SQL(
         "SELECT count(*) <> count(DISTINCT {id}) FROM {s}").format(
@@ -333,7 +334,7 @@ def _has_repeated_ids(driver: psycopg.Connection[Any], info: CatalogInfo,
 
 
 def _refuse_conflicts(driver: psycopg.Connection[Any], info: CatalogInfo,
-                      staging: sql.Identifier, paths: list[Path], *, repeated: bool,
+                      staging: sql.Composable, paths: list[Path], *, repeated: bool,
                       fresh: bool) -> None:
     """ConflictError for an id given twice with other values, or stored with other values."""
     id_column = sql.Identifier(info.id_column)
@@ -365,7 +366,7 @@ def _prefixed(alias: str, info: CatalogInfo) -> sql.Composed:
                               for n in info.column_names)
 
 
-def _insert(driver: psycopg.Connection[Any], info: CatalogInfo, staging: sql.Identifier, *,
+def _insert(driver: psycopg.Connection[Any], info: CatalogInfo, staging: sql.Composable, *,
             fresh: bool, repeated: bool) -> int:
     """Insert the rows not stored yet, in pixel order; returns how many. (Identical repeats
     were checked to be identical: one of each is kept.)"""
