@@ -67,13 +67,14 @@ class _Float8ArrayDumper(Dumper):
         return _encode(obj.values, _FLOAT8, ">f8")
 
 
-def _register(adapters: Any) -> None:
+def register_on(adapters: Any) -> None:
+    """Register the dumpers on one psycopg adapters map (a connection's)."""
     adapters.register_dumper(Int8Array, _Int8ArrayDumper)
     adapters.register_dumper(Float8Array, _Float8ArrayDumper)
 
 
 def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-    _register(dbapi_connection.adapters)
+    register_on(dbapi_connection.adapters)
 
 
 def install(reads: ReadConnection) -> None:
@@ -84,4 +85,4 @@ def install(reads: ReadConnection) -> None:
         event.listen(engine, "connect", _on_connect)
     driver = reads.connection.driver_connection
     if isinstance(driver, psycopg.Connection):
-        _register(driver.adapters)
+        register_on(driver.adapters)
