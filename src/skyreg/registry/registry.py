@@ -35,6 +35,9 @@ if TYPE_CHECKING:
     from astropy.wcs import WCS
     from matplotlib.figure import Figure
 
+    from skyreg.catalogs.level2_load import CatalogLoadReport
+    from skyreg.catalogs.level2_query import Level2Catalog
+    from skyreg.catalogs.store import CatalogInfo
     from skyreg.cutouts import FileProblem, ScratchCache, StampPlan, StampResult
     from skyreg.cutouts.lookup import CoaddLookup
     from skyreg.geometry.sky_data import CoverageMap, Footprint
@@ -241,6 +244,35 @@ class Registry:
         rows = self._conn.execute(select(skymap.c.name, skymap.c.kind, tracts, patches,
                                          skymap.c.hash_sha1_hex).order_by(skymap.c.name))
         return [tuple(row) for row in rows]
+
+    # -- object catalogs ----------------------------------------------------------------------
+
+    def catalog(self, name: str) -> Level2Catalog:
+        """A loaded object catalog, for exact ``cone``/``polygon``/``region`` queries and the
+        ``near`` cross-match (see :class:`skyreg.catalogs.level2_query.Level2Catalog`).
+
+        Raises :class:`~skyreg.errors.NotFoundError` naming the loaded catalogs."""
+        from skyreg.catalogs.level2_query import Level2Catalog
+        from skyreg.catalogs.store import get_catalog
+
+        return Level2Catalog(self._reads, get_catalog(self._reads.fetch, name))
+
+    def catalogs(self) -> list[CatalogInfo]:
+        """What is recorded about every loaded object catalog, by name."""
+        from skyreg.catalogs.store import list_catalogs
+
+        return list_catalogs(self._reads.fetch)
+
+    def load_catalog(self, name: str, files: Sequence[str | PathLike[str]], *, ra: str,
+                     dec: str, id: str, progress: Callable[[str, int, int], None] | None = None
+                     ) -> CatalogLoadReport:
+        """Load Parquet object catalog files into catalog ``name`` (one transaction,
+        idempotent by ``id``; see :mod:`skyreg.catalogs.level2_load`)."""
+        from skyreg.catalogs.level2_load import load_catalog
+
+        with writing(self.engine, f"the load of catalog {name!r}"):
+            return load_catalog(self.engine, name, [Path(f) for f in files], ra=ra, dec=dec,
+                                id=id, progress=progress)
 
     # -- spatial queries ----------------------------------------------------------------------
 

@@ -24,7 +24,7 @@ from skyreg import __version__
 from skyreg.service.access_log import AccessLog
 from skyreg.service.database import RegistryPool
 from skyreg.service.errors import ServiceError, classify
-from skyreg.service.routers import api, datalink, sia2, sky, soda, stamps
+from skyreg.service.routers import api, datalink, scs, sia2, sky, soda, stamps
 from skyreg.service.settings import ServiceSettings
 from skyreg.service.votable import error_document
 
@@ -48,6 +48,11 @@ def _error_response(request: Request, error: ServiceError) -> Response:
         code = _SODA_ERRORS.get(error.fault, "Error")
         return Response(f"{code}: {error}\n", status_code=error.status,
                         media_type="text/plain; charset=utf-8")
+    if request.url.path.startswith("/scs"):
+        from skyreg.service.scs import error_document as scs_error
+
+        return Response(scs_error(message), status_code=error.status,
+                        media_type="application/x-votable+xml")
     if request.url.path.startswith(_IVOA_PREFIXES):
         return Response(error_document(message), status_code=error.status,
                         media_type="application/x-votable+xml")
@@ -99,6 +104,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
                     "SODA for VO clients such as pyvo and TOPCAT.")
     app.state.settings = chosen
     for router in (api.router, stamps.router, sia2.router, datalink.router, soda.router,
+                   scs.router,
                    sky.router):
         app.include_router(router)
     sky.mount_static(app)
