@@ -8,7 +8,7 @@ result rows. Candidates never leave this module unfiltered.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from os import PathLike
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -51,6 +51,7 @@ if TYPE_CHECKING:
     from astropy.wcs import WCS
     from matplotlib.figure import Figure
 
+    from skyreg.catalogs.apdb_store import Apdb
     from skyreg.cutouts import FileProblem, ScratchCache, StampPlan, StampResult
     from skyreg.cutouts.lookup import CoaddLookup
     from skyreg.geometry.sky_data import CoverageMap, Footprint
@@ -206,6 +207,15 @@ class Registry:
     def _conn(self) -> ReadConnection:
         """The session for reads (autocommit; reconnects and retries a read once if lost)."""
         return self._reads
+
+    @cached_property
+    def apdb(self) -> Apdb:
+        """The Level-1 catalogs, with Rubin's APDB calls (``get_dia_objects(region)``, ...,
+        ``store``) returning pandas DataFrames: see docs/catalogs.md. Reads share the
+        registry's read session."""
+        from skyreg.catalogs.apdb_store import Apdb
+
+        return Apdb(self.engine, self._reads)
 
     # -- ingest -------------------------------------------------------------------------------
 
