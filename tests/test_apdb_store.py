@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -72,6 +72,15 @@ def seeded(database_factory: Callable[..., str]) -> str:
     return url
 
 
+@pytest.fixture(scope="module")
+def seeded_registry(seeded: str) -> Iterator[tuple[Registry, pd.DataFrame, pd.DataFrame]]:
+    """The seeded registry, open, with every latest DiaObject and every DiaSource."""
+    with Registry.connect(seeded) as registry:
+        apdb = registry.apdb
+        yield (registry, apdb._select("DiaObject", ['"validityEndMjdTai" IS NULL']),
+               apdb._select("DiaSource", ["TRUE"]))
+
+
 def _regions() -> st.SearchStrategy[Region]:
     centres = st.tuples(st.sampled_from([0.0, 359.9, 0.2, 180.0]), st.floats(-1.5, 1.5))
     pole = st.tuples(st.floats(0.0, 360.0), st.floats(89.0, 90.0))
@@ -85,25 +94,24 @@ def _regions() -> st.SearchStrategy[Region]:
     return st.one_of(circles, polygons)
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow,
-                                                                   HealthCheck.function_scoped_fixture])
+@settings(max_examples=30, deadline=None, suppress_health_check=[
+    HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(region=_regions())
-def test_region_reads_are_exact(seeded: str, region: Region) -> None:
-    with Registry.connect(seeded) as registry:
-        apdb = registry.apdb
-        everything = apdb._select("DiaObject", ['"validityEndMjdTai" IS NULL'])
-        expected = set(everything["diaObjectId"][_contains(region, everything["ra"].to_numpy(),
-                                                           everything["dec"].to_numpy())])
-        got = apdb.get_dia_objects(region)
-        assert set(got["diaObjectId"]) == expected
-        assert len(got) == len(expected)  # latest versions only: one row per object
-        sources = apdb.get_dia_sources(region, visit_time=T0, months=None)
-        all_sources = apdb._select("DiaSource", ["TRUE"])
-        inside = _contains(region, all_sources["ra"].to_numpy(), all_sources["dec"].to_numpy())
-        assert set(sources["diaSourceId"]) == set(all_sources["diaSourceId"][inside])
-        forced = apdb.get_dia_forced_sources(region, visit_time=T0, months=None)
-        assert set(forced["diaObjectId"]) == expected  # forced photometry at the positions
-        assert len(forced) == 2 * len(expected)  # of both visits
+def test_region_reads_are_exact(seeded_registry: tuple[Registry, pd.DataFrame, pd.DataFrame],
+                                region: Region) -> None:
+    registry, everything, all_sources = seeded_registry
+    apdb = registry.apdb
+    expected = set(everything["diaObjectId"][_contains(region, everything["ra"].to_numpy(),
+                                                       everything["dec"].to_numpy())])
+    got = apdb.get_dia_objects(region)
+    assert set(got["diaObjectId"]) == expected
+    assert len(got) == len(expected)  # latest versions only: one row per object
+    sources = apdb.get_dia_sources(region, visit_time=T0, months=None)
+    inside = _contains(region, all_sources["ra"].to_numpy(), all_sources["dec"].to_numpy())
+    assert set(sources["diaSourceId"]) == set(all_sources["diaSourceId"][inside])
+    forced = apdb.get_dia_forced_sources(region, visit_time=T0, months=None)
+    assert set(forced["diaObjectId"]) == expected  # forced photometry at the positions
+    assert len(forced) == 2 * len(expected)  # of both visits
 
 
 def test_versions_history_window_and_values(seeded: str) -> None:
@@ -200,7 +208,8 @@ def test_concurrent_writers_on_overlapping_ccds(database_url: str) -> None:
                                         seed=10 + detector, first_id=1000 * (detector + 1))
         jobs.append((database_url, detector, np.concatenate([shared, own]),
                      np.concatenate([sra, ora]), np.concatenate([sdec, odec]), 3))
-    context = multiprocessing.get_context("spawn")
+    # fork: the children inherit no open connection of ours and start in no time.
+    context = multiprocessing.get_context("fork")
     with context.Pool(4) as pool:
         pool.starmap(_store_ccd, jobs)
     with Registry.connect(database_url) as registry:

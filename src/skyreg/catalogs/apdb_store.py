@@ -393,19 +393,14 @@ class _Store:
         else:
             stored = None
         for name, (data, columns) in self.csv.items():
-            driver.execute(f"CREATE TEMP TABLE IF NOT EXISTS {_temp(name)} "
-                           f"(LIKE {_t(name)} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS")
-            if data:
-                with driver.cursor() as cursor, cursor.copy(
-                        f"COPY {_temp(name)} ({_columns(columns)}) FROM STDIN (FORMAT csv)"
-                ) as copy:
-                    copy.write(data)
+            copy_to_temp(driver, name, data, columns)
         if stored is not None:
             self._refuse_rerun()
         sources = self._insert_sources("DiaSource") if "DiaSource" in self.csv else 0
         forced = (self._insert_sources("DiaForcedSource")
                   if "DiaForcedSource" in self.csv else 0)
-        inserted, replaced, unchanged = self._merge_objects()
+        inserted, replaced, unchanged = (merge_objects(driver)
+                                         if self.counts.get("DiaObject", 0) else (0, 0, 0))
         if self.ccd is not None:
             driver.execute(
                 f"INSERT INTO {_t(STORED_CCD_TABLE)} (visit, detector, {_q('visitTimeMjdTai')}, "
@@ -457,65 +452,103 @@ class _Store:
             f"must store the same rows (nothing was written): {detail}")
 
     def _insert_sources(self, name: str) -> int:
-        spec = layout(name)
-        key, columns = spec.key, spec.stored_columns
-        clash = self._keys(
-            f"SELECT {_columns(key, 't.')} FROM {_temp(name)} AS t JOIN {_t(name)} AS s ON "
-            f"({_columns(key, 's.')}) = ({_columns(key, 't.')}) WHERE "
-            f"({_columns(columns, 's.')}) IS DISTINCT FROM ({_columns(columns, 't.')}) "
-            f"ORDER BY 1 LIMIT {_NAMED}")
+        clash = clashing_keys(self.driver, name, _NAMED)
         if clash:
             raise ApdbConflictError(
                 f"{name}: rows stored before with other values (nothing was written): "
-                + "; ".join(_key_text(key, k) for k in clash))
-        cursor = self.driver.execute(
-            f"INSERT INTO {_t(name)} ({_columns(columns)}) SELECT {_columns(columns, 't.')} "
-            f"FROM {_temp(name)} AS t ON CONFLICT DO NOTHING")
-        return max(cursor.rowcount, 0)
+                + "; ".join(_key_text(layout(name).key, k) for k in clash))
+        return insert_new(self.driver, name)
 
-    def _merge_objects(self) -> tuple[int, int, int]:
-        """Lock the objects, re-chain their validity, replace same-key versions, insert."""
-        driver = self.driver
-        temp = _temp("DiaObject")
-        oid, start, end = _q("diaObjectId"), _q("validityStartMjdTai"), _q("validityEndMjdTai")
-        table = _t("DiaObject")
-        if self.counts.get("DiaObject", 0) == 0:
-            return 0, 0, 0
-        driver.execute(
-            f"SELECT count(pg_advisory_xact_lock({_OBJECT_LOCK}, h)) FROM (SELECT DISTINCT "
-            f"hashint8({oid}) AS h FROM {temp} ORDER BY 1) AS l")
-        driver.execute(f"CREATE TEMP TABLE IF NOT EXISTS {_temp('next')} (id bigint, start "
-                       "float8, next float8) ON COMMIT DELETE ROWS")
-        driver.execute(
-            f"INSERT INTO {_temp('next')} SELECT id, start, lead(start) OVER (PARTITION BY id "
-            f"ORDER BY start) FROM (SELECT {oid} AS id, {start} AS start FROM {temp} UNION "
-            f"SELECT d.{oid}, d.{start} FROM {table} AS d WHERE d.{oid} IN (SELECT {oid} "
-            f"FROM {temp})) AS u")
-        # Close (or re-close) existing versions first: the open one may be superseded now.
-        driver.execute(
-            f"UPDATE {table} AS d SET {end} = n.next FROM {_temp('next')} AS n WHERE "
-            f"d.{oid} = n.id AND d.{start} = n.start AND d.{end} IS DISTINCT FROM n.next "
-            "AND n.next IS NOT NULL")
-        driver.execute(
-            f"UPDATE {temp} AS t SET {end} = n.next FROM {_temp('next')} AS n "
-            f"WHERE t.{oid} = n.id AND t.{start} = n.start")
-        values = _object_values()
-        same_key = (f"d.{oid} = t.{oid} AND d.{start} = t.{start}")
-        replaced = driver.execute(
-            f"UPDATE {table} AS d SET ({_columns(values)}) = ROW({_columns(values, 't.')}) "
-            f"FROM {temp} AS t WHERE {same_key} AND ({_columns(values, 'd.')}) IS DISTINCT "
-            f"FROM ({_columns(values, 't.')})").rowcount
-        columns = layout("DiaObject").stored_columns
-        inserted = driver.execute(
-            f"INSERT INTO {table} ({_columns(columns)}) SELECT {_columns(columns, 't.')} FROM "
-            f"{temp} AS t WHERE NOT EXISTS (SELECT 1 FROM {table} AS d WHERE {same_key})"
-        ).rowcount
-        # The open version may move back to an earlier row only when nothing newer remains.
-        driver.execute(
-            f"UPDATE {table} AS d SET {end} = NULL FROM {_temp('next')} AS n WHERE "
-            f"d.{oid} = n.id AND d.{start} = n.start AND n.next IS NULL AND d.{end} IS NOT NULL")
-        total = self.counts["DiaObject"]
-        return inserted, replaced, total - inserted - replaced
+
+def copy_to_temp(driver: psycopg.Connection[Any], name: str, data: bytes,
+                 columns: Sequence[str]) -> None:
+    """COPY CSV rows of table ``name`` into its session temporary twin (emptied at commit)."""
+    driver.execute(f"CREATE TEMP TABLE IF NOT EXISTS {_temp(name)} "
+                   f"(LIKE {_t(name)} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS")
+    if data:
+        with driver.cursor() as cursor, cursor.copy(
+                f"COPY {_temp(name)} ({_columns(columns)}) FROM STDIN (FORMAT csv)") as copy:
+            copy.write(data)
+
+
+def _clash_condition(name: str) -> str:
+    """Rows of the temporary table whose key is stored with other values."""
+    spec = layout(name)
+    values = _object_values() if name == "DiaObject" else list(spec.stored_columns)
+    return (f"({_columns(spec.key, 's.')}) = ({_columns(spec.key, 't.')}) AND "
+            f"({_columns(values, 's.')}) IS DISTINCT FROM ({_columns(values, 't.')})")
+
+
+def clashing_keys(driver: psycopg.Connection[Any], name: str,
+                  limit: int | None = None) -> list[tuple[Any, ...]]:
+    """Keys in the temporary table of ``name`` stored with other values (sorted)."""
+    key = layout(name).key
+    bound = f" LIMIT {int(limit)}" if limit is not None else ""
+    rows = driver.execute(
+        f"SELECT {_columns(key, 't.')} FROM {_temp(name)} AS t JOIN {_t(name)} AS s ON "
+        f"{_clash_condition(name)} ORDER BY {', '.join(str(i + 1) for i in range(len(key)))}"
+        f"{bound}").fetchall()
+    return [tuple(row) for row in rows]
+
+
+def discard_clashes(driver: psycopg.Connection[Any], name: str) -> None:
+    """Drop from the temporary table the rows :func:`clashing_keys` names."""
+    driver.execute(f"DELETE FROM {_temp(name)} AS t USING {_t(name)} AS s "
+                   f"WHERE {_clash_condition(name)}")
+
+
+def insert_new(driver: psycopg.Connection[Any], name: str) -> int:
+    """Insert the temporary rows of a source table whose key is not stored yet."""
+    columns = layout(name).stored_columns
+    cursor = driver.execute(
+        f"INSERT INTO {_t(name)} ({_columns(columns)}) SELECT {_columns(columns, 't.')} "
+        f"FROM {_temp(name)} AS t ON CONFLICT DO NOTHING")
+    return max(cursor.rowcount, 0)
+
+
+def merge_objects(driver: psycopg.Connection[Any]) -> tuple[int, int, int]:
+    """Merge the temporary DiaObject rows: lock the objects, re-chain their validity,
+    replace same-key versions that differ, insert new versions. Returns (inserted,
+    replaced, unchanged)."""
+    temp = _temp("DiaObject")
+    oid, start, end = _q("diaObjectId"), _q("validityStartMjdTai"), _q("validityEndMjdTai")
+    table = _t("DiaObject")
+    driver.execute(
+        f"SELECT count(pg_advisory_xact_lock({_OBJECT_LOCK}, h)) FROM (SELECT DISTINCT "
+        f"hashint8({oid}) AS h FROM {temp} ORDER BY 1) AS l")
+    driver.execute(f"CREATE TEMP TABLE IF NOT EXISTS {_temp('next')} (id bigint, start "
+                   "float8, next float8) ON COMMIT DELETE ROWS")
+    driver.execute(
+        f"INSERT INTO {_temp('next')} SELECT id, start, lead(start) OVER (PARTITION BY id "
+        f"ORDER BY start) FROM (SELECT {oid} AS id, {start} AS start FROM {temp} UNION "
+        f"SELECT d.{oid}, d.{start} FROM {table} AS d WHERE d.{oid} IN (SELECT {oid} "
+        f"FROM {temp})) AS u")
+    # Close (or re-close) existing versions first: the open one may be superseded now.
+    driver.execute(
+        f"UPDATE {table} AS d SET {end} = n.next FROM {_temp('next')} AS n WHERE "
+        f"d.{oid} = n.id AND d.{start} = n.start AND d.{end} IS DISTINCT FROM n.next "
+        "AND n.next IS NOT NULL")
+    driver.execute(
+        f"UPDATE {temp} AS t SET {end} = n.next FROM {_temp('next')} AS n "
+        f"WHERE t.{oid} = n.id AND t.{start} = n.start")
+    values = _object_values()
+    same_key = (f"d.{oid} = t.{oid} AND d.{start} = t.{start}")
+    replaced = driver.execute(
+        f"UPDATE {table} AS d SET ({_columns(values)}) = ROW({_columns(values, 't.')}) "
+        f"FROM {temp} AS t WHERE {same_key} AND ({_columns(values, 'd.')}) IS DISTINCT "
+        f"FROM ({_columns(values, 't.')})").rowcount
+    columns = layout("DiaObject").stored_columns
+    inserted = driver.execute(
+        f"INSERT INTO {table} ({_columns(columns)}) SELECT {_columns(columns, 't.')} FROM "
+        f"{temp} AS t WHERE NOT EXISTS (SELECT 1 FROM {table} AS d WHERE {same_key})"
+    ).rowcount
+    # The open version may move back to an earlier row only when nothing newer remains.
+    driver.execute(
+        f"UPDATE {table} AS d SET {end} = NULL FROM {_temp('next')} AS n WHERE "
+        f"d.{oid} = n.id AND d.{start} = n.start AND n.next IS NULL AND d.{end} IS NOT NULL")
+    row = driver.execute(f"SELECT count(*) FROM {temp}").fetchone()
+    total = int(row[0]) if row else 0
+    return inserted, replaced, total - inserted - replaced
 
 
 def _object_values() -> list[str]:
