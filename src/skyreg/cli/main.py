@@ -16,6 +16,7 @@ import click
 
 from skyreg.cli import (
     archive_commands,
+    catalog_commands,
     operator_commands,
     plot_commands,
     server_commands,
@@ -401,6 +402,7 @@ ingest.add_command(archive_commands.ingest_fits)
 cli.add_command(archive_commands.datasets)
 cli.add_command(archive_commands.dataset_type)
 cli.add_command(skymap_commands.skymap)
+cli.add_command(catalog_commands.catalog)
 cli.add_command(stamps_commands.stamps_command)
 cli.add_command(plot_commands.plot)
 cli.add_command(server_commands.server)
