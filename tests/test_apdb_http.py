@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 import os
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import httpx
 import numpy as np
@@ -129,8 +128,7 @@ def test_bad_input_is_a_4xx_with_a_reason(apdb_service: tuple[LiveService, str],
     assert reason in answer.text
 
 
-def test_openapi_lists_the_endpoints(apdb_service: tuple[LiveService, str],
-                                     tmp_path: Path) -> None:
+def test_openapi_lists_the_endpoints(apdb_service: tuple[LiveService, str]) -> None:
     live, _ = apdb_service
     paths = httpx.get(f"{live.base}/openapi.json", timeout=30).json()["paths"]
     assert {"/api/v1/apdb/dia-objects", "/api/v1/apdb/dia-sources",

@@ -45,7 +45,7 @@ def _write_directory(root: Path) -> tuple[np.ndarray, pd.DataFrame, pd.DataFrame
 
 
 def test_load_apdb_directory_and_rerun(database_url: str, tmp_path: Path) -> None:
-    ids, sources, forced = _write_directory(tmp_path / "apdb")
+    _ids, sources, forced = _write_directory(tmp_path / "apdb")
     code, out, err = _run(database_url, "catalog", "load-apdb", str(tmp_path / "apdb"),
                           "--no-progress")
     assert code == 0, err
@@ -69,13 +69,13 @@ def test_load_apdb_directory_and_rerun(database_url: str, tmp_path: Path) -> Non
 
 def test_bad_rows_are_refused_by_file_row_and_column(database_url: str,
                                                      tmp_path: Path) -> None:
-    ids, sources, forced = _write_directory(tmp_path / "apdb")
+    _ids, sources, forced = _write_directory(tmp_path / "apdb")
     bad = sources.copy()
     bad.loc[3, "dec"] = 91.0
     bad.loc[7, "diaSourceId"] = bad.loc[6, "diaSourceId"]
     table = pa.Table.from_pandas(bad, preserve_index=False)
     band = table.column_names.index("band")
-    table = table.set_column(band, "band", pa.array(["toolong"] + bad["band"].tolist()[1:]))
+    table = table.set_column(band, "band", pa.array(["toolong", *bad["band"].tolist()[1:]]))
     pq.write_table(table, tmp_path / "apdb" / "DiaSource.parquet")
     forced.drop(columns=["diaObjectId"]).to_parquet(tmp_path / "apdb" / "DiaForcedSource.parquet")
     code, out, err = _run(database_url, "catalog", "load-apdb", str(tmp_path / "apdb"),

@@ -24,7 +24,7 @@ from skyreg import __version__
 from skyreg.service.access_log import AccessLog
 from skyreg.service.database import RegistryPool
 from skyreg.service.errors import ServiceError, classify
-from skyreg.service.routers import api, apdb, datalink, sia2, sky, soda
+from skyreg.service.routers import apdb, api, datalink, sia2, sky, soda
 from skyreg.service.settings import ServiceSettings
 from skyreg.service.votable import error_document
 
