@@ -3,10 +3,9 @@
 Writes: a frame is checked against the table (known columns, required values present, types
 castable, positions valid), cast to the table's types with Arrow, given its ``pixelId`` and
 written as CSV by Arrow's C++ writer — which prints every float in its shortest round-trip
-form — for ``COPY ... FROM STDIN (FORMAT csv)``. Reads: ``COPY (SELECT ...) TO STDOUT (FORMAT
-csv)`` parsed by Arrow's CSV reader with the table's types (PostgreSQL, too, prints floats
-exactly), then handed to pandas. Both directions cost a few milliseconds for a CCD's rows where
-a row-by-row client spends most of dax_apdb's 240 ms.
+form — for ``COPY ... FROM STDIN (FORMAT csv)``; that costs a few milliseconds for a CCD's rows
+where a row-by-row client spends most of dax_apdb's time. Reads are binary
+(:mod:`skyreg.catalogs.apdb_binary`).
 
 Errors name the table, the row (0-based position in the frame, or the file's row) and the
 column.
@@ -143,17 +142,18 @@ def to_arrow(frame: pd.DataFrame | pa.Table, name: str, *, file: str | None = No
     spec = layout(name)
     data = frame if isinstance(frame, pa.Table) else pa.Table.from_pandas(
         frame, preserve_index=False)
+    present = set(data.column_names)  # (column_names builds a new list on every call)
     unknown = [c for c in data.column_names if c not in spec.types]
     if unknown:
         raise InputError(f"{name}: unknown column {unknown[0]!r} (not in the APDB schema)",
                          file=file, field=unknown[0])
-    missing = sorted(spec.required - set(data.column_names) - set(fixed))
+    missing = sorted(spec.required - present - set(fixed))
     if missing:
         raise InputError(f"{name}: required column {missing[0]!r} is missing", file=file,
                          field=missing[0])
     arrays: dict[str, pa.ChunkedArray] = {}
     for column in spec.columns:
-        if column not in data.column_names or column in fixed:
+        if column not in present or column in fixed:
             continue
         values = _cast_column(data.column(column), spec.types[column], name, column, file,
                               rows)
@@ -210,28 +210,11 @@ def with_column(table: pa.Table, name: str, values: pa.Array) -> pa.Table:
 
 def to_csv(table: pa.Table, order: Sequence[str]) -> tuple[bytes, tuple[str, ...]]:
     """CSV bytes (no header) of ``table``'s columns in ``order``, and the column list."""
-    columns = tuple(c for c in order if c in table.column_names)
+    present = set(table.column_names)
+    columns = tuple(c for c in order if c in present)
     if table.num_rows == 0:
         return b"", columns
     buffer = io.BytesIO()
     pacsv.write_csv(table.select(list(columns)), buffer,
                     pacsv.WriteOptions(include_header=False))
     return buffer.getvalue(), columns
-
-
-def from_csv(data: bytes, name: str, columns: Sequence[str]) -> pd.DataFrame:
-    """A DataFrame from PostgreSQL's CSV output of ``columns`` of table ``name``."""
-    spec = layout(name)
-    schema = pa.schema([(c, spec.types[c]) for c in columns])
-    if not data:
-        empty: pd.DataFrame = schema.empty_table().to_pandas()
-        return empty
-    table = pacsv.read_csv(
-        io.BytesIO(data),
-        read_options=pacsv.ReadOptions(column_names=list(columns)),
-        parse_options=pacsv.ParseOptions(newlines_in_values=True),
-        convert_options=pacsv.ConvertOptions(
-            column_types=schema, true_values=["t"], false_values=["f"],
-            strings_can_be_null=True, quoted_strings_can_be_null=False))
-    result: pd.DataFrame = table.to_pandas()
-    return result

@@ -33,6 +33,7 @@ from skyreg.catalogs.apdb_store import (
     copy_to_temp,
     discard_clashes,
     insert_new,
+    key_lookups_only,
     merge_objects,
 )
 from skyreg.db.connection import writing
@@ -146,20 +147,21 @@ def _prepare(table: pa.Table, name: str, file: str, rows: npt.NDArray[np.int64],
 def _store_batch(engine: Engine, name: str, table: pa.Table, rows: npt.NDArray[np.int64],
                  file: str, report: LoadReport) -> tuple[int, int]:
     spec = layout(name)
-    data, columns = to_csv(table, spec.stored_columns)
     with writing(engine, "the APDB load"), engine.begin() as connection:
         driver: psycopg.Connection[Any] = connection.connection.driver_connection  # type: ignore[assignment]
+        key_lookups_only(driver)
+        if name == "DiaObject":
+            merged = merge_objects(driver, table, replace=False)
+            _refuse_clashes(table, name, rows, file, merged.clashes, report)
+            return merged.inserted, merged.unchanged
+        data, columns = to_csv(table, spec.stored_columns)
         copy_to_temp(driver, name, data, columns)
         clashes = clashing_keys(driver, name)
         if clashes:
             _refuse_clashes(table, name, rows, file, clashes, report)
             discard_clashes(driver, name)
-        candidates = table.num_rows - len(clashes)
-        if name == "DiaObject":
-            inserted, _, unchanged = merge_objects(driver)
-            return inserted, unchanged
         inserted = insert_new(driver, name)
-        return inserted, candidates - inserted
+        return inserted, table.num_rows - len(clashes) - inserted
 
 
 def _refuse_clashes(table: pa.Table, name: str, rows: npt.NDArray[np.int64], file: str,
@@ -170,7 +172,7 @@ def _refuse_clashes(table: pa.Table, name: str, rows: npt.NDArray[np.int64], fil
     for position, values in enumerate(zip(*columns, strict=True)):
         positions[tuple(values)] = position
     for clash in clashes:
-        position = positions.get(tuple(clash))
+        found = positions.get(tuple(clash))
         text = ", ".join(f"{k}={v}" for k, v in zip(key, clash, strict=True))
-        report.refuse(Refusal(file, int(rows[position]) if position is not None else None,
+        report.refuse(Refusal(file, int(rows[found]) if found is not None else None,
                               key[0], f"{text} is stored with other values"))
