@@ -222,3 +222,32 @@ def test_concurrent_writers_on_overlapping_ccds(database_url: str) -> None:
         assert apdb.count("DiaForcedSource") == 400 * 4 * 3
         for visit in (100, 101, 102):
             assert all(apdb.contains_visit_detector(visit, d) for d in range(4))
+
+
+def test_nulls_and_texts_read_back_as_stored(database_url: str) -> None:
+    """NULL floats read as NaN, NULL integers make the column float with NaN, NULL flags are
+    None, texts come back as written (the binary reader's fixed-width encodings)."""
+    ids, ra, dec = random_objects(5, Box(50.0, 50.01, 0.0, 0.01), seed=6)
+    frames = ccd_frames(3, 2, T0, ids, ra, dec, seed=6, source_fraction=1.0)
+    sources = frames.sources.copy()
+    sources["band"] = ["g", "r", None, "é", "y"]
+    sources["reliabilityVersion"] = ["v1.2.3", None, "", "ü7", "x"]
+    sources["ssObjectId"] = pd.array([None, 5, None, 7, 8], dtype="Int64")
+    sources["isDipole"] = pd.array([True, None, False, True, None], dtype="boolean")
+    sources["psfFlux"] = [np.nan, 1.5, None, 2.5, 3.5]
+    with Registry.connect(database_url) as registry:
+        apdb = registry.apdb
+        apdb.store(T0, frames.objects, sources, frames.forced)
+        back = apdb.get_dia_sources(object_ids=ids, months=None).sort_values("diaSourceId")
+        given_ = sources.sort_values("diaSourceId")
+        assert back["band"].tolist()[:2] == ["g", "r"] and pd.isna(back["band"].iloc[2])
+        assert back["band"].tolist()[3:] == ["é", "y"]
+        assert back["reliabilityVersion"].tolist()[2:] == ["", "ü7", "x"]
+        assert pd.isna(back["reliabilityVersion"].iloc[1])
+        assert back["ssObjectId"].dtype == np.float64
+        assert np.isnan(back["ssObjectId"].iloc[0]) and back["ssObjectId"].iloc[1] == 5
+        assert back["isDipole"].tolist() == [True, None, False, True, None]
+        assert np.isnan(back["psfFlux"].iloc[0]) and np.isnan(back["psfFlux"].iloc[2])
+        assert back["psfFlux"].iloc[3] == 2.5
+        assert (back["ra"].to_numpy() == given_["ra"].to_numpy()).all()  # exact round trip
+        assert back["diaObjectId"].dtype == np.int64 and back["detector"].dtype == np.int16
