@@ -160,11 +160,10 @@ def ccd_work(registry: Registry, region: ConvexPolygon, visit: int, detector: in
 
 
 def _visit_layout(scale: float) -> tuple[list[tuple[float, float]], float]:
-    """Centres of 189 CCDs (a 14 x 14 grid minus the corners) and their side."""
+    """Centres of 189 CCDs (the first 189 cells of a 14 x 14 grid) and their side."""
     field = _field(scale)
     side = min(CCD_SIDE_DEG, (field.dec_max - field.dec_min) / 14.5)
-    cells = [(i, j) for i in range(14) for j in range(14)
-             if not ((i < 2 or i > 11) and (j < 2 or j > 11))][:189]
+    cells = [(i, j) for j in range(14) for i in range(14)][:189]
     ra0, dec0 = CENTER
     return [(ra0 + (i - 6.5) * side, dec0 + (j - 6.5) * side) for i, j in cells], side
 
