@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from skyreg.ingest.binary_copy import Column, Columns
+from skyreg.db.binary_copy import Column, Columns
 from skyreg.ingest.footprints import PixelSets
 
 rows_strategy = st.lists(st.lists(st.integers(0, 10**12), max_size=6, unique=True).map(sorted),

@@ -1,1 +1,1 @@
-"""Object catalogs stored next to the registry (Level-2 data-release catalogs, ...)."""
+"""Catalogs of sources and objects stored next to the registry (Level-1 APDB, Level-2)."""

@@ -53,8 +53,8 @@ from skyreg.catalogs.store import (
     driver_fetch,
     find_catalog,
 )
+from skyreg.db.binary_copy import COPY_HEADER, COPY_TRAILER
 from skyreg.errors import ConflictError, InputError
-from skyreg.ingest.binary_copy import COPY_HEADER, COPY_TRAILER
 
 Progress = Callable[[str, int, int], None]
 

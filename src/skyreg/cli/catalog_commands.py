@@ -1,9 +1,10 @@
-"""``skyreg catalog``: load object catalogs from Parquet and query them by position."""
+"""``skyreg catalog``: Level-2 object catalogs (load, query by position) and the Level-1 APDB."""
 
 from __future__ import annotations
 
 import json
 import math
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +17,12 @@ from skyreg.cli.progress import IngestProgress
 
 @click.group()
 def catalog() -> None:
-    """Object catalogs (Parquet) stored in the registry, queried exactly by position.
+    """Catalogs stored in the registry: Level-2 object catalogs (Parquet), queried exactly by
+    position, and the Level-1 APDB (DiaObjects, DiaSources, DiaForcedSources).
 
     \b
     Examples:
+      skyreg catalog load-apdb apdb_seed/
       skyreg catalog load dr1_object object_*.parquet --ra coord_ra --dec coord_dec --id objectId
       skyreg catalog list
       skyreg catalog cone dr1_object 150.1 2.2 10arcsec --columns g_psfFlux,r_psfFlux
@@ -130,3 +133,36 @@ def _plain(value: Any) -> Any:
     if value is pd.NA or value is pd.NaT:
         return None
     return value
+
+
+@catalog.command("load-apdb")
+@click.argument("directory", type=click.Path(path_type=Path))
+@click.option("--progress/--no-progress", default=True, show_default=True,
+              help="Show a progress bar (on a terminal only).")
+@click.pass_context
+@friendly_errors
+def load_apdb(ctx: click.Context, directory: Path, progress: bool) -> None:
+    """Load DiaObject.parquet, DiaSource.parquet and DiaForcedSource.parquet from DIRECTORY.
+
+    Columns carry the APDB schema's names (absent optional columns are NULL); a DiaObject
+    may come in several versions (validityStartMjdTai). Running it again stores only what
+    is missing; rows that cannot be stored are listed (file, row, column) and the exit
+    status is 1.
+    """
+    from skyreg.catalogs.apdb_load import FILES, load_apdb_directory
+
+    with open_registry(ctx) as registry, IngestProgress(progress) as bar:
+        report = load_apdb_directory(registry.engine, directory, progress=bar)
+    for name in FILES:
+        if name in report.read:
+            click.echo(f"{name}: {report.read[name]} rows read, "
+                       f"{report.stored.get(name, 0)} stored, "
+                       f"{report.unchanged.get(name, 0)} already stored")
+    for refusal in report.refused:
+        click.echo(f"refused: {refusal}", err=True)
+    if report.refused_count > len(report.refused):
+        click.echo(f"refused: ... and {report.refused_count - len(report.refused)} more rows",
+                   err=True)
+    if report.refused_count:
+        click.echo(f"error: {report.refused_count} rows refused", err=True)
+        sys.exit(1)

@@ -99,6 +99,18 @@ class ReadConnection:
 
         return self._run(run, retry=True)
 
+    def read(self, work: Callable[[psycopg.Connection[Any]], T]) -> T:
+        """Run ``work`` (reads only: it may run twice) on the session's psycopg connection.
+
+        For reads that need the driver itself, such as ``COPY ... TO STDOUT``.
+        """
+
+        def run(conn: Connection) -> T:
+            driver: psycopg.Connection[Any] = conn.connection.driver_connection  # type: ignore[assignment]
+            return work(driver)
+
+        return self._run(run, retry=True)
+
     def close(self) -> None:
         """Return the session to the pool; a dead one is simply dropped."""
         if self._connection is not None:

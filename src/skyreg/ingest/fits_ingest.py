@@ -27,6 +27,7 @@ from typing import Any, TypeAlias
 from sqlalchemy import Connection, Engine, and_, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 
+from skyreg.db.binary_copy import Columns
 from skyreg.errors import InputError, InputErrors
 from skyreg.fits.profiles import resolve_profile
 from skyreg.fits.scan import (
@@ -41,7 +42,6 @@ from skyreg.geometry.hull import hull_vertices
 from skyreg.geometry.pixelization import PixelScheme
 from skyreg.geometry.polygons import check_polygons, encode_polygons
 from skyreg.ingest import executors
-from skyreg.ingest.binary_copy import Columns
 from skyreg.ingest.fits_clashes import (
     VISIT_FIELDS,
     StoredClashes,

@@ -70,9 +70,9 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.schema import AddConstraint, Constraint, CreateIndex, DropConstraint, DropIndex
 from sqlalchemy.types import TypeEngine
 
+from skyreg.db.binary_copy import COPY_HEADER, COPY_TRAILER, Columns, encoded_polygons
+from skyreg.db.binary_copy import Column as BinaryColumn
 from skyreg.errors import ConflictError, InputError, InputErrors
-from skyreg.ingest.binary_copy import COPY_HEADER, COPY_TRAILER, Columns, encoded_polygons
-from skyreg.ingest.binary_copy import Column as BinaryColumn
 from skyreg.ingest.footprints import PixelSets
 from skyreg.ingest.report import KindCount
 

@@ -19,10 +19,10 @@ import numpy.typing as npt
 from psycopg.types.json import Jsonb
 from sqlalchemy import Engine, select
 
+from skyreg.db.binary_copy import Column, Columns, encoded_polygons
 from skyreg.errors import ConflictError
 from skyreg.geometry.pixelization import PixelScheme
 from skyreg.geometry.polygons import GeometryError, check_flat_polygons, unit_vectors
-from skyreg.ingest.binary_copy import Column, Columns, encoded_polygons
 from skyreg.ingest.footprints import (
     PixelSets,
     add_uncontained,

@@ -9,6 +9,7 @@ hands each question to the layer that answers it. Searches (region → pixel ran
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from functools import cached_property
 from os import PathLike
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
     from astropy.wcs import WCS
     from matplotlib.figure import Figure
 
+    from skyreg.catalogs.apdb_store import Apdb
     from skyreg.catalogs.level2_load import CatalogLoadReport
     from skyreg.catalogs.level2_query import Level2Catalog
     from skyreg.catalogs.store import CatalogInfo
@@ -148,6 +150,15 @@ class Registry:
     def _conn(self) -> ReadConnection:
         """The session for reads (autocommit; reconnects and retries a read once if lost)."""
         return self._reads
+
+    @cached_property
+    def apdb(self) -> Apdb:
+        """The Level-1 catalogs, with Rubin's APDB calls (``get_dia_objects(region)``, ...,
+        ``store``) returning pandas DataFrames: see docs/catalogs.md. Reads share the
+        registry's read session."""
+        from skyreg.catalogs.apdb_store import Apdb
+
+        return Apdb(self.engine, self._reads)
 
     # -- ingest -------------------------------------------------------------------------------
 

@@ -24,7 +24,7 @@ from skyreg import __version__
 from skyreg.service.access_log import AccessLog
 from skyreg.service.database import RegistryPool
 from skyreg.service.errors import ServiceError, classify
-from skyreg.service.routers import api, datalink, scs, sia2, sky, soda, stamps
+from skyreg.service.routers import apdb, api, datalink, scs, sia2, sky, soda, stamps
 from skyreg.service.settings import ServiceSettings
 from skyreg.service.votable import error_document
 
@@ -103,8 +103,8 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
                     "Python API, and the IVOA protocols SIA 2.0 (with ObsCore), DataLink and "
                     "SODA for VO clients such as pyvo and TOPCAT.")
     app.state.settings = chosen
-    for router in (api.router, stamps.router, sia2.router, datalink.router, soda.router,
-                   scs.router,
+    for router in (api.router, apdb.router, stamps.router, sia2.router, datalink.router,
+                   soda.router, scs.router,
                    sky.router):
         app.include_router(router)
     sky.mount_static(app)

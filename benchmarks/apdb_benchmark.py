@@ -1,0 +1,241 @@
+"""Level-1 store benchmark: the APDB calls of alert production on the data dax_apdb was
+measured on (1 M DiaObjects x 2 versions, 3 M DiaSources over 15 months, 5 M DiaForcedSources
+in 64 deg²), at a chosen ``--scale``.
+
+The scale shrinks the field (64 x scale deg²) and keeps the density, so every per-CCD call
+reads and writes as many rows as at full scale; only the tables are smaller. Data are made
+with numpy and COPYed straight into the tables (validity chains computed in numpy), then
+ANALYZEd. Measured, median over CCD-sized regions (0.2275° squares) inside the field:
+
+* ``get_dia_objects(region)``, ``get_dia_sources(object_ids)`` and
+  ``get_dia_forced_sources(object_ids)`` (12 months), ``contains_visit_detector``;
+* ``store`` of one CCD: a new version of every object read, 80 DiaSources, a forced source
+  per object;
+* one visit: 189 CCDs, each read then written, by ``--workers`` processes, wall time (when
+  the field is smaller than a focal plane, the CCDs shrink to fit and say so).
+
+Usage: ``python benchmarks/apdb_benchmark.py --db postgresql://... --scale 0.05``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import multiprocessing
+import os
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from lsst.sphgeom import ConvexPolygon, LonLat, UnitVector3d
+
+from skyreg import Registry
+from skyreg.catalogs.apdb_frames import layout, to_arrow, to_csv
+from skyreg.synthetic.apdb_catalogs import Box, dia_forced_sources, dia_objects, dia_sources
+
+FULL_OBJECTS = 1_000_000
+FULL_AREA_DEG2 = 64.0
+SOURCES_PER_OBJECT = 3
+FORCED_PER_OBJECT = 5
+HISTORY_DAYS = 450.0  # 15 months
+CCD_SIDE_DEG = 0.2275
+NOW = 61000.0  # MJD TAI of the benchmark's "tonight"
+CENTER = (45.0, 0.0)
+PEERS = {"get_dia_objects": "240 ms", "get_dia_sources(ids)": "372 ms",
+         "get_dia_forced_sources(ids)": "276 ms", "store (one CCD)": "0.6-1.0 s",
+         "contains_visit_detector": "1.8 ms"}
+TARGETS = {"get_dia_objects": 10.0, "get_dia_sources(ids)": 20.0, "store (one CCD)": 50.0,
+           "visit (189 CCDs)": 5000.0}
+
+
+def _square(ra: float, dec: float, side: float) -> ConvexPolygon:
+    half = side / 2.0
+    corners = [(ra - half / math.cos(math.radians(dec)), dec - half),
+               (ra + half / math.cos(math.radians(dec)), dec - half),
+               (ra + half / math.cos(math.radians(dec)), dec + half),
+               (ra - half / math.cos(math.radians(dec)), dec + half)]
+    return ConvexPolygon([UnitVector3d(LonLat.fromDegrees(a, d)) for a, d in corners])
+
+
+def _field(scale: float) -> Box:
+    side = math.sqrt(FULL_AREA_DEG2 * scale)
+    ra, dec = CENTER
+    return Box(ra - side / 2, ra + side / 2, dec - side / 2, dec + side / 2)
+
+
+def _copy(registry: Registry, name: str, frame: pd.DataFrame) -> None:
+    table = to_arrow(frame, name)
+    data, columns = to_csv(table, layout(name).stored_columns)
+    quoted = ", ".join(f'"{c}"' for c in columns)
+    with registry.engine.begin() as connection:
+        driver: Any = connection.connection.driver_connection
+        with driver.cursor() as cursor, cursor.copy(
+                f'COPY apdb."{name}" ({quoted}) FROM STDIN (FORMAT csv)') as copy:
+            copy.write(data)
+
+
+def generate(registry: Registry, scale: float, seed: int = 1, chunk: int = 200_000
+             ) -> dict[str, int]:
+    """Fill the APDB tables at ``scale``; returns rows per table."""
+    rng = np.random.default_rng(seed)
+    count = max(1000, int(FULL_OBJECTS * scale))
+    ra, dec = _field(scale).sample(count, rng)
+    ids = np.arange(1, count + 1, dtype=np.int64)
+    # Two versions: one from 15 months ago, one from the last 100 days.
+    second = NOW - rng.uniform(1.0, 100.0, count)
+    for start in range(0, count, chunk):
+        part = slice(start, start + chunk)
+        n = len(ids[part])
+        for begin, end in ((np.full(n, NOW - HISTORY_DAYS), second[part]),
+                           (second[part], None)):
+            frame = dia_objects(ids[part], ra[part], dec[part], rng, validity_start=begin)
+            if end is not None:
+                frame["validityEndMjdTai"] = end
+            _copy(registry, "DiaObject", frame)
+    jitter = 0.1 / 3600.0
+    n_sources = SOURCES_PER_OBJECT * count
+    for start in range(0, n_sources, chunk):
+        n = min(chunk, n_sources - start)
+        owner = rng.integers(0, count, n)
+        mjd = NOW - rng.uniform(0.0, HISTORY_DAYS, n)
+        _copy(registry, "DiaSource", dia_sources(
+            np.arange(start + 1, start + n + 1, dtype=np.int64), ids[owner],
+            ra[owner] + rng.normal(0, jitter, n), dec[owner] + rng.normal(0, jitter, n),
+            (mjd * 100).astype(np.int64), rng.integers(0, 189, n).astype(np.int16), mjd, rng))
+    for k in range(FORCED_PER_OBJECT):
+        for start in range(0, count, chunk):
+            part = slice(start, start + chunk)
+            n = len(ids[part])
+            mjd = NOW - rng.uniform(0.0, HISTORY_DAYS, n)
+            _copy(registry, "DiaForcedSource", dia_forced_sources(
+                ids[part] + k * count, ids[part], ra[part], dec[part],
+                np.full(n, 1000 + k, dtype=np.int64), np.zeros(n, dtype=np.int16), mjd, rng))
+    with registry.engine.connect() as connection:
+        driver: Any = connection.connection.driver_connection
+        driver.autocommit = True
+        for name in ("DiaObject", "DiaSource", "DiaForcedSource"):
+            driver.execute(f'VACUUM ANALYZE apdb."{name}"')
+    return {"DiaObject": 2 * count, "DiaSource": n_sources,
+            "DiaForcedSource": FORCED_PER_OBJECT * count}
+
+
+def _timed(function: Callable[[], Any]) -> tuple[float, Any]:
+    start = time.perf_counter()
+    result = function()
+    return (time.perf_counter() - start) * 1000.0, result
+
+
+def ccd_work(registry: Registry, region: ConvexPolygon, visit: int, detector: int,
+             visit_time: float, rng: np.random.Generator) -> dict[str, tuple[float, int]]:
+    """What AP does for one CCD: read the three catalogs, then store the CCD's rows."""
+    apdb = registry.apdb
+    out: dict[str, tuple[float, int]] = {}
+    ms, objects = _timed(lambda: apdb.get_dia_objects(region))
+    out["get_dia_objects"] = (ms, len(objects))
+    ids = objects["diaObjectId"].to_numpy()
+    ms, sources = _timed(lambda: apdb.get_dia_sources(object_ids=ids, visit_time=visit_time))
+    out["get_dia_sources(ids)"] = (ms, len(sources))
+    ms, forced = _timed(lambda: apdb.get_dia_forced_sources(object_ids=ids,
+                                                            visit_time=visit_time))
+    out["get_dia_forced_sources(ids)"] = (ms, len(forced))
+    ms, _ = _timed(lambda: apdb.contains_visit_detector(visit, detector))
+    out["contains_visit_detector"] = (ms, 1)
+    updated = objects.drop(columns=["validityStartMjdTai", "validityEndMjdTai"])
+    updated["nDiaSources"] = updated["nDiaSources"] + 1
+    picked = rng.choice(len(ids), size=min(80, len(ids)), replace=False)
+    base = visit * 1000 + detector
+    new_sources = dia_sources(
+        np.arange(base * 100, base * 100 + len(picked), dtype=np.int64) + 10**12, ids[picked],
+        objects["ra"].to_numpy()[picked], objects["dec"].to_numpy()[picked], visit, detector,
+        visit_time, rng)
+    new_forced = dia_forced_sources(
+        np.arange(len(ids), dtype=np.int64) + base * 10_000 + 10**12, ids,
+        objects["ra"].to_numpy(), objects["dec"].to_numpy(), visit, detector, visit_time, rng)
+    ms, _ = _timed(lambda: apdb.store(visit_time, updated, new_sources, new_forced))
+    out["store (one CCD)"] = (ms, len(updated) + len(new_sources) + len(new_forced))
+    return out
+
+
+def _visit_layout(scale: float) -> tuple[list[tuple[float, float]], float]:
+    """Centres of 189 CCDs (the first 189 cells of a 14 x 14 grid) and their side."""
+    field = _field(scale)
+    side = min(CCD_SIDE_DEG, (field.dec_max - field.dec_min) / 14.5)
+    cells = [(i, j) for j in range(14) for i in range(14)][:189]
+    ra0, dec0 = CENTER
+    return [(ra0 + (i - 6.5) * side, dec0 + (j - 6.5) * side) for i, j in cells], side
+
+
+def _visit_worker(args: tuple[str, list[tuple[int, float, float]], float, float]) -> int:
+    url, ccds, side, visit_time = args
+    rng = np.random.default_rng(os.getpid())
+    with Registry.connect(url) as registry:
+        for detector, ra, dec in ccds:
+            ccd_work(registry, _square(ra, dec, side), 99, detector, visit_time, rng)
+    return len(ccds)
+
+
+def run(url: str, scale: float, regions: int, workers: int, reuse: bool) -> None:
+    with Registry.connect(url) as registry:
+        if not reuse or registry.apdb.count("DiaObject") == 0:
+            ms, counts = _timed(lambda: generate(registry, scale))
+            print(f"generated {counts} in {ms / 1000:.1f} s")
+        rng = np.random.default_rng(7)
+        field = _field(scale)
+        margin = CCD_SIDE_DEG
+        samples: dict[str, list[tuple[float, int]]] = {}
+        for k in range(regions):
+            ra = rng.uniform(field.ra_min + margin, field.ra_max - margin)
+            dec = rng.uniform(field.dec_min + margin, field.dec_max - margin)
+            result = ccd_work(registry, _square(ra, dec, CCD_SIDE_DEG), 50 + k, 0,
+                              NOW + 1 + k * 0.001, rng)
+            for name, value in result.items():
+                samples.setdefault(name, []).append(value)
+    centres, side = _visit_layout(scale)
+    jobs = [(url, [(d, *centres[d]) for d in range(w, len(centres), workers)], side,
+             NOW + 2.0) for w in range(workers)]
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(workers) as pool:
+        pool.map(_visit_worker, [(url, [], side, NOW) for _ in range(workers)])  # imports
+        start = time.perf_counter()
+        done = sum(pool.map(_visit_worker, jobs))
+        visit_ms = (time.perf_counter() - start) * 1000.0
+    load = os.getloadavg()
+    print(f"\nscale {scale} (field {FULL_AREA_DEG2 * scale:.1f} deg², "
+          f"{int(FULL_OBJECTS * scale)} DiaObjects x 2 versions); load average "
+          f"{load[0]:.1f} {load[1]:.1f} {load[2]:.1f}; {regions} regions\n")
+    print(f"| {'call':<30} | {'median':>9} | {'rows':>6} | {'target':>8} | "
+          f"{'dax_apdb (notes)':>16} |")
+    print(f"|{'-' * 32}|{'-' * 11}|{'-' * 8}|{'-' * 10}|{'-' * 18}|")
+    for name, values in samples.items():
+        median = statistics.median(v[0] for v in values)
+        rows = int(statistics.median(v[1] for v in values))
+        target = f"{TARGETS[name]:.0f} ms" if name in TARGETS else ""
+        print(f"| {name:<30} | {median:7.1f} ms | {rows:>6} | {target:>8} | "
+              f"{PEERS.get(name, ''):>16} |")
+    label = f"visit ({done} CCDs, {workers} proc)"
+    print(f"| {label:<30} | {visit_ms:7.0f} ms | {'':>6} | {'5000 ms':>8} | {'':>16} |")
+    if side < CCD_SIDE_DEG:
+        print(f"\n(the field is smaller than a focal plane: the visit's CCDs are {side:.3f}° "
+              "squares)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--db", required=True, help="PostgreSQL URL of an empty registry "
+                        "(or one made by an earlier run, with --reuse)")
+    parser.add_argument("--scale", type=float, default=0.05,
+                        help="fraction of the full data set (1.0: 1 M DiaObjects, 64 deg²)")
+    parser.add_argument("--regions", type=int, default=20)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--reuse", action="store_true",
+                        help="keep the data already loaded (skip generation)")
+    args = parser.parse_args()
+    run(args.db, args.scale, args.regions, args.workers, args.reuse)
+
+
+if __name__ == "__main__":
+    main()
+

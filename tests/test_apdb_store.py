@@ -1,0 +1,253 @@
+"""The Level-1 store: exact region reads, validity versions, idempotent and concurrent stores."""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections.abc import Callable, Iterator
+
+import numpy as np
+import pandas as pd
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from lsst.sphgeom import Angle, Circle, ConvexPolygon, LonLat, Region, UnitVector3d
+
+from apdb_builder import ccd_frames, random_objects
+from skyreg import Registry
+from skyreg.catalogs.apdb_store import ApdbConflictError
+from skyreg.db.engine import make_engine
+from skyreg.db.migrate import upgrade
+from skyreg.errors import InputError
+from skyreg.schema.apdb import APDB_SCHEMA, apdb_metadata, apdb_schema_version
+from skyreg.synthetic.apdb_catalogs import Box, dia_objects
+
+T0 = 60000.0
+
+
+def _contains(region: Region, ra: np.ndarray, dec: np.ndarray) -> np.ndarray:
+    """Brute force, one point at a time with sphgeom's scalar test."""
+    return np.array([region.contains(UnitVector3d(LonLat.fromDegrees(float(a), float(b))))
+                     for a, b in zip(ra, dec, strict=True)], dtype=bool)
+
+
+def test_migrated_apdb_schema_equals_the_yaml(empty_database_url: str) -> None:
+    engine = make_engine(empty_database_url)
+    upgrade(engine)
+    metadata = apdb_metadata()
+
+    def only_apdb(name: str | None, kind: str, parent: dict[str, str | None]) -> bool:
+        return kind != "schema" or name == APDB_SCHEMA
+
+    with engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={
+            "compare_type": True, "include_schemas": True, "include_name": only_apdb})
+        assert compare_metadata(context, metadata) == []
+        version = connection.exec_driver_sql(
+            "SELECT value FROM apdb.metadata WHERE name = 'version:schema'").scalar_one()
+        columns = connection.exec_driver_sql(
+            "SELECT count(*) FROM information_schema.columns WHERE table_schema = 'apdb' "
+            "AND table_name = 'DiaObject'").scalar_one()
+    engine.dispose()
+    assert version == apdb_schema_version()
+    assert columns == 83 + 1  # Rubin's columns and pixelId
+
+
+@pytest.fixture(scope="module")
+def seeded(database_factory: Callable[..., str]) -> str:
+    """A registry holding 3,000 objects over RA 359-1 (two versions each) near the equator,
+    120 at the north pole and sources over a year."""
+    url = database_factory()
+    with Registry.connect(url) as registry:
+        apdb = registry.apdb
+        ids, ra, dec = random_objects(3000, Box(359.0, 1.0, -1.0, 1.0), seed=1)
+        pole_ids, pole_ra, pole_dec = random_objects(120, Box(0.0, 360.0, 89.5, 90.0), seed=2,
+                                                     first_id=10_000)
+        ids, ra, dec = (np.concatenate([ids, pole_ids]), np.concatenate([ra, pole_ra]),
+                        np.concatenate([dec, pole_dec]))
+        for visit, time in ((1, T0 - 400.0), (2, T0 - 100.0)):
+            frames = ccd_frames(visit, 0, time, ids, ra, dec, seed=visit)
+            apdb.store(time, frames.objects, frames.sources, frames.forced)
+    return url
+
+
+@pytest.fixture(scope="module")
+def seeded_registry(seeded: str) -> Iterator[tuple[Registry, pd.DataFrame, pd.DataFrame]]:
+    """The seeded registry, open, with every latest DiaObject and every DiaSource."""
+    with Registry.connect(seeded) as registry:
+        apdb = registry.apdb
+        yield (registry, apdb._select("DiaObject", ['"validityEndMjdTai" IS NULL']),
+               apdb._select("DiaSource", ["TRUE"]))
+
+
+def _regions() -> st.SearchStrategy[Region]:
+    centres = st.tuples(st.sampled_from([0.0, 359.9, 0.2, 180.0]), st.floats(-1.5, 1.5))
+    pole = st.tuples(st.floats(0.0, 360.0), st.floats(89.0, 90.0))
+    circles = st.builds(
+        lambda c, r: Circle(UnitVector3d(LonLat.fromDegrees(*c)), Angle.fromDegrees(r)),
+        st.one_of(centres, pole), st.floats(0.001, 1.2))
+    polygons = st.builds(
+        lambda c, h: ConvexPolygon([UnitVector3d(LonLat.fromDegrees(c[0] + dx, c[1] + dy))
+                                    for dx, dy in ((-h, -h), (h, -h), (h * 1.3, h), (-h, h))]),
+        centres, st.floats(0.01, 0.8))
+    return st.one_of(circles, polygons)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[
+    HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(region=_regions())
+def test_region_reads_are_exact(seeded_registry: tuple[Registry, pd.DataFrame, pd.DataFrame],
+                                region: Region) -> None:
+    registry, everything, all_sources = seeded_registry
+    apdb = registry.apdb
+    expected = set(everything["diaObjectId"][_contains(region, everything["ra"].to_numpy(),
+                                                       everything["dec"].to_numpy())])
+    got = apdb.get_dia_objects(region)
+    assert set(got["diaObjectId"]) == expected
+    assert len(got) == len(expected)  # latest versions only: one row per object
+    sources = apdb.get_dia_sources(region, visit_time=T0, months=None)
+    inside = _contains(region, all_sources["ra"].to_numpy(), all_sources["dec"].to_numpy())
+    assert set(sources["diaSourceId"]) == set(all_sources["diaSourceId"][inside])
+    forced = apdb.get_dia_forced_sources(region, visit_time=T0, months=None)
+    assert set(forced["diaObjectId"]) == expected  # forced photometry at the positions
+    assert len(forced) == 2 * len(expected)  # of both visits
+
+
+def test_versions_history_window_and_values(seeded: str) -> None:
+    with Registry.connect(seeded) as registry:
+        apdb = registry.apdb
+        region = Circle(UnitVector3d(LonLat.fromDegrees(0.0, 0.0)), Angle.fromDegrees(0.3))
+        objects = apdb.get_dia_objects(region)
+        assert len(objects) > 50
+        assert (objects["validityStartMjdTai"] == T0 - 100.0).all()
+        assert objects["validityEndMjdTai"].isna().all()
+        versions = apdb._select("DiaObject", [
+            f'"diaObjectId" = {int(objects["diaObjectId"].iloc[0])}'])
+        assert sorted(versions["validityStartMjdTai"]) == [T0 - 400.0, T0 - 100.0]
+        first = versions.sort_values("validityStartMjdTai").iloc[0]
+        assert first["validityEndMjdTai"] == T0 - 100.0
+        ids = objects["diaObjectId"].to_numpy()
+        recent = apdb.get_dia_sources(object_ids=ids, visit_time=T0, months=12)
+        every = apdb.get_dia_sources(object_ids=ids, visit_time=T0, months=None)
+        assert set(recent["visit"]) == {2} and set(every["visit"]) == {1, 2}
+        assert set(recent["diaObjectId"]) <= set(ids)
+        # Values come back as stored, with the schema's types.
+        assert objects["ra"].dtype == np.float64 and objects["raErr"].dtype == np.float32
+        assert objects["nDiaSources"].dtype == np.int32
+        assert apdb.contains_visit_detector(2, 0) and not apdb.contains_visit_detector(2, 1)
+
+
+def test_store_is_idempotent_and_refuses_a_different_rerun(database_url: str) -> None:
+    ids, ra, dec = random_objects(200, Box(10.0, 10.2, 5.0, 5.2), seed=3)
+    frames = ccd_frames(7, 3, T0, ids, ra, dec, seed=3)
+    with Registry.connect(database_url) as registry:
+        apdb = registry.apdb
+        first = apdb.store(T0, frames.objects, frames.sources, frames.forced)
+        assert not first.already_stored and first.objects_inserted == 200
+        assert first.sources_inserted == len(frames.sources)
+        again = apdb.store(T0, frames.objects.iloc[::-1], frames.sources, frames.forced)
+        assert again.already_stored
+        counts = {t: apdb.count(t) for t in ("DiaObject", "DiaSource", "DiaForcedSource")}
+        assert counts == {"DiaObject": 200, "DiaSource": len(frames.sources),
+                          "DiaForcedSource": 200}
+        changed = frames.sources.copy()
+        changed.loc[5, "psfFlux"] = -1.0
+        bad_id = int(changed.loc[5, "diaSourceId"])
+        with pytest.raises(ApdbConflictError, match=f"diaSourceId={bad_id}"):
+            apdb.store(T0, frames.objects, changed, frames.forced)
+        with pytest.raises(ApdbConflictError, match="was stored and is missing now"):
+            apdb.store(T0, frames.objects, frames.sources.iloc[1:], frames.forced)
+        assert {t: apdb.count(t) for t in counts} == counts
+        # Bad input is named: table, row, column.
+        broken = frames.objects.copy()
+        broken.loc[4, "dec"] = 95.0
+        with pytest.raises(InputError, match=r"row 4.*'dec'"):
+            apdb.store(T0 + 1, broken)
+        with pytest.raises(InputError, match="'nDiaSources'"):
+            apdb.store(T0 + 1, frames.objects.drop(columns=["nDiaSources"]))
+        with pytest.raises(InputError, match="unknown column 'bogus'"):
+            apdb.store(T0 + 1, frames.objects.assign(bogus=1))
+        with pytest.raises(InputError, match="appears twice"):
+            apdb.store(T0 + 1, pd.concat([frames.objects, frames.objects.iloc[:1]]))
+
+
+def test_out_of_order_versions_keep_one_chain(database_url: str) -> None:
+    ids, ra, dec = random_objects(20, Box(20.0, 20.1, 0.0, 0.1), seed=4)
+    rng = np.random.default_rng(0)
+    with Registry.connect(database_url) as registry:
+        apdb = registry.apdb
+        for time in (T0 + 2, T0, T0 + 1):
+            apdb.store(time, dia_objects(ids, ra, dec, rng))
+        rows = apdb._select("DiaObject", ["TRUE"]).sort_values(
+            ["diaObjectId", "validityStartMjdTai"])
+        for _, versions in rows.groupby("diaObjectId"):
+            assert versions["validityStartMjdTai"].tolist() == [T0, T0 + 1, T0 + 2]
+            ends = versions["validityEndMjdTai"].tolist()
+            assert ends[:2] == [T0 + 1, T0 + 2] and pd.isna(ends[2])
+        circle = Circle(UnitVector3d(LonLat.fromDegrees(20.05, 0.05)), Angle.fromDegrees(1))
+        assert (apdb.get_dia_objects(circle)["validityStartMjdTai"] == T0 + 2).all()
+
+
+def _store_ccd(url: str, detector: int, ids: np.ndarray, ra: np.ndarray, dec: np.ndarray,
+               rounds: int) -> None:
+    with Registry.connect(url) as registry:
+        for round_ in range(rounds):
+            frames = ccd_frames(100 + round_, detector, T0 + round_, ids, ra, dec,
+                                seed=detector * 100 + round_)
+            registry.apdb.store(frames.time, frames.objects, frames.sources, frames.forced)
+
+
+def test_concurrent_writers_on_overlapping_ccds(database_url: str) -> None:
+    """Four writers, neighbouring CCDs sharing a strip of objects, three visits each: every
+    object ends with one chain of versions, one per visit, and nothing is lost."""
+    shared, sra, sdec = random_objects(100, Box(30.0, 30.2, 0.0, 0.05), seed=5)
+    jobs = []
+    for detector in range(4):
+        own, ora, odec = random_objects(300, Box(30.0, 30.2, 0.1 + detector, 0.3 + detector),
+                                        seed=10 + detector, first_id=1000 * (detector + 1))
+        jobs.append((database_url, detector, np.concatenate([shared, own]),
+                     np.concatenate([sra, ora]), np.concatenate([sdec, odec]), 3))
+    # fork: the children inherit no open connection of ours and start in no time.
+    context = multiprocessing.get_context("fork")
+    with context.Pool(4) as pool:
+        pool.starmap(_store_ccd, jobs)
+    with Registry.connect(database_url) as registry:
+        apdb = registry.apdb
+        rows = apdb._select("DiaObject", ["TRUE"])
+        assert len(rows) == (100 + 4 * 300) * 3  # one version per object and visit
+        latest = rows[rows["validityEndMjdTai"].isna()]
+        assert len(latest) == 1300 and latest["diaObjectId"].is_unique
+        assert (latest["validityStartMjdTai"] == T0 + 2).all()
+        assert apdb.count("DiaForcedSource") == 400 * 4 * 3
+        for visit in (100, 101, 102):
+            assert all(apdb.contains_visit_detector(visit, d) for d in range(4))
+
+
+def test_nulls_and_texts_read_back_as_stored(database_url: str) -> None:
+    """NULL floats read as NaN, NULL integers make the column float with NaN, NULL flags are
+    None, texts come back as written (the binary reader's fixed-width encodings)."""
+    ids, ra, dec = random_objects(5, Box(50.0, 50.01, 0.0, 0.01), seed=6)
+    frames = ccd_frames(3, 2, T0, ids, ra, dec, seed=6, source_fraction=1.0)
+    sources = frames.sources.copy()
+    sources["band"] = ["g", "r", None, "é", "y"]
+    sources["reliabilityVersion"] = ["v1.2.3", None, "", "ü7", "x"]
+    sources["ssObjectId"] = pd.array([None, 5, None, 7, 8], dtype="Int64")
+    sources["isDipole"] = pd.array([True, None, False, True, None], dtype="boolean")
+    sources["psfFlux"] = [np.nan, 1.5, None, 2.5, 3.5]
+    with Registry.connect(database_url) as registry:
+        apdb = registry.apdb
+        apdb.store(T0, frames.objects, sources, frames.forced)
+        back = apdb.get_dia_sources(object_ids=ids, months=None).sort_values("diaSourceId")
+        given_ = sources.sort_values("diaSourceId")
+        assert back["band"].tolist()[:2] == ["g", "r"] and pd.isna(back["band"].iloc[2])
+        assert back["band"].tolist()[3:] == ["é", "y"]
+        assert back["reliabilityVersion"].tolist()[2:] == ["", "ü7", "x"]
+        assert pd.isna(back["reliabilityVersion"].iloc[1])
+        assert back["ssObjectId"].dtype == np.float64
+        assert np.isnan(back["ssObjectId"].iloc[0]) and back["ssObjectId"].iloc[1] == 5
+        assert back["isDipole"].tolist() == [True, None, False, True, None]
+        assert np.isnan(back["psfFlux"].iloc[0]) and np.isnan(back["psfFlux"].iloc[2])
+        assert back["psfFlux"].iloc[3] == 2.5
+        assert (back["ra"].to_numpy() == given_["ra"].to_numpy()).all()  # exact round trip
+        assert back["diaObjectId"].dtype == np.int64 and back["detector"].dtype == np.int16
