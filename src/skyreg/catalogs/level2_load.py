@@ -30,6 +30,8 @@ from sqlalchemy import Engine
 
 from skyreg.catalogs import positions
 from skyreg.catalogs.arrow_copy import (
+    COPY_HEADER,
+    COPY_TRAILER,
     Encoded,
     PgType,
     UnsupportedType,
@@ -54,7 +56,6 @@ from skyreg.catalogs.store import (
     find_catalog,
 )
 from skyreg.errors import ConflictError, InputError
-from skyreg.ingest.binary_copy import COPY_HEADER, COPY_TRAILER
 
 Progress = Callable[[str, int, int], None]
 
