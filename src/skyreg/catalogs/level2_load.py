@@ -30,6 +30,8 @@ from sqlalchemy import Engine
 
 from skyreg.catalogs import positions
 from skyreg.catalogs.arrow_copy import (
+    COPY_HEADER,
+    COPY_TRAILER,
     Encoded,
     PgType,
     UnsupportedType,
