@@ -27,6 +27,7 @@ from sqlalchemy import (
     any_,
     bindparam,
     func,
+    literal_column,
     select,
     true,
 )
@@ -84,24 +85,45 @@ def ccd_candidates(filters: CcdFilters, extras: tuple[ColumnSpec, ...] = ()) -> 
     (text arrays) and ``mjd_start``/``mjd_end`` (visits whose exposure overlaps the span).
     File columns among ``extras`` (``uri``, ...) are those of the bound ``dataset_type``'s
     file of each CCD, NULL for a CCD without one (an outer join on the archive's primary key).
+    Extra columns are looked up per candidate by primary key, never by joining whole tables.
     """
     sources = {spec.source for spec in extras}
-    tables: dict[str, Any] = {"visit": visit, "ccd": ccd, "file": ccd_dataset}
+    visit_columns: Any = visit
+    joined = filters.band or filters.time
+    if "visit" in sources and not joined:
+        # Visit values of each candidate by primary key (a LATERAL kept apart by OFFSET 0):
+        # a plain join let the planner hash the whole visit table for every query.
+        visit_columns = (
+            select(*(visit.c[spec.stored].label(spec.stored) for spec in extras
+                     if spec.source == "visit"))
+            .where(visit.c.instrument == ccd.c.instrument, visit.c.visit == ccd.c.visit)
+            .offset(literal_column("0")).lateral("visit_values"))
+    file_columns: Any = None
+    if "file" in sources:
+        # The CCD's file of the bound dataset type, by the archive's primary key (NULLs for a
+        # CCD without one); LATERAL + OFFSET 0 again, so the archive is never scanned.
+        file_columns = (
+            select(*(ccd_dataset.c[spec.stored] for spec in extras if spec.source == "file"))
+            .where(ccd_dataset.c.dataset_type == bindparam("dataset_type", type_=Text),
+                   ccd_dataset.c.instrument == ccd.c.instrument,
+                   ccd_dataset.c.visit == ccd.c.visit, ccd_dataset.c.detector == ccd.c.detector)
+            .offset(literal_column("0")).lateral("file_values"))
+    tables: dict[str, Any] = {"visit": visit_columns, "ccd": ccd, "file": file_columns}
     statement = select(ccd.c.instrument, ccd.c.visit, ccd.c.detector,
                        *(tables[spec.source].c[spec.stored].label(spec.name) for spec in extras),
-                       ccd.c.region).where(ccd.c.ccd_id == candidate_ids(ccd_pixel, "ccd_id"))
+                       ccd.c.region).select_from(ccd).where(
+        ccd.c.ccd_id == candidate_ids(ccd_pixel, "ccd_id"))
     conditions: list[ColumnElement[bool]] = []
     if filters.instrument:
         conditions.append(ccd.c.instrument == any_(_TEXTS("instruments")))
-    if filters.band or filters.time or "visit" in sources:
+    if joined:
         statement = statement.join(
             visit, and_(visit.c.instrument == ccd.c.instrument, visit.c.visit == ccd.c.visit)
         )
-    if "file" in sources:
-        statement = statement.outerjoin(ccd_dataset, and_(
-            ccd_dataset.c.dataset_type == bindparam("dataset_type", type_=Text),
-            ccd_dataset.c.instrument == ccd.c.instrument, ccd_dataset.c.visit == ccd.c.visit,
-            ccd_dataset.c.detector == ccd.c.detector))
+    elif "visit" in sources:
+        statement = statement.join(visit_columns, true())
+    if file_columns is not None:
+        statement = statement.outerjoin(file_columns, true())
     if filters.band:
         conditions.append(visit.c.band == any_(_TEXTS("bands")))
     if filters.time:
