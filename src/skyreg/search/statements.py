@@ -85,17 +85,20 @@ def ccd_candidates(filters: CcdFilters, extras: tuple[ColumnSpec, ...] = ()) -> 
     (text arrays) and ``mjd_start``/``mjd_end`` (visits whose exposure overlaps the span).
     File columns among ``extras`` (``uri``, ...) are those of the bound ``dataset_type``'s
     file of each CCD, NULL for a CCD without one (an outer join on the archive's primary key).
-    Extra columns are looked up per candidate by primary key, never by joining whole tables.
+    Visit values (filters, extra columns) and files are looked up per candidate by primary
+    key, never by joining whole tables.
     """
     sources = {spec.source for spec in extras}
-    visit_columns: Any = visit
-    joined = filters.band or filters.time
-    if "visit" in sources and not joined:
-        # Visit values of each candidate by primary key (a LATERAL kept apart by OFFSET 0):
-        # a plain join let the planner hash the whole visit table for every query.
+    # Visit values of each candidate by primary key (a LATERAL kept apart by OFFSET 0), for
+    # the filters and the extra columns alike: a plain join let the planner hash the whole
+    # visit table for every query.
+    fields = [*(["band"] if filters.band else []),
+              *(["mjd_tai_start", "mjd_tai_end"] if filters.time else []),
+              *(spec.stored for spec in extras if spec.source == "visit")]
+    visit_columns: Any = None
+    if fields:
         visit_columns = (
-            select(*(visit.c[spec.stored].label(spec.stored) for spec in extras
-                     if spec.source == "visit"))
+            select(*(visit.c[field] for field in dict.fromkeys(fields)))
             .where(visit.c.instrument == ccd.c.instrument, visit.c.visit == ccd.c.visit)
             .offset(literal_column("0")).lateral("visit_values"))
     file_columns: Any = None
@@ -116,19 +119,15 @@ def ccd_candidates(filters: CcdFilters, extras: tuple[ColumnSpec, ...] = ()) -> 
     conditions: list[ColumnElement[bool]] = []
     if filters.instrument:
         conditions.append(ccd.c.instrument == any_(_TEXTS("instruments")))
-    if joined:
-        statement = statement.join(
-            visit, and_(visit.c.instrument == ccd.c.instrument, visit.c.visit == ccd.c.visit)
-        )
-    elif "visit" in sources:
+    if visit_columns is not None:
         statement = statement.join(visit_columns, true())
     if file_columns is not None:
         statement = statement.outerjoin(file_columns, true())
     if filters.band:
-        conditions.append(visit.c.band == any_(_TEXTS("bands")))
+        conditions.append(visit_columns.c.band == any_(_TEXTS("bands")))
     if filters.time:
-        conditions.append(visit.c.mjd_tai_end >= bindparam("mjd_start", type_=Double))
-        conditions.append(visit.c.mjd_tai_start <= bindparam("mjd_end", type_=Double))
+        conditions.append(visit_columns.c.mjd_tai_end >= bindparam("mjd_start", type_=Double))
+        conditions.append(visit_columns.c.mjd_tai_start <= bindparam("mjd_end", type_=Double))
     return statement.where(and_(true(), *conditions))
 
 
