@@ -30,7 +30,7 @@ import hashlib
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -53,6 +53,9 @@ from skyreg.errors import ConflictError, InputError
 from skyreg.geometry.htm_index import unit_vectors
 from skyreg.geometry.polygons import GeometryError
 from skyreg.schema.apdb import APDB_HTM_LEVEL, APDB_SCHEMA, PIXEL_COLUMN, STORED_CCD_TABLE
+
+if TYPE_CHECKING:
+    from skyreg.catalogs.apdb_match import MatchReport
 
 #: Ranges per region query, as dax_apdb (htm_max_ranges): more ranges give fewer candidates
 #: but a longer statement; measured in docs/catalogs.md.
@@ -163,6 +166,11 @@ class Apdb:
     def __init__(self, engine: Engine, reads: ReadConnection | None = None) -> None:
         self.engine = engine
         self._reads = reads if reads is not None else ReadConnection(engine)
+
+    @property
+    def reads(self) -> ReadConnection:
+        """The read session (shared with the registry's other reads)."""
+        return self._reads
 
     # -- reads --------------------------------------------------------------------------------
 
@@ -313,22 +321,34 @@ class Apdb:
         """Replace the DiaObject → Object matches of the DiaObjects in ``matches``.
 
         ``matches`` has DiaObject_To_Object_Match's columns (diaObjectId, objectId, dist, lnP);
-        every match stored before for one of its diaObjectIds is dropped first, so running a
-        cross-match again for a region leaves exactly its latest answer. Returns rows stored.
+        every match stored before for one of its diaObjectIds is dropped first (in the same
+        transaction, under the match writers' locks). Returns rows stored. To cross-match a
+        region and store the answer, see :meth:`match_objects`.
         """
-        table = to_arrow(matches, "DiaObject_To_Object_Match")
-        data, columns = to_csv(table, layout("DiaObject_To_Object_Match").columns)
+        from skyreg.catalogs.apdb_match import MATCH_TABLE, replace_matches
+
+        table = to_arrow(matches, MATCH_TABLE)
         ids = _ids(table.column("diaObjectId").to_numpy(), "diaObjectId")
         with writing(self.engine, "the match store"), self.engine.begin() as connection:
             driver: psycopg.Connection[Any] = connection.connection.driver_connection  # type: ignore[assignment]
-            driver.execute(f"DELETE FROM {_t('DiaObject_To_Object_Match')} WHERE "
-                           + _id_condition("diaObjectId", ids))
-            if data:
-                with driver.cursor() as cursor, cursor.copy(
-                        f"COPY {_t('DiaObject_To_Object_Match')} ({_columns(columns)}) "
-                        "FROM STDIN (FORMAT csv)") as copy:
-                    copy.write(data)
+            replace_matches(driver, ids, matches)
         return int(table.num_rows)
+
+    def match_objects(self, region: Region, catalog: Any, radius: Any = 1.0 / 3600.0, *,
+                      nearest: bool = True) -> MatchReport:
+        """Cross-match the latest DiaObjects in ``region`` with a Level-2 catalog and keep
+        the answer in ``DiaObject_To_Object_Match``.
+
+        ``catalog``: a :class:`~skyreg.catalogs.level2_query.Level2Catalog` or its name.
+        ``radius``: degrees or an astropy quantity (default 1″, at most 7°). ``nearest``:
+        the closest Object of each DiaObject only (ties: smallest id), else every Object
+        within the radius. ``dist`` is the separation in arcseconds, ``lnP`` NULL. One
+        transaction replaces every match stored before for the region's DiaObjects, also of
+        those that match nothing now: a re-run leaves exactly the latest answer.
+        """
+        from skyreg.catalogs.apdb_match import match_objects
+
+        return match_objects(self, _check_region(region), catalog, radius, nearest=nearest)
 
     def get_matches(self, dia_object_ids: Any) -> pd.DataFrame:
         """Stored DiaObject → Object matches of ``dia_object_ids``."""

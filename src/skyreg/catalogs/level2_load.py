@@ -55,7 +55,6 @@ from skyreg.catalogs.store import (
     driver_fetch,
     find_catalog,
 )
-from skyreg.db.binary_copy import COPY_HEADER, COPY_TRAILER
 from skyreg.errors import ConflictError, InputError
 
 Progress = Callable[[str, int, int], None]
