@@ -135,7 +135,7 @@ def test_match_equals_brute_force_and_reruns_replace(
 def test_match_errors(matched: tuple[str, pd.DataFrame, pd.DataFrame]) -> None:
     url, _dia, _objects = matched
     with Registry.connect(url) as registry:
-        with pytest.raises(NotFoundError, match="no catalog 'nope'.*dr1"):
+        with pytest.raises(NotFoundError, match=r"no catalog 'nope'.*dr1"):
             registry.apdb.match_objects(_circle(45, 0, 0.1), "nope")
         with pytest.raises(CatalogError, match="radius"):
             registry.apdb.match_objects(_circle(45, 0, 0.1), "dr1", radius=-1)
