@@ -155,8 +155,9 @@ def _from_pandas(frame: pd.DataFrame) -> pa.Table:
 
 def to_arrow(frame: pd.DataFrame | pa.Table, name: str, *, file: str | None = None,
              rows: npt.NDArray[np.int64] | None = None,
-             fixed: Sequence[str] = ()) -> pa.Table:
-    """The frame as an Arrow table of table ``name``'s types, with ``pixelId``.
+             fixed: Sequence[str] = (), pixel: bool = True) -> pa.Table:
+    """The frame as an Arrow table of table ``name``'s types, with ``pixelId`` (unless
+    ``pixel`` is false: then :func:`add_pixels` adds it, for several tables at once).
 
     Columns of the table absent from the frame stay absent (COPY then stores NULL or the
     column's default); ``fixed`` are required columns the caller fills in itself. ``rows``
@@ -203,8 +204,38 @@ def to_arrow(frame: pd.DataFrame | pa.Table, name: str, *, file: str | None = No
             raise InputError(f"{name}: position ({ra[position]}, {dec[position]}) is not a "
                              "finite RA/Dec with |dec| <= 90", file=file,
                              row=_row(position, rows), field=field)
-        result = result.append_column(PIXEL_COLUMN, pa.array(
-            htm_indices(ra, dec, APDB_HTM_LEVEL), pa.int64()))
+        if pixel:
+            result = result.append_column(PIXEL_COLUMN, pa.array(
+                htm_indices(ra, dec, APDB_HTM_LEVEL), pa.int64()))
+    return result
+
+
+def add_pixels(tables: dict[str, pa.Table]) -> dict[str, pa.Table]:
+    """``pixelId`` for the tables (of :func:`to_arrow` with ``pixel=False``) in one pass.
+
+    A CCD's forced sources sit at its DiaObjects' positions: each distinct position is
+    indexed once (the numpy descent costs ~6 ms per 1,000 points, whatever repeats).
+    """
+    names = [n for n, t in tables.items()
+             if layout(n).has_pixel and PIXEL_COLUMN not in t.column_names]
+    if not names:
+        return tables
+    ra = np.concatenate([tables[n].column("ra").to_numpy() for n in names])
+    dec = np.concatenate([tables[n].column("dec").to_numpy() for n in names])
+    if len(ra) == 0:
+        indices = np.zeros(0, dtype=np.int64)
+    else:
+        positions, inverse = np.unique(np.stack([ra, dec], axis=1), axis=0,
+                                       return_inverse=True)
+        indices = htm_indices(positions[:, 0], positions[:, 1],
+                              APDB_HTM_LEVEL)[inverse.reshape(-1)]
+    result = dict(tables)
+    start = 0
+    for name in names:
+        count = tables[name].num_rows
+        result[name] = tables[name].append_column(
+            PIXEL_COLUMN, pa.array(indices[start:start + count], pa.int64()))
+        start += count
     return result
 
 

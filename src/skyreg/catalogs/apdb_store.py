@@ -42,6 +42,7 @@ from sqlalchemy import Engine
 
 from skyreg.catalogs.apdb_binary import frame_from_binary, select_list
 from skyreg.catalogs.apdb_frames import (
+    add_pixels,
     check_unique,
     layout,
     to_arrow,
@@ -295,14 +296,18 @@ class Apdb:
         """
         time = mjd_tai(visit_time)
         objects_table = to_arrow(objects, "DiaObject",
-                                 fixed=("validityStartMjdTai", "validityEndMjdTai"))
+                                 fixed=("validityStartMjdTai", "validityEndMjdTai"),
+                                 pixel=False)
         objects_table = with_column(objects_table, "validityStartMjdTai",
                                     pa.array(np.full(objects_table.num_rows, time)))
         batches = {"DiaObject": objects_table}
         if sources is not None:
-            batches["DiaSource"] = to_arrow(sources, "DiaSource")
+            batches["DiaSource"] = to_arrow(sources, "DiaSource", pixel=False)
         if forced_sources is not None:
-            batches["DiaForcedSource"] = to_arrow(forced_sources, "DiaForcedSource")
+            batches["DiaForcedSource"] = to_arrow(forced_sources, "DiaForcedSource",
+                                                  pixel=False)
+        batches = add_pixels(batches)
+        objects_table = batches["DiaObject"]
         for name, table in batches.items():
             check_unique(table, name)
         ccd = _ccd_of(batches)
@@ -415,16 +420,14 @@ class _Store:
                 return StoreReport(*self.ccd, already_stored=True)
         else:
             stored = None
-        for name, (data, columns) in self.csv.items():
-            if name != "DiaObject" or stored is not None:
-                copy_to_temp(driver, name, data, columns)
+        # Every frame into its temporary table: one statement creates them, one analyzes.
+        copy_to_temps(driver, self.csv)
         if stored is not None:
             self._refuse_rerun()
-        sources = self._insert_sources("DiaSource") if "DiaSource" in self.csv else 0
-        forced = (self._insert_sources("DiaForcedSource")
-                  if "DiaForcedSource" in self.csv else 0)
-        merged = (merge_objects(driver, self.objects, replace=True,
-                                csv=self.csv["DiaObject"])
+        inserted = self._insert_sources(
+            [n for n in ("DiaSource", "DiaForcedSource") if n in self.csv])
+        sources, forced = inserted.get("DiaSource", 0), inserted.get("DiaForcedSource", 0)
+        merged = (merge_objects(driver, self.objects, replace=True, copied=True)
                   if self.objects.num_rows else MergeResult(0, 0, 0, []))
         if self.ccd is not None:
             driver.execute(
@@ -476,15 +479,19 @@ class _Store:
             f"visit {visit} detector {detector} was stored before with other rows; a re-run "
             f"must store the same rows (nothing was written): {detail}")
 
-    def _insert_sources(self, name: str) -> int:
-        inserted = insert_new(self.driver, name)
-        if inserted < self.counts.get(name, 0):  # some were there: with the same values?
-            clash = clashing_keys(self.driver, name, _NAMED)
-            if clash:
-                raise ApdbConflictError(
-                    f"{name}: rows stored before with other values (nothing was written): "
-                    + "; ".join(_key_text(layout(name).key, k) for k in clash))
-        return inserted
+    def _insert_sources(self, names: Sequence[str]) -> dict[str, int]:
+        """Insert the new DiaSources and DiaForcedSources (one message for both); refuse
+        rows stored before with other values."""
+        counts = insert_new_many(self.driver, names)
+        for name in names:
+            if counts[name] < self.counts.get(name, 0):  # some were there: same values?
+                clash = clashing_keys(self.driver, name, _NAMED)
+                if clash:
+                    raise ApdbConflictError(
+                        f"{name}: rows stored before with other values (nothing was "
+                        "written): " + "; ".join(_key_text(layout(name).key, k)
+                                                 for k in clash))
+        return counts
 
 
 def key_lookups_only(driver: psycopg.Connection[Any]) -> None:
@@ -496,21 +503,37 @@ def key_lookups_only(driver: psycopg.Connection[Any]) -> None:
     statistics of their key columns only (:func:`copy_to_temp`): a full ANALYZE of a
     1,000-row, 84-column table costs 20 ms.
     """
-    for setting in ("enable_hashjoin", "enable_mergejoin"):
-        driver.execute(f"SET LOCAL {setting} = off")
+    driver.execute("SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off")
 
 
 def copy_to_temp(driver: psycopg.Connection[Any], name: str, data: bytes,
                  columns: Sequence[str]) -> None:
-    """COPY CSV rows of table ``name`` into its session temporary twin (emptied at commit)."""
-    driver.execute(f"CREATE TEMP TABLE IF NOT EXISTS {_temp(name)} "
-                   f"(LIKE {_t(name)} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS")
-    if data:
-        with driver.cursor() as cursor, cursor.copy(
-                f"COPY {_temp(name)} ({_columns(columns)}) FROM STDIN (FORMAT csv)") as copy:
-            copy.write(data)
-    # The row count and key statistics, so that joins on the key are planned as lookups.
-    driver.execute(f"ANALYZE {_temp(name)} ({_columns(layout(name).key)})")
+    """COPY CSV rows of table ``name`` into its session temporary twin (emptied at commit),
+    then its row count and key statistics, so that joins on the key are planned as
+    lookups."""
+    copy_to_temps(driver, {name: (data, tuple(columns))})
+
+
+def _create_temp_sql(name: str) -> str:
+    return (f"CREATE TEMP TABLE IF NOT EXISTS {_temp(name)} "
+            f"(LIKE {_t(name)} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS")
+
+
+def copy_to_temps(driver: psycopg.Connection[Any],
+                  frames: dict[str, tuple[bytes, tuple[str, ...]]]) -> None:
+    """:func:`copy_to_temp` for several tables in three round trips fewer per table: one
+    message creates the temporary tables, one COPY each, one ANALYZE for all."""
+    if not frames:
+        return
+    driver.execute("; ".join(_create_temp_sql(name) for name in frames))
+    for name, (data, columns) in frames.items():
+        if data:
+            with driver.cursor() as cursor, cursor.copy(
+                    f"COPY {_temp(name)} ({_columns(columns)}) FROM STDIN (FORMAT csv)"
+            ) as copy:
+                copy.write(data)
+    driver.execute("ANALYZE " + ", ".join(
+        f"{_temp(name)} ({_columns(layout(name).key)})" for name in frames))
 
 
 def _clash_condition(name: str, stored: str = "s") -> str:
@@ -540,13 +563,29 @@ def discard_clashes(driver: psycopg.Connection[Any], name: str) -> None:
                    f"WHERE {_clash_condition(name)}")
 
 
+def _insert_new_sql(name: str) -> str:
+    columns = layout(name).stored_columns
+    return (f"INSERT INTO {_t(name)} ({_columns(columns)}) SELECT {_columns(columns, 't.')} "
+            f"FROM {_temp(name)} AS t ON CONFLICT DO NOTHING")
+
+
 def insert_new(driver: psycopg.Connection[Any], name: str) -> int:
     """Insert the temporary rows of a source table whose key is not stored yet."""
-    columns = layout(name).stored_columns
-    cursor = driver.execute(
-        f"INSERT INTO {_t(name)} ({_columns(columns)}) SELECT {_columns(columns, 't.')} "
-        f"FROM {_temp(name)} AS t ON CONFLICT DO NOTHING")
-    return max(cursor.rowcount, 0)
+    return max(driver.execute(_insert_new_sql(name)).rowcount, 0)
+
+
+def insert_new_many(driver: psycopg.Connection[Any], names: Sequence[str]) -> dict[str, int]:
+    """:func:`insert_new` of several tables in one message (one round trip); rows inserted
+    per table."""
+    if not names:
+        return {}
+    cursor = driver.execute("; ".join(_insert_new_sql(name) for name in names))
+    counts = [max(cursor.rowcount, 0)]
+    while cursor.nextset():
+        counts.append(max(cursor.rowcount, 0))
+    if len(counts) != len(names):
+        raise RuntimeError(f"expected {len(names)} results, got {len(counts)}")
+    return dict(zip(names, counts, strict=True))
 
 
 @dataclass(frozen=True)
@@ -577,8 +616,7 @@ def _array(values: npt.NDArray[Any]) -> str:
 
 
 def merge_objects(driver: psycopg.Connection[Any], table: pa.Table, *,
-                  replace: bool, csv: tuple[bytes, tuple[str, ...]] | None = None
-                  ) -> MergeResult:
+                  replace: bool, copied: bool = False) -> MergeResult:
     """Merge DiaObject versions (an Arrow table with validityStartMjdTai and pixelId).
 
     Locks the objects, reads their stored version starts, derives every version's validity
@@ -586,8 +624,8 @@ def merge_objects(driver: psycopg.Connection[Any], table: pa.Table, *,
     versions, replaces same-key versions that differ (``replace``, the rule for neighbouring
     CCDs of one visit) or refuses them (reported in ``clashes``), inserts new versions.
     Statements look rows up by key: arrays in, no joins left to the planner's guesses.
-    ``csv``: the table's rows as :func:`to_csv` wrote them (without validity ends), when the
-    caller has them already.
+    ``copied``: the caller has already put the rows (without validity ends, as
+    :func:`to_csv` writes them) into the temporary table.
     """
     oid, start, end = _q("diaObjectId"), _q("validityStartMjdTai"), _q("validityEndMjdTai")
     catalog = _t("DiaObject")
@@ -616,9 +654,9 @@ def merge_objects(driver: psycopg.Connection[Any], table: pa.Table, *,
     # few that are not open get theirs: usually none, as a visit's versions are the newest.
     if "validityEndMjdTai" in table.column_names:
         table = table.drop_columns(["validityEndMjdTai"])
-    data, columns = csv if csv is not None else to_csv(
-        table, layout("DiaObject").stored_columns)
-    copy_to_temp(driver, "DiaObject", data, columns)
+    if not copied:
+        data, columns = to_csv(table, layout("DiaObject").stored_columns)
+        copy_to_temp(driver, "DiaObject", data, columns)
     closed = ~np.isnan(new_ends)
     if closed.any():
         driver.execute("SET LOCAL enable_hashjoin = on")  # temporary x array: no index
