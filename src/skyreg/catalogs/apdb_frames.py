@@ -245,11 +245,21 @@ def check_unique(table: pa.Table, name: str, *, file: str | None = None,
     key = layout(name).key
     if table.num_rows < 2 or not key or any(k not in table.column_names for k in key):
         return
-    frame = pd.DataFrame({k: table.column(k).to_numpy() for k in key})
-    duplicated = frame.duplicated(list(key)).to_numpy()
-    if duplicated.any():
-        position = int(np.flatnonzero(duplicated)[0])
-        values = ", ".join(f"{k}={frame[k].iloc[position]}" for k in key)
+    columns = [table.column(k).to_numpy() for k in key]
+    if any(c.dtype.kind not in "biuf" for c in columns):
+        frame = pd.DataFrame(dict(zip(key, columns, strict=True)))
+        duplicated = np.flatnonzero(frame.duplicated(list(key)).to_numpy())
+    else:  # numbers: a stable sort of the keys (pandas' duplicated costs ~3 ms a frame)
+        keys = np.empty(len(columns[0]), dtype=[(k, c.dtype) for k, c in zip(
+            key, columns, strict=True)])
+        for k, c in zip(key, columns, strict=True):
+            keys[k] = c
+        order = np.argsort(keys, kind="stable")
+        ordered = keys[order]
+        duplicated = order[1:][ordered[1:] == ordered[:-1]]
+    if len(duplicated):
+        position = int(duplicated.min())
+        values = ", ".join(f"{k}={c[position]}" for k, c in zip(key, columns, strict=True))
         raise InputError(f"{name}: {values} appears twice", file=file,
                          row=_row(position, rows), field=key[0])
 

@@ -643,13 +643,14 @@ def merge_objects(driver: psycopg.Connection[Any], table: pa.Table, *,
     stored_starts = np.array([r[1] for r in stored], dtype=np.float64)
     stored_ends = np.array([np.nan if r[2] is None else r[2] for r in stored],
                            dtype=np.float64)
-    all_ids = np.concatenate([stored_ids, ids])
-    all_starts = np.concatenate([stored_starts, starts])
-    # A key both stored and given is one version: the chain runs over distinct keys.
-    versions = pd.DataFrame({"i": all_ids, "s": all_starts}).drop_duplicates()
-    versions["e"] = _chain(versions["i"].to_numpy(), versions["s"].to_numpy())
-    new_ends = pd.DataFrame({"i": ids, "s": starts}).merge(
-        versions, on=["i", "s"], how="left")["e"].to_numpy()
+    # A key both stored and given is one version: the chain runs over distinct keys (in
+    # numpy: pandas' drop_duplicates and two merges cost ~8 ms of a CCD's store).
+    keys = np.empty(len(stored_ids) + len(ids), dtype=[("i", np.int64), ("s", np.float64)])
+    keys["i"] = np.concatenate([stored_ids, ids])
+    keys["s"] = np.concatenate([stored_starts, starts])
+    versions, inverse = np.unique(keys, return_inverse=True)
+    every_end = _chain(versions["i"], versions["s"])[inverse.reshape(-1)]
+    new_ends = every_end[len(stored_ids):]
     # Rows are copied without their ends (so the caller's canonical CSV serves), then the
     # few that are not open get theirs: usually none, as a visit's versions are the newest.
     if "validityEndMjdTai" in table.column_names:
@@ -668,8 +669,7 @@ def merge_objects(driver: psycopg.Connection[Any], table: pa.Table, *,
         driver.execute("SET LOCAL enable_hashjoin = off")
     # Stored versions whose end changes: closed ones first (the open one may be superseded),
     # re-opened ones after the inserts (one open version per object, always).
-    wanted = pd.DataFrame({"i": stored_ids, "s": stored_starts}).merge(
-        versions, on=["i", "s"], how="left")["e"].to_numpy()
+    wanted = every_end[:len(stored_ids)]
     changed = ~((np.isnan(wanted) & np.isnan(stored_ends)) | (wanted == stored_ends))
     closing = changed & ~np.isnan(wanted)
     reopening = changed & np.isnan(wanted)
