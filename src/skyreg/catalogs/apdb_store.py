@@ -600,11 +600,21 @@ class MergeResult:
 
 def _chain(ids: npt.NDArray[np.int64], starts: npt.NDArray[np.float64]
            ) -> npt.NDArray[np.float64]:
-    """Validity end of each (id, start): the next start of the same id, NaN for the last."""
+    """Validity end of each (id, start): the next greater start of the same id, NaN for the
+    last. Pairs given twice (stored and given again) are one version and get the same end.
+    """
     order = np.lexsort((starts, ids))
-    ends = np.full(len(ids), np.nan)
-    same = ids[order][1:] == ids[order][:-1]
-    ends[order[:-1][same]] = starts[order][1:][same]
+    sorted_ids, sorted_starts = ids[order], starts[order]
+    # Runs of equal (id, start) collapse to their first element: the distinct versions.
+    first = np.ones(len(ids), dtype=bool)
+    first[1:] = (sorted_ids[1:] != sorted_ids[:-1]) | (sorted_starts[1:] != sorted_starts[:-1])
+    version = np.cumsum(first) - 1  # distinct version of each sorted element
+    distinct_ids, distinct_starts = sorted_ids[first], sorted_starts[first]
+    version_ends = np.full(len(distinct_ids), np.nan)
+    same = distinct_ids[1:] == distinct_ids[:-1]
+    version_ends[:-1][same] = distinct_starts[1:][same]
+    ends = np.empty(len(ids))
+    ends[order] = version_ends[version]
     return ends
 
 
@@ -645,11 +655,8 @@ def merge_objects(driver: psycopg.Connection[Any], table: pa.Table, *,
                            dtype=np.float64)
     # A key both stored and given is one version: the chain runs over distinct keys (in
     # numpy: pandas' drop_duplicates and two merges cost ~8 ms of a CCD's store).
-    keys = np.empty(len(stored_ids) + len(ids), dtype=[("i", np.int64), ("s", np.float64)])
-    keys["i"] = np.concatenate([stored_ids, ids])
-    keys["s"] = np.concatenate([stored_starts, starts])
-    versions, inverse = np.unique(keys, return_inverse=True)
-    every_end = _chain(versions["i"], versions["s"])[inverse.reshape(-1)]
+    every_end = _chain(np.concatenate([stored_ids, ids]),
+                       np.concatenate([stored_starts, starts]))
     new_ends = every_end[len(stored_ids):]
     # Rows are copied without their ends (so the caller's canonical CSV serves), then the
     # few that are not open get theirs: usually none, as a visit's versions are the newest.
