@@ -645,14 +645,17 @@ def merge_objects(driver: psycopg.Connection[Any], table: pa.Table, *,
     driver.execute(
         f"SELECT count(pg_advisory_xact_lock({_OBJECT_LOCK}, h)) FROM (SELECT DISTINCT "
         "hashint8(x) AS h FROM unnest(%s::int8[]) AS x ORDER BY 1) AS l", (_array(unique_ids),))
-    with driver.cursor(binary=True) as cursor:
-        stored = cursor.execute(
-            f"SELECT {oid}, {start}, {end} FROM {catalog} WHERE {oid} = ANY(%s::int8[])",
-            (_array(unique_ids),)).fetchall()
-    stored_ids = np.array([r[0] for r in stored], dtype=np.int64)
-    stored_starts = np.array([r[1] for r in stored], dtype=np.float64)
-    stored_ends = np.array([np.nan if r[2] is None else r[2] for r in stored],
-                           dtype=np.float64)
+    # The stored versions as fixed-width binary COPY, straight into numpy (fetching them as
+    # Python tuples cost ~1 µs a value). COPY takes no parameters: the ids are numpy's.
+    names = ["diaObjectId", "validityStartMjdTai", "validityEndMjdTai"]
+    with driver.cursor() as cursor, cursor.copy(
+            f"COPY (SELECT {select_list('DiaObject', names)} FROM {catalog} WHERE {oid} = "
+            f"ANY('{_array(unique_ids)}'::int8[])) TO STDOUT (FORMAT binary)") as copy:
+        versions = frame_from_binary(b"".join(bytes(block) for block in copy), "DiaObject",
+                                     names)
+    stored_ids = versions["diaObjectId"].to_numpy(np.int64)
+    stored_starts = versions["validityStartMjdTai"].to_numpy(np.float64)
+    stored_ends = versions["validityEndMjdTai"].to_numpy(np.float64)
     # A key both stored and given is one version: the chain runs over distinct keys (in
     # numpy: pandas' drop_duplicates and two merges cost ~8 ms of a CCD's store).
     every_end = _chain(np.concatenate([stored_ids, ids]),
@@ -688,7 +691,7 @@ def merge_objects(driver: psycopg.Connection[Any], table: pa.Table, *,
                                     _array(wanted[closing])))
     clashes: list[tuple[Any, ...]] = []
     replaced = 0
-    if len(stored):
+    if len(stored_ids):
         if replace:
             values = _object_values()
             replaced = driver.execute(
