@@ -163,3 +163,48 @@ def test_match_apdb_command(matched: tuple[str, pd.DataFrame, pd.DataFrame],
     bad = runner.invoke(cli, ["--db", url, "catalog", "match-apdb", "dr1", "--cone", "44.8",
                               "-0.2", "0.1", "--radius", "10deg"])
     assert bad.exit_code != 0 and "radius" in bad.output and "Traceback" not in bad.output
+
+
+
+def test_concurrent_replacements_of_the_same_objects_leave_no_duplicates(
+        matched: tuple[str, pd.DataFrame, pd.DataFrame]) -> None:
+    """A writer replaces matches while another one's replacement of the same DiaObjects is
+    still uncommitted: it waits for it (the lock) and then replaces its rows, so the
+    objects end with one copy of their matches. Without the lock its DELETE would not see
+    the other's uncommitted rows and both copies would stay."""
+    import threading
+    import time
+
+    from skyreg.catalogs.apdb_match import match_frame, replace_matches
+    from skyreg.db.engine import make_engine
+
+    url, _dia, _objects = matched
+    region = _circle(45.2, 0.1, 0.1)
+    engine = make_engine(url)
+    try:
+        with Registry.connect(url) as registry:
+            dia_ids = registry.apdb.get_dia_objects(region)["diaObjectId"].to_numpy()
+            objects = registry.apdb.dia_objects_in_region(region)
+            frame = match_frame(objects, registry.catalog("dr1"), ARCSEC, nearest=True)
+        assert len(frame) > 0
+        finished: list[float] = []
+
+        def second_writer() -> None:
+            with engine.begin() as connection:
+                replace_matches(connection.connection.driver_connection, dia_ids, frame)
+            finished.append(time.perf_counter())
+
+        with engine.begin() as connection:
+            replace_matches(connection.connection.driver_connection, dia_ids, frame)
+            thread = threading.Thread(target=second_writer)
+            thread.start()
+            time.sleep(0.5)
+            committed = time.perf_counter()
+        thread.join()
+        assert finished and finished[0] >= committed  # it waited for the first commit
+        with Registry.connect(url) as registry:
+            stored = registry.apdb.get_matches(dia_ids)
+        pairs = list(zip(stored["diaObjectId"], stored["objectId"], strict=True))
+        assert len(pairs) == len(set(pairs)) == len(frame)
+    finally:
+        engine.dispose()
