@@ -47,4 +47,8 @@ def test_points_on_deep_trixel_edges() -> None:
                 min_size=1, max_size=50))
 def test_any_points(points: list[tuple[float, float]]) -> None:
     ra, dec = np.array(points).T
-    assert (htm_indices(ra, dec) == _reference(ra, dec, 20)).all()
+    assert (htm_indices(ra, dec) == _reference(ra, dec, 20)).all()  # sphgeom, point by point
+    # Repeated past the size where the numpy descent takes over.
+    reps = 600 // len(ra) + 1
+    ra, dec = np.tile(ra, reps), np.tile(dec, reps)
+    assert len(ra) > 512 and (htm_indices(ra, dec) == _reference(ra, dec, 20)).all()

@@ -30,7 +30,7 @@ import hashlib
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -42,6 +42,7 @@ from sqlalchemy import Engine
 
 from skyreg.catalogs.apdb_binary import frame_from_binary, select_list
 from skyreg.catalogs.apdb_frames import (
+    add_pixels,
     check_unique,
     layout,
     to_arrow,
@@ -53,6 +54,9 @@ from skyreg.errors import ConflictError, InputError
 from skyreg.geometry.htm_index import unit_vectors
 from skyreg.geometry.polygons import GeometryError
 from skyreg.schema.apdb import APDB_HTM_LEVEL, APDB_SCHEMA, PIXEL_COLUMN, STORED_CCD_TABLE
+
+if TYPE_CHECKING:
+    from skyreg.catalogs.apdb_match import MatchReport
 
 #: Ranges per region query, as dax_apdb (htm_max_ranges): more ranges give fewer candidates
 #: but a longer statement; measured in docs/catalogs.md.
@@ -163,6 +167,11 @@ class Apdb:
     def __init__(self, engine: Engine, reads: ReadConnection | None = None) -> None:
         self.engine = engine
         self._reads = reads if reads is not None else ReadConnection(engine)
+
+    @property
+    def reads(self) -> ReadConnection:
+        """The read session (shared with the registry's other reads)."""
+        return self._reads
 
     # -- reads --------------------------------------------------------------------------------
 
@@ -287,14 +296,18 @@ class Apdb:
         """
         time = mjd_tai(visit_time)
         objects_table = to_arrow(objects, "DiaObject",
-                                 fixed=("validityStartMjdTai", "validityEndMjdTai"))
+                                 fixed=("validityStartMjdTai", "validityEndMjdTai"),
+                                 pixel=False)
         objects_table = with_column(objects_table, "validityStartMjdTai",
                                     pa.array(np.full(objects_table.num_rows, time)))
         batches = {"DiaObject": objects_table}
         if sources is not None:
-            batches["DiaSource"] = to_arrow(sources, "DiaSource")
+            batches["DiaSource"] = to_arrow(sources, "DiaSource", pixel=False)
         if forced_sources is not None:
-            batches["DiaForcedSource"] = to_arrow(forced_sources, "DiaForcedSource")
+            batches["DiaForcedSource"] = to_arrow(forced_sources, "DiaForcedSource",
+                                                  pixel=False)
+        batches = add_pixels(batches)
+        objects_table = batches["DiaObject"]
         for name, table in batches.items():
             check_unique(table, name)
         ccd = _ccd_of(batches)
@@ -313,22 +326,34 @@ class Apdb:
         """Replace the DiaObject → Object matches of the DiaObjects in ``matches``.
 
         ``matches`` has DiaObject_To_Object_Match's columns (diaObjectId, objectId, dist, lnP);
-        every match stored before for one of its diaObjectIds is dropped first, so running a
-        cross-match again for a region leaves exactly its latest answer. Returns rows stored.
+        every match stored before for one of its diaObjectIds is dropped first (in the same
+        transaction, under the match writers' locks). Returns rows stored. To cross-match a
+        region and store the answer, see :meth:`match_objects`.
         """
-        table = to_arrow(matches, "DiaObject_To_Object_Match")
-        data, columns = to_csv(table, layout("DiaObject_To_Object_Match").columns)
+        from skyreg.catalogs.apdb_match import MATCH_TABLE, replace_matches
+
+        table = to_arrow(matches, MATCH_TABLE)
         ids = _ids(table.column("diaObjectId").to_numpy(), "diaObjectId")
         with writing(self.engine, "the match store"), self.engine.begin() as connection:
             driver: psycopg.Connection[Any] = connection.connection.driver_connection  # type: ignore[assignment]
-            driver.execute(f"DELETE FROM {_t('DiaObject_To_Object_Match')} WHERE "
-                           + _id_condition("diaObjectId", ids))
-            if data:
-                with driver.cursor() as cursor, cursor.copy(
-                        f"COPY {_t('DiaObject_To_Object_Match')} ({_columns(columns)}) "
-                        "FROM STDIN (FORMAT csv)") as copy:
-                    copy.write(data)
+            replace_matches(driver, ids, matches)
         return int(table.num_rows)
+
+    def match_objects(self, region: Region, catalog: Any, radius: Any = 1.0 / 3600.0, *,
+                      nearest: bool = True) -> MatchReport:
+        """Cross-match the latest DiaObjects in ``region`` with a Level-2 catalog and keep
+        the answer in ``DiaObject_To_Object_Match``.
+
+        ``catalog``: a :class:`~skyreg.catalogs.level2_query.Level2Catalog` or its name.
+        ``radius``: degrees or an astropy quantity (default 1″, at most 7°). ``nearest``:
+        the closest Object of each DiaObject only (ties: smallest id), else every Object
+        within the radius. ``dist`` is the separation in arcseconds, ``lnP`` NULL. One
+        transaction replaces every match stored before for the region's DiaObjects, also of
+        those that match nothing now: a re-run leaves exactly the latest answer.
+        """
+        from skyreg.catalogs.apdb_match import match_objects
+
+        return match_objects(self, _check_region(region), catalog, radius, nearest=nearest)
 
     def get_matches(self, dia_object_ids: Any) -> pd.DataFrame:
         """Stored DiaObject → Object matches of ``dia_object_ids``."""
@@ -395,16 +420,14 @@ class _Store:
                 return StoreReport(*self.ccd, already_stored=True)
         else:
             stored = None
-        for name, (data, columns) in self.csv.items():
-            if name != "DiaObject" or stored is not None:
-                copy_to_temp(driver, name, data, columns)
+        # Every frame into its temporary table: one statement creates them, one analyzes.
+        copy_to_temps(driver, self.csv)
         if stored is not None:
             self._refuse_rerun()
-        sources = self._insert_sources("DiaSource") if "DiaSource" in self.csv else 0
-        forced = (self._insert_sources("DiaForcedSource")
-                  if "DiaForcedSource" in self.csv else 0)
-        merged = (merge_objects(driver, self.objects, replace=True,
-                                csv=self.csv["DiaObject"])
+        inserted = self._insert_sources(
+            [n for n in ("DiaSource", "DiaForcedSource") if n in self.csv])
+        sources, forced = inserted.get("DiaSource", 0), inserted.get("DiaForcedSource", 0)
+        merged = (merge_objects(driver, self.objects, replace=True, copied=True)
                   if self.objects.num_rows else MergeResult(0, 0, 0, []))
         if self.ccd is not None:
             driver.execute(
@@ -456,15 +479,19 @@ class _Store:
             f"visit {visit} detector {detector} was stored before with other rows; a re-run "
             f"must store the same rows (nothing was written): {detail}")
 
-    def _insert_sources(self, name: str) -> int:
-        inserted = insert_new(self.driver, name)
-        if inserted < self.counts.get(name, 0):  # some were there: with the same values?
-            clash = clashing_keys(self.driver, name, _NAMED)
-            if clash:
-                raise ApdbConflictError(
-                    f"{name}: rows stored before with other values (nothing was written): "
-                    + "; ".join(_key_text(layout(name).key, k) for k in clash))
-        return inserted
+    def _insert_sources(self, names: Sequence[str]) -> dict[str, int]:
+        """Insert the new DiaSources and DiaForcedSources (one message for both); refuse
+        rows stored before with other values."""
+        counts = insert_new_many(self.driver, names)
+        for name in names:
+            if counts[name] < self.counts.get(name, 0):  # some were there: same values?
+                clash = clashing_keys(self.driver, name, _NAMED)
+                if clash:
+                    raise ApdbConflictError(
+                        f"{name}: rows stored before with other values (nothing was "
+                        "written): " + "; ".join(_key_text(layout(name).key, k)
+                                                 for k in clash))
+        return counts
 
 
 def key_lookups_only(driver: psycopg.Connection[Any]) -> None:
@@ -476,21 +503,37 @@ def key_lookups_only(driver: psycopg.Connection[Any]) -> None:
     statistics of their key columns only (:func:`copy_to_temp`): a full ANALYZE of a
     1,000-row, 84-column table costs 20 ms.
     """
-    for setting in ("enable_hashjoin", "enable_mergejoin"):
-        driver.execute(f"SET LOCAL {setting} = off")
+    driver.execute("SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off")
 
 
 def copy_to_temp(driver: psycopg.Connection[Any], name: str, data: bytes,
                  columns: Sequence[str]) -> None:
-    """COPY CSV rows of table ``name`` into its session temporary twin (emptied at commit)."""
-    driver.execute(f"CREATE TEMP TABLE IF NOT EXISTS {_temp(name)} "
-                   f"(LIKE {_t(name)} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS")
-    if data:
-        with driver.cursor() as cursor, cursor.copy(
-                f"COPY {_temp(name)} ({_columns(columns)}) FROM STDIN (FORMAT csv)") as copy:
-            copy.write(data)
-    # The row count and key statistics, so that joins on the key are planned as lookups.
-    driver.execute(f"ANALYZE {_temp(name)} ({_columns(layout(name).key)})")
+    """COPY CSV rows of table ``name`` into its session temporary twin (emptied at commit),
+    then its row count and key statistics, so that joins on the key are planned as
+    lookups."""
+    copy_to_temps(driver, {name: (data, tuple(columns))})
+
+
+def _create_temp_sql(name: str) -> str:
+    return (f"CREATE TEMP TABLE IF NOT EXISTS {_temp(name)} "
+            f"(LIKE {_t(name)} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS")
+
+
+def copy_to_temps(driver: psycopg.Connection[Any],
+                  frames: dict[str, tuple[bytes, tuple[str, ...]]]) -> None:
+    """:func:`copy_to_temp` for several tables in three round trips fewer per table: one
+    message creates the temporary tables, one COPY each, one ANALYZE for all."""
+    if not frames:
+        return
+    driver.execute("; ".join(_create_temp_sql(name) for name in frames))
+    for name, (data, columns) in frames.items():
+        if data:
+            with driver.cursor() as cursor, cursor.copy(
+                    f"COPY {_temp(name)} ({_columns(columns)}) FROM STDIN (FORMAT csv)"
+            ) as copy:
+                copy.write(data)
+    driver.execute("ANALYZE " + ", ".join(
+        f"{_temp(name)} ({_columns(layout(name).key)})" for name in frames))
 
 
 def _clash_condition(name: str, stored: str = "s") -> str:
@@ -520,13 +563,29 @@ def discard_clashes(driver: psycopg.Connection[Any], name: str) -> None:
                    f"WHERE {_clash_condition(name)}")
 
 
+def _insert_new_sql(name: str) -> str:
+    columns = layout(name).stored_columns
+    return (f"INSERT INTO {_t(name)} ({_columns(columns)}) SELECT {_columns(columns, 't.')} "
+            f"FROM {_temp(name)} AS t ON CONFLICT DO NOTHING")
+
+
 def insert_new(driver: psycopg.Connection[Any], name: str) -> int:
     """Insert the temporary rows of a source table whose key is not stored yet."""
-    columns = layout(name).stored_columns
-    cursor = driver.execute(
-        f"INSERT INTO {_t(name)} ({_columns(columns)}) SELECT {_columns(columns, 't.')} "
-        f"FROM {_temp(name)} AS t ON CONFLICT DO NOTHING")
-    return max(cursor.rowcount, 0)
+    return max(driver.execute(_insert_new_sql(name)).rowcount, 0)
+
+
+def insert_new_many(driver: psycopg.Connection[Any], names: Sequence[str]) -> dict[str, int]:
+    """:func:`insert_new` of several tables in one message (one round trip); rows inserted
+    per table."""
+    if not names:
+        return {}
+    cursor = driver.execute("; ".join(_insert_new_sql(name) for name in names))
+    counts = [max(cursor.rowcount, 0)]
+    while cursor.nextset():
+        counts.append(max(cursor.rowcount, 0))
+    if len(counts) != len(names):
+        raise RuntimeError(f"expected {len(names)} results, got {len(counts)}")
+    return dict(zip(names, counts, strict=True))
 
 
 @dataclass(frozen=True)
@@ -541,11 +600,21 @@ class MergeResult:
 
 def _chain(ids: npt.NDArray[np.int64], starts: npt.NDArray[np.float64]
            ) -> npt.NDArray[np.float64]:
-    """Validity end of each (id, start): the next start of the same id, NaN for the last."""
+    """Validity end of each (id, start): the next greater start of the same id, NaN for the
+    last. Pairs given twice (stored and given again) are one version and get the same end.
+    """
     order = np.lexsort((starts, ids))
-    ends = np.full(len(ids), np.nan)
-    same = ids[order][1:] == ids[order][:-1]
-    ends[order[:-1][same]] = starts[order][1:][same]
+    sorted_ids, sorted_starts = ids[order], starts[order]
+    # Runs of equal (id, start) collapse to their first element: the distinct versions.
+    first = np.ones(len(ids), dtype=bool)
+    first[1:] = (sorted_ids[1:] != sorted_ids[:-1]) | (sorted_starts[1:] != sorted_starts[:-1])
+    version = np.cumsum(first) - 1  # distinct version of each sorted element
+    distinct_ids, distinct_starts = sorted_ids[first], sorted_starts[first]
+    version_ends = np.full(len(distinct_ids), np.nan)
+    same = distinct_ids[1:] == distinct_ids[:-1]
+    version_ends[:-1][same] = distinct_starts[1:][same]
+    ends = np.empty(len(ids))
+    ends[order] = version_ends[version]
     return ends
 
 
@@ -557,8 +626,7 @@ def _array(values: npt.NDArray[Any]) -> str:
 
 
 def merge_objects(driver: psycopg.Connection[Any], table: pa.Table, *,
-                  replace: bool, csv: tuple[bytes, tuple[str, ...]] | None = None
-                  ) -> MergeResult:
+                  replace: bool, copied: bool = False) -> MergeResult:
     """Merge DiaObject versions (an Arrow table with validityStartMjdTai and pixelId).
 
     Locks the objects, reads their stored version starts, derives every version's validity
@@ -566,8 +634,8 @@ def merge_objects(driver: psycopg.Connection[Any], table: pa.Table, *,
     versions, replaces same-key versions that differ (``replace``, the rule for neighbouring
     CCDs of one visit) or refuses them (reported in ``clashes``), inserts new versions.
     Statements look rows up by key: arrays in, no joins left to the planner's guesses.
-    ``csv``: the table's rows as :func:`to_csv` wrote them (without validity ends), when the
-    caller has them already.
+    ``copied``: the caller has already put the rows (without validity ends, as
+    :func:`to_csv` writes them) into the temporary table.
     """
     oid, start, end = _q("diaObjectId"), _q("validityStartMjdTai"), _q("validityEndMjdTai")
     catalog = _t("DiaObject")
@@ -577,28 +645,29 @@ def merge_objects(driver: psycopg.Connection[Any], table: pa.Table, *,
     driver.execute(
         f"SELECT count(pg_advisory_xact_lock({_OBJECT_LOCK}, h)) FROM (SELECT DISTINCT "
         "hashint8(x) AS h FROM unnest(%s::int8[]) AS x ORDER BY 1) AS l", (_array(unique_ids),))
-    with driver.cursor(binary=True) as cursor:
-        stored = cursor.execute(
-            f"SELECT {oid}, {start}, {end} FROM {catalog} WHERE {oid} = ANY(%s::int8[])",
-            (_array(unique_ids),)).fetchall()
-    stored_ids = np.array([r[0] for r in stored], dtype=np.int64)
-    stored_starts = np.array([r[1] for r in stored], dtype=np.float64)
-    stored_ends = np.array([np.nan if r[2] is None else r[2] for r in stored],
-                           dtype=np.float64)
-    all_ids = np.concatenate([stored_ids, ids])
-    all_starts = np.concatenate([stored_starts, starts])
-    # A key both stored and given is one version: the chain runs over distinct keys.
-    versions = pd.DataFrame({"i": all_ids, "s": all_starts}).drop_duplicates()
-    versions["e"] = _chain(versions["i"].to_numpy(), versions["s"].to_numpy())
-    new_ends = pd.DataFrame({"i": ids, "s": starts}).merge(
-        versions, on=["i", "s"], how="left")["e"].to_numpy()
+    # The stored versions as fixed-width binary COPY, straight into numpy (fetching them as
+    # Python tuples cost ~1 µs a value). COPY takes no parameters: the ids are numpy's.
+    names = ["diaObjectId", "validityStartMjdTai", "validityEndMjdTai"]
+    with driver.cursor() as cursor, cursor.copy(
+            f"COPY (SELECT {select_list('DiaObject', names)} FROM {catalog} WHERE {oid} = "
+            f"ANY('{_array(unique_ids)}'::int8[])) TO STDOUT (FORMAT binary)") as copy:
+        versions = frame_from_binary(b"".join(bytes(block) for block in copy), "DiaObject",
+                                     names)
+    stored_ids = versions["diaObjectId"].to_numpy(np.int64)
+    stored_starts = versions["validityStartMjdTai"].to_numpy(np.float64)
+    stored_ends = versions["validityEndMjdTai"].to_numpy(np.float64)
+    # A key both stored and given is one version: the chain runs over distinct keys (in
+    # numpy: pandas' drop_duplicates and two merges cost ~8 ms of a CCD's store).
+    every_end = _chain(np.concatenate([stored_ids, ids]),
+                       np.concatenate([stored_starts, starts]))
+    new_ends = every_end[len(stored_ids):]
     # Rows are copied without their ends (so the caller's canonical CSV serves), then the
     # few that are not open get theirs: usually none, as a visit's versions are the newest.
     if "validityEndMjdTai" in table.column_names:
         table = table.drop_columns(["validityEndMjdTai"])
-    data, columns = csv if csv is not None else to_csv(
-        table, layout("DiaObject").stored_columns)
-    copy_to_temp(driver, "DiaObject", data, columns)
+    if not copied:
+        data, columns = to_csv(table, layout("DiaObject").stored_columns)
+        copy_to_temp(driver, "DiaObject", data, columns)
     closed = ~np.isnan(new_ends)
     if closed.any():
         driver.execute("SET LOCAL enable_hashjoin = on")  # temporary x array: no index
@@ -610,8 +679,7 @@ def merge_objects(driver: psycopg.Connection[Any], table: pa.Table, *,
         driver.execute("SET LOCAL enable_hashjoin = off")
     # Stored versions whose end changes: closed ones first (the open one may be superseded),
     # re-opened ones after the inserts (one open version per object, always).
-    wanted = pd.DataFrame({"i": stored_ids, "s": stored_starts}).merge(
-        versions, on=["i", "s"], how="left")["e"].to_numpy()
+    wanted = every_end[:len(stored_ids)]
     changed = ~((np.isnan(wanted) & np.isnan(stored_ends)) | (wanted == stored_ends))
     closing = changed & ~np.isnan(wanted)
     reopening = changed & np.isnan(wanted)
@@ -623,7 +691,7 @@ def merge_objects(driver: psycopg.Connection[Any], table: pa.Table, *,
                                     _array(wanted[closing])))
     clashes: list[tuple[Any, ...]] = []
     replaced = 0
-    if len(stored):
+    if len(stored_ids):
         if replace:
             values = _object_values()
             replaced = driver.execute(

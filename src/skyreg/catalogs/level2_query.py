@@ -160,9 +160,13 @@ def frame(rows: list[tuple[Any, ...]], columns: Sequence[str], info: CatalogInfo
     """A DataFrame of result rows, column by column (pandas' ``from_records`` costs ~1.5 ms
     more for a small answer), numbers in their stored width; NULL integers make the column
     float (NaN), NULL texts are None."""
+    if not rows:
+        # Most small cones are empty: a shallow copy of a cached empty frame costs ~15 µs of
+        # CPU where building one costs ~220 µs (pandas' column index and block checks).
+        return _empty_frame(info, tuple(columns)).copy(deep=False)
     types = info.column_types
     data: dict[str, Any] = {}
-    values = list(zip(*rows, strict=True)) if rows else [() for _ in columns]
+    values = list(zip(*rows, strict=True))
     for name, column in zip(columns, values, strict=True):
         dtype = _DTYPES.get(types.get(name, ""))
         if dtype is None:
@@ -176,6 +180,14 @@ def frame(rows: list[tuple[Any, ...]], columns: Sequence[str], info: CatalogInfo
             data[name] = np.array(column, dtype=dtype)
     # From numpy arrays, without copies: pandas' per-Series construction costs ~1 ms here.
     return pd.DataFrame(data, copy=False)
+
+
+@lru_cache(maxsize=256)
+def _empty_frame(info: CatalogInfo, columns: tuple[str, ...]) -> pd.DataFrame:
+    """The typed empty answer (never handed out itself: callers get a shallow copy)."""
+    types = info.column_types
+    return pd.DataFrame({name: np.empty(0, dtype=_DTYPES.get(types.get(name, ""), object))
+                         for name in columns})
 
 
 def _selected(columns: Sequence[str]) -> sql.Composed:

@@ -10,7 +10,14 @@ from typing import Any
 
 import click
 
-from skyreg.cli.common import format_option, friendly_errors, open_registry, parse_angle, parse_ra
+from skyreg.cli.common import (
+    format_option,
+    friendly_errors,
+    open_registry,
+    parse_angle,
+    parse_ra,
+    region_kwargs,
+)
 from skyreg.cli.output import render
 from skyreg.cli.progress import IngestProgress
 
@@ -166,3 +173,44 @@ def load_apdb(ctx: click.Context, directory: Path, progress: bool) -> None:
     if report.refused_count:
         click.echo(f"error: {report.refused_count} rows refused", err=True)
         sys.exit(1)
+
+
+@catalog.command("match-apdb")
+@click.argument("name")
+@click.option("--cone", nargs=3, metavar="RA DEC RADIUS",
+              help="The region: centre and radius (degrees, or with units: 12arcmin).")
+@click.option("--polygon", metavar="'RA,DEC RA,DEC ...'",
+              help="The region: a convex polygon, vertices in order (either direction).")
+@click.option("--radius", default="1arcsec", show_default=True,
+              help="Match radius (degrees, or with units).")
+@click.option("--all", "every", is_flag=True,
+              help="Keep every Object within the radius, not only the nearest.")
+@format_option
+@click.pass_context
+@friendly_errors
+def match_apdb(ctx: click.Context, name: str, cone: tuple[str, str, str] | None,
+               polygon: str | None, radius: str, every: bool, fmt: str) -> None:
+    """Cross-match the latest DiaObjects of a region with catalog NAME and keep the answer
+    in DiaObject_To_Object_Match (replacing the matches stored before for those DiaObjects).
+
+    \b
+    Examples:
+      skyreg catalog match-apdb dr1_object --cone 45.0 0.0 0.2
+      skyreg catalog match-apdb dr1_object --cone 45.0 0.0 12arcmin --radius 0.5arcsec --all
+    """
+    from skyreg.geometry.query_regions import make_query_region
+
+    if not cone and not polygon:
+        raise click.UsageError("give the region: --cone RA DEC RADIUS or --polygon")
+    query = make_query_region(**region_kwargs(cone, polygon, None))
+    assert query is not None
+    size = parse_angle(radius, "--radius")
+    with open_registry(ctx) as registry:
+        report = registry.apdb.match_objects(query.region, name, size, nearest=not every)
+    columns = ["catalog", "dia_objects", "matched", "stored", "replaced"]
+    values = [report.catalog, report.dia_objects, report.matched, report.stored,
+              report.replaced]
+    if fmt == "json":
+        click.echo(json.dumps(dict(zip(columns, values, strict=True))))
+    else:
+        click.echo(render(columns, [values], fmt))
