@@ -129,13 +129,24 @@ def _cross(b: FloatArray, c: FloatArray) -> FloatArray:
     return out
 
 
+def _all(values: BoolArray, axis: int | tuple[int, ...]) -> BoolArray:
+    reduced: BoolArray = np.all(values, axis=axis)
+    return reduced
+
+
+def _any(values: BoolArray, axis: int | tuple[int, ...]) -> BoolArray:
+    reduced: BoolArray = np.any(values, axis=axis)
+    return reduced
+
+
 def _dots(points: FloatArray, normals: FloatArray) -> FloatArray:
     """``d[n, i, j] = points[n, i] · normals[n, j]`` (a batched matrix product).
 
     The bound holds for any order of the three-term sum and with or without fused
     multiply-adds (each only removes roundings), so the product may come from BLAS.
     """
-    return np.matmul(points, np.swapaxes(normals, 1, 2))
+    product: FloatArray = np.matmul(points, np.swapaxes(normals, 1, 2))
+    return product
 
 
 def _classify_shape(pv: FloatArray, pn: FloatArray, qv: FloatArray, qn: FloatArray
@@ -145,14 +156,14 @@ def _classify_shape(pv: FloatArray, pn: FloatArray, qv: FloatArray, qn: FloatArr
     m1 = _dots(pv, qn)  # m1[:, i, j] = det(p_i, q_j, q_j+1): p_i is left of Q's edge j
     m2 = _dots(qv, pn)  # m2[:, j, i] = det(q_j, p_i, p_i+1)
     # A vertex proven left of every edge of the other polygon is inside it: overlap.
-    inside = (m1 > bound).all(axis=2).any(axis=1) | (m2 > bound).all(axis=2).any(axis=1)
+    inside = _any(_all(m1 > bound, 2), 1) | _any(_all(m2 > bound, 2), 1)
     # An edge with every vertex of the other polygon proven on its right separates them.
     # Such a pair has no common point, so sphgeom (exact) finds no contained vertex and no
     # crossing. For convex polygons within a hemisphere some edge always separates
     # disjoint, non-touching polygons (the separating axis theorem through the gnomonic
     # projection), so this decides nearly every disjoint pair.
-    separated = ((m1 < -bound).all(axis=1).any(axis=1)
-                 | (m2 < -bound).all(axis=1).any(axis=1))
+    separated = (_any(_all(m1 < -bound, 1), 1)
+                 | _any(_all(m2 < -bound, 1), 1))
     result = np.full(len(pv), UNDECIDED, dtype=np.int8)
     result[separated] = DISJOINT
     result[inside] = OVERLAPS
@@ -166,8 +177,8 @@ def _classify_rest(m1: FloatArray, m2: FloatArray) -> npt.NDArray[np.int8]:
     """The remaining pairs, following sphgeom's test step by step with proven signs only."""
     bound = SIGN_BOUND
     # sphgeom: overlap iff a vertex of either lies in the other, or an edge pair crosses.
-    inside = (m1 > bound).all(axis=2).any(axis=1) | (m2 > bound).all(axis=2).any(axis=1)
-    outside = (m1 < -bound).any(axis=2).all(axis=1) & (m2 < -bound).any(axis=2).all(axis=1)
+    inside = _any(_all(m1 > bound, 2), 1) | _any(_all(m2 > bound, 2), 1)
+    outside = _all(_any(m1 < -bound, 2), 1) & _all(_any(m2 < -bound, 2), 1)
     # Edge (a, b) = (p_i, p_i+1) against edge (c, d) = (q_j, q_j+1): it crosses when
     # det(a,c,d) = m1[i, j], det(b,d,c) = -m1[i+1, j], det(c,b,a) = -m2[j, i] and
     # det(d,a,b) = m2[j+1, i] have one non-zero sign.
@@ -179,8 +190,8 @@ def _classify_rest(m1: FloatArray, m2: FloatArray) -> npt.NDArray[np.int8]:
     all_neg = negative[0] & negative[1] & negative[2] & negative[3]
     mixed = ((positive[0] | positive[1] | positive[2] | positive[3])
              & (negative[0] | negative[1] | negative[2] | negative[3]))
-    crossing = (all_pos | all_neg).any(axis=(1, 2))
-    no_crossing = mixed.all(axis=(1, 2))
+    crossing = _any(all_pos | all_neg, (1, 2))
+    no_crossing = _all(mixed, (1, 2))
     result = np.full(len(m1), UNDECIDED, dtype=np.int8)
     result[outside & no_crossing] = DISJOINT
     result[inside | crossing] = OVERLAPS
