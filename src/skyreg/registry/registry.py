@@ -26,7 +26,7 @@ from skyreg.errors import DatabaseError, NotFoundError
 from skyreg.geometry.pixelization import PixelScheme
 from skyreg.geometry.polygons import GeometryError, decode_polygon
 from skyreg.geometry.query_regions import QueryRegion, make_query_region
-from skyreg.registry import dataset_queries, queries
+from skyreg.registry import dataset_queries, queries, relation_queries
 from skyreg.registry.results import (
     CcdRef,
     DatasetRef,
@@ -328,7 +328,9 @@ class Registry:
         a patch or tract. ``time`` is (start, end) as astropy Time or MJD (TAI): visits whose
         exposure overlaps it.
         """
-        query = self._query_region(
+        kind = relation_queries.stored_kind({"patch": patch, "tract": tract}, cone, polygon,
+                                            point, region)
+        query = None if kind else self._query_region(
             stored=("patch", "tract"), patch=patch, tract=tract, cone=cone, polygon=polygon,
             point=point, region=region, inner=inner,
         )
@@ -345,6 +347,10 @@ class Registry:
             params["bands"] = list(bands)
         if mjd_range is not None:
             params["mjd_start"], params["mjd_end"] = mjd_range
+        if kind is not None:
+            return ccd_results(self._related(kind, patch if kind == "patch" else tract, _sql(
+                relation_queries.ccds_of_tile, kind, inner, filters), params))
+        assert query is not None
         rows = self._exact(_sql(queries.ccd_candidates, filters), query, params)
         return ccd_results(rows)
 
@@ -360,8 +366,8 @@ class Registry:
         inner: bool = False,
     ) -> ResultList[PatchRef]:
         """Patches whose outer polygon (inner with ``inner=True``) overlaps a CCD or region."""
-        rows = self._find_tiles(queries.patch_candidates, skymap, inner, ccd=ccd, cone=cone,
-                                polygon=polygon, point=point, region=region)
+        rows = self._find_tiles(queries.patch_candidates, skymap, inner, "patch", ccd=ccd,
+                                cone=cone, polygon=polygon, point=point, region=region)
         return patch_results(rows)
 
     def find_tracts(
@@ -376,17 +382,24 @@ class Registry:
         inner: bool = False,
     ) -> ResultList[TractRef]:
         """Tracts whose outer polygon (inner with ``inner=True``) overlaps a CCD or region."""
-        rows = self._find_tiles(queries.tract_candidates, skymap, inner, ccd=ccd, cone=cone,
-                                polygon=polygon, point=point, region=region)
+        rows = self._find_tiles(queries.tract_candidates, skymap, inner, "tract", ccd=ccd,
+                                cone=cone, polygon=polygon, point=point, region=region)
         return tract_results(rows)
 
     def _find_tiles(self, builder: Callable[[bool, bool], Select[Any]],
-                    skymap: str | Sequence[str] | None, inner: bool, **regions: Any
+                    skymap: str | Sequence[str] | None, inner: bool, kind: str, **regions: Any
                     ) -> list[tuple[Any, ...]]:
         """Patches or tracts (per ``builder``) matching a CCD or region, exact."""
-        query = self._query_region(stored=("ccd",), **regions)
+        ccd = regions.pop("ccd")
+        stored = relation_queries.stored_kind({"ccd": ccd}, *regions.values())
+        query = None if stored else self._query_region(stored=("ccd",), ccd=ccd, **regions)
         skymaps = _names(skymap, "skymap")
         self._names.check(self._conn, "skymap", skymaps, stacklevel=4)
+        if stored is not None:
+            return self._related("ccd", ccd, _sql(relation_queries.tiles_of_ccd, kind,
+                                                  skymaps is not None, inner),
+                                 {"skymaps": list(skymaps)} if skymaps is not None else {})
+        assert query is not None
         return self._exact(_sql(builder, skymaps is not None, inner), query,
                            {"skymaps": list(skymaps)} if skymaps is not None else {})
 
@@ -727,6 +740,25 @@ class Registry:
         if query is None:  # only when no region was given, which is refused above
             raise QueryError("give a search region")
         return query
+
+    def _related(self, kind: str, key: Any, sql: str, params: dict[str, Any]
+                 ) -> list[tuple[Any, ...]]:
+        """Rows of a relation statement for one stored patch, tract or CCD (its key).
+
+        An empty answer is checked: a key that is not registered raises NotFoundError.
+        """
+        types, names, example, lookup = {
+            "patch": ((str, int, int), ("skymap", "tract", "patch"), "(skymap, tract, patch)",
+                      self.patch_region),
+            "tract": ((str, int), ("skymap", "tract"), "(skymap, tract)", self.tract_region),
+            "ccd": ((str, int, int), ("instrument", "visit", "detector"),
+                    "(instrument, visit, detector)", self.ccd_region),
+        }[kind]
+        values = _key(key, types, kind, example)
+        rows = self._fetch(sql, {**params, **dict(zip(names, values, strict=True))})
+        if not rows:
+            lookup(*values)  # type: ignore[operator]  # raises NotFoundError if unknown
+        return rows
 
     def _exact(self, sql: str, query: QueryRegion, params: dict[str, Any]
                ) -> list[tuple[Any, ...]]:
