@@ -6,6 +6,12 @@ overlap (outer polygon, or inner with its own flag), keyed (tile, CCD) with a co
 keeps them in step in its own transaction (``skyreg.schema.overlaps``); this revision creates
 them and fills them for the CCDs and tiles a registry already holds, with the same code.
 
+The SQL functions are re-installed from skyreg/migrations/sql/0007: the patch and tract
+searches (skyreg_ccds_overlapping_patch, ..._tract, skyreg_patches_overlapping_ccd,
+skyreg_tracts_overlapping_ccd, skyreg_ccd_patch_pairs) read the relations, and
+skyreg_ccd_id/skyreg_patch_id/skyreg_tract_id give their keys. The downgrade puts
+back 0004's functions, then drops the relations.
+
 Revision ID: 0007
 Revises: 0006
 Create Date: 2026-12-01 14:00:00
@@ -18,10 +24,15 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
+from skyreg.migrations import functions
+
 revision: str = "0007"
 down_revision: str | None = "0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
+
+#: SHA-256 of ``sql/0007`` (``functions.sql_digest``): the suite fails if the files change.
+SQL_SHA256 = "e130cf3ee248060bb61aaf2123f5e56b236b47a2348d4ded19a6a58313fd99a4"
 
 _FLAGS = ["outer_overlap", "inner_overlap"]
 
@@ -58,8 +69,10 @@ def upgrade() -> None:
     _create("ccd_tract_overlap", "tract", "tract_id")
     # Backfill: every stored CCD against every stored tile, as an ingest would have.
     overlaps.add_overlaps(op.get_bind(), overlaps.NOTHING_STORED)
+    functions.install(revision)
 
 
 def downgrade() -> None:
+    functions.install("0004")
     op.drop_table("ccd_tract_overlap")
     op.drop_table("ccd_patch_overlap")
