@@ -35,6 +35,7 @@ always exactly sphgeom's.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -46,8 +47,8 @@ from lsst.sphgeom import ConvexPolygon, UnitVector3d
 SIGN_BOUND = 4e-15
 #: Vertices whose norm differs from 1 by more than this are left to sphgeom.
 NORM_TOLERANCE = 1e-12
-#: Pairs tested per numpy pass (bounds the temporary arrays to a few tens of MB).
-CHUNK = 65_536
+#: Pairs tested per numpy pass: small enough for the per-pair vectors to stay in cache.
+CHUNK = 4_096
 
 _TYPE_CODE = b"p"
 
@@ -72,6 +73,10 @@ class PolygonArrays:
     counts: IntArray
     normals: FloatArray
     usable: BoolArray
+    #: ``vertices`` and ``normals`` as (vertex, coordinate, polygon) arrays: the tests gather
+    #: and compute on contiguous per-polygon vectors.
+    by_vertex: FloatArray
+    normals_by_vertex: FloatArray
 
     def __len__(self) -> int:
         return len(self.counts)
@@ -110,7 +115,9 @@ class PolygonArrays:
         normals = _cross(vertices, following)
         norms = np.sqrt(np.einsum("nkc,nkc->nk", vertices, vertices))
         usable = (np.abs(norms - 1.0) <= NORM_TOLERANCE).all(axis=1)
-        return cls(vertices, counts, normals, usable)
+        return cls(vertices, counts, normals, usable,
+                   np.ascontiguousarray(vertices.transpose(1, 2, 0)),
+                   np.ascontiguousarray(normals.transpose(1, 2, 0)))
 
     def polygon(self, i: int) -> ConvexPolygon:
         """Polygon ``i`` as sphgeom holds it (same doubles: decoded from its own encoding)."""
@@ -149,27 +156,50 @@ def _dots(points: FloatArray, normals: FloatArray) -> FloatArray:
     return product
 
 
+def _dot(a: FloatArray, b: FloatArray) -> FloatArray:
+    """Per-pair dot products of (3, n) arrays: three products, two sums (as bounded)."""
+    result: FloatArray = a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
+    return result
+
+
+def _min(values: list[FloatArray]) -> FloatArray:
+    return functools.reduce(np.minimum, values)
+
+
+def _max(values: list[FloatArray]) -> FloatArray:
+    return functools.reduce(np.maximum, values)
+
+
 def _classify_shape(pv: FloatArray, pn: FloatArray, qv: FloatArray, qn: FloatArray
                     ) -> npt.NDArray[np.int8]:
-    """:func:`classify_pairs` for pairs whose polygons all have the same vertex counts."""
+    """:func:`classify_pairs` for pairs whose polygons all have the same vertex counts.
+
+    Arguments are (vertex, coordinate, pair) arrays; every operation below works on
+    contiguous per-pair vectors, the small vertex loops being Python loops.
+    """
     bound = SIGN_BOUND
-    m1 = _dots(pv, qn)  # m1[:, i, j] = det(p_i, q_j, q_j+1): p_i is left of Q's edge j
-    m2 = _dots(qv, pn)  # m2[:, j, i] = det(q_j, p_i, p_i+1)
+    k, m = len(pv), len(qv)
+    # m1[i][j] = det(p_i, q_j, q_j+1): p_i is left of Q's edge j; m2[j][i] likewise.
+    m1 = [[_dot(pv[i], qn[j]) for j in range(m)] for i in range(k)]
+    m2 = [[_dot(qv[j], pn[i]) for i in range(k)] for j in range(m)]
     # A vertex proven left of every edge of the other polygon is inside it: overlap.
-    inside = _any(_all(m1 > bound, 2), 1) | _any(_all(m2 > bound, 2), 1)
+    inside = ((_max([_min(row) for row in m1]) > bound)
+              | (_max([_min(row) for row in m2]) > bound))
     # An edge with every vertex of the other polygon proven on its right separates them.
     # Such a pair has no common point, so sphgeom (exact) finds no contained vertex and no
     # crossing. For convex polygons within a hemisphere some edge always separates
     # disjoint, non-touching polygons (the separating axis theorem through the gnomonic
     # projection), so this decides nearly every disjoint pair.
-    separated = (_any(_all(m1 < -bound, 1), 1)
-                 | _any(_all(m2 < -bound, 1), 1))
-    result = np.full(len(pv), UNDECIDED, dtype=np.int8)
+    separated = ((_min([_max([m1[i][j] for i in range(k)]) for j in range(m)]) < -bound)
+                 | (_min([_max([m2[j][i] for j in range(m)]) for i in range(k)]) < -bound))
+    result = np.full(pv.shape[2], UNDECIDED, dtype=np.int8)
     result[separated] = DISJOINT
     result[inside] = OVERLAPS
     rest = np.flatnonzero(~(inside | separated))
     if len(rest):
-        result[rest] = _classify_rest(m1[rest], m2[rest])
+        first = np.array([[m1[i][j][rest] for j in range(m)] for i in range(k)])
+        second = np.array([[m2[j][i][rest] for i in range(k)] for j in range(m)])
+        result[rest] = _classify_rest(np.moveaxis(first, 2, 0), np.moveaxis(second, 2, 0))
     return result
 
 
@@ -216,8 +246,9 @@ def classify_pairs(a: PolygonArrays, ia: IntArray, b: PolygonArrays, ib: IntArra
         for start in range(0, len(rows), CHUNK):
             part = rows[start:start + CHUNK]
             pa, pb = ia[part], ib[part]
-            result[part] = _classify_shape(a.vertices[pa, :k], a.normals[pa, :k],
-                                           b.vertices[pb, :m], b.normals[pb, :m])
+            result[part] = _classify_shape(
+                a.by_vertex[:k, :, pa], a.normals_by_vertex[:k, :, pa],
+                b.by_vertex[:m, :, pb], b.normals_by_vertex[:m, :, pb])
     return result
 
 

@@ -26,7 +26,8 @@ import numpy as np
 import numpy.typing as npt
 from lsst.sphgeom import ConvexPolygon
 from psycopg import sql
-from sqlalchemy import Connection, Table, func, select
+from sqlalchemy import Connection, Table, func, select, text, true
+from sqlalchemy.schema import AddConstraint, CreateIndex, DropConstraint, DropIndex
 
 from skyreg.geometry import batch_overlap
 from skyreg.schema.tables import (
@@ -48,8 +49,6 @@ PAIRS_PER_ROUND = 2_000_000
 
 _COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + b"\x00" * 8
 _COPY_TRAILER = b"\xff\xff"
-_PAIR_ROW = np.dtype([("fields", ">i2"), ("len_a", ">i4"), ("a", ">i8"),
-                      ("len_b", ">i4"), ("b", ">i8")])
 _OVERLAP_ROW = np.dtype([("fields", ">i2"), ("len_t", ">i4"), ("tile", ">i8"),
                          ("len_c", ">i4"), ("ccd", ">i8"), ("len_o", ">i4"), ("outer", "u1"),
                          ("len_i", ">i4"), ("inner", "u1")])
@@ -112,12 +111,41 @@ def add_overlaps(connection: Connection, since: HighWater,
         new_ccds, new_tiles = now.ccd > since.ccd, now.of(tiles.kind) > since.of(tiles.kind)
         count = 0
         if new_ccds or new_tiles:
+            # Into an empty relation (a registry's first load, a backfill), drop the indexes
+            # and build each once afterwards: a sort instead of a B-tree descent per pair.
+            bulk = _is_empty(connection, tiles.relation)
+            if bulk:
+                _drop_indexes(connection, tiles.relation)
             for ccd_ids, tile_ids in _candidates(connection, tiles, since, new_ccds, new_tiles):
                 count += _test_and_store(connection, tiles, ccd_ids, tile_ids)
+            if bulk:
+                _create_indexes(connection, tiles.relation)
         added[tiles.kind] = count
         if timings is not None:
             timings[f"overlaps {tiles.kind}"] = time.perf_counter() - started
     return added
+
+
+def _is_empty(connection: Connection, relation: Table) -> bool:
+    """Whether the relation holds no row and this session may rebuild its indexes (owner)."""
+    if connection.execute(select(true()).select_from(relation).limit(1)).first() is not None:
+        return False
+    owns = text("SELECT pg_has_role(current_user, relowner, 'USAGE') FROM pg_class "
+                "WHERE oid = CAST(:name AS regclass)")
+    return bool(connection.execute(owns, {"name": relation.name}).scalar_one())
+
+
+def _drop_indexes(connection: Connection, relation: Table) -> None:
+    assert relation.primary_key.name is not None
+    connection.execute(DropConstraint(relation.primary_key))
+    for index in sorted(relation.indexes, key=lambda index: str(index.name)):
+        connection.execute(DropIndex(index))
+
+
+def _create_indexes(connection: Connection, relation: Table) -> None:
+    connection.execute(AddConstraint(relation.primary_key))
+    for index in sorted(relation.indexes, key=lambda index: str(index.name)):
+        connection.execute(CreateIndex(index))
 
 
 def _driver(connection: Connection) -> object:
@@ -142,15 +170,16 @@ def _candidates(connection: Connection, tiles: Tiles, since: HighWater, new_ccds
             "ON c.pix = t.pix WHERE t.{id} > {tile0} AND c.ccd_id <= {ccd0}").format(
                 id=tile_id, ccd_pixel=sql.Identifier(ccd_pixel.name), pixels=tile_pixels,
                 tile0=sql.Literal(since.of(tiles.kind)), ccd0=sql.Literal(since.ccd)))
-    query = sql.SQL(" UNION ALL ").join(parts)
-    statement = sql.SQL("COPY ({}) TO STDOUT (FORMAT BINARY)").format(query)
-    data = bytearray()
-    with _driver(connection).cursor() as cursor, cursor.copy(statement) as copy:  # type: ignore[attr-defined]
-        for block in copy:
-            data += block
-    rows = np.frombuffer(bytes(data[len(_COPY_HEADER):-len(_COPY_TRAILER)]), dtype=_PAIR_ROW)
-    ccd_ids, tile_ids = rows["a"].astype(np.int64), rows["b"].astype(np.int64)
-    for start in range(0, len(rows), PAIRS_PER_ROUND):
+    # One bytea of big-endian (ccd_id, tile_id) pairs: a single value to transfer and one
+    # numpy view to read, instead of a message and a Python object per pair.
+    query = sql.SQL("SELECT coalesce(string_agg(int8send(ccd_id) || int8send({id}), ''), '') "
+                    "FROM ({}) AS pairs(ccd_id, {id})").format(
+        sql.SQL(" UNION ALL ").join(parts), id=tile_id)
+    with _driver(connection).cursor(binary=True) as cursor:  # type: ignore[attr-defined]
+        data = cursor.execute(query).fetchone()[0]
+    pairs = np.frombuffer(data, dtype=">i8").reshape(-1, 2).astype(np.int64)
+    ccd_ids, tile_ids = pairs[:, 0].copy(), pairs[:, 1].copy()
+    for start in range(0, len(pairs), PAIRS_PER_ROUND):
         yield ccd_ids[start:start + PAIRS_PER_ROUND], tile_ids[start:start + PAIRS_PER_ROUND]
 
 
