@@ -109,7 +109,7 @@ class PolygonArrays:
         # Edge j runs from vertex j to vertex (j + 1) mod k; padding edges (last vertex to
         # itself) get an exactly zero normal.
         following = vertices.copy()
-        for k in np.unique(counts):
+        for k in _kinds(counts):
             rows = np.flatnonzero(counts == k)
             following[rows, :k] = np.roll(vertices[rows, :k], -1, axis=1)
         normals = _cross(vertices, following)
@@ -125,6 +125,14 @@ class PolygonArrays:
         polygon = ConvexPolygon.decode(_TYPE_CODE + rows.tobytes())
         assert isinstance(polygon, ConvexPolygon)
         return polygon
+
+
+def _kinds(values: IntArray) -> list[int]:
+    """The distinct values (nearly always just one: every polygon a quadrilateral)."""
+    if not len(values):
+        return []
+    low, high = int(values.min()), int(values.max())
+    return [low] if low == high else [int(v) for v in np.unique(values)]
 
 
 def _cross(b: FloatArray, c: FloatArray) -> FloatArray:
@@ -240,7 +248,7 @@ def classify_pairs(a: PolygonArrays, ia: IntArray, b: PolygonArrays, ib: IntArra
         return result
     shapes = a.counts[ia] * 1024 + b.counts[ib]
     usable = a.usable[ia] & b.usable[ib]
-    for shape in np.unique(shapes):
+    for shape in _kinds(shapes):
         rows = np.flatnonzero((shapes == shape) & usable)
         k, m = int(shape // 1024), int(shape % 1024)
         for start in range(0, len(rows), CHUNK):

@@ -186,14 +186,25 @@ def _candidates(connection: Connection, tiles: Tiles, since: HighWater, new_ccds
 def _regions(connection: Connection, table: Table, id_column: str, columns: tuple[str, ...],
              ids: IntArray) -> tuple[IntArray, list[list[bytes]]]:
     """(sorted ids, encoded polygons per column in that order) of the given rows."""
-    statement = sql.SQL("SELECT {id}, {columns} FROM {table} WHERE {id} = ANY(%s) "
-                        "ORDER BY {id}").format(
+    # The ids go as one text literal of an array: psycopg adapts a long Python list element
+    # by element, numpy formats it at once.
+    statement = sql.SQL("SELECT {id}, {columns} FROM {table} "
+                        "WHERE {id} = ANY(CAST(%s AS bigint[])) ORDER BY {id}").format(
         id=sql.Identifier(id_column), table=sql.Identifier(table.name),
         columns=sql.SQL(", ").join(sql.Identifier(c) for c in columns))
     with _driver(connection).cursor(binary=True) as cursor:  # type: ignore[attr-defined]
-        rows = cursor.execute(statement, [ids.tolist()]).fetchall()
+        rows = cursor.execute(statement, ["{" + ",".join(ids.astype(str).tolist()) + "}"]
+                              ).fetchall()
     found = np.array([row[0] for row in rows], dtype=np.int64)
     return found, [[bytes(row[k + 1]) for row in rows] for k in range(len(columns))]
+
+
+def _distinct(ids: IntArray) -> IntArray:
+    """Sorted distinct ids (a sort and a mask: cheaper here than ``np.unique``'s hashing)."""
+    ordered = np.sort(ids)
+    keep = np.ones(len(ordered), dtype=bool)
+    keep[1:] = ordered[1:] != ordered[:-1]
+    return ordered[keep]
 
 
 def _test_and_store(connection: Connection, tiles: Tiles, ccd_ids: IntArray,
@@ -202,10 +213,10 @@ def _test_and_store(connection: Connection, tiles: Tiles, ccd_ids: IntArray,
     if not len(ccd_ids):
         return 0
     found_ccds, (ccd_blobs,) = _regions(connection, ccd, "ccd_id", ("region",),
-                                        np.unique(ccd_ids))
+                                        _distinct(ccd_ids))
     found_tiles, (outer_blobs, inner_blobs) = _regions(
         connection, tiles.table, tiles.id_column, ("outer_region", "inner_region"),
-        np.unique(tile_ids))
+        _distinct(tile_ids))
     ccd_rows = np.searchsorted(found_ccds, ccd_ids)
     tile_rows = np.searchsorted(found_tiles, tile_ids)
     ccds = batch_overlap.PolygonArrays.from_encoded(ccd_blobs)
