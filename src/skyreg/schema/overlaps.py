@@ -116,10 +116,24 @@ def add_overlaps(connection: Connection, since: HighWater,
             bulk = _is_empty(connection, tiles.relation)
             if bulk:
                 _drop_indexes(connection, tiles.relation)
+                # A first load's tables were filled in this transaction, so the planner's
+                # statistics still call them empty: without fresh ones the candidate join
+                # became a nested loop over sequential scans.
+                for table in (ccd_pixel, tiles.pixels, ccd, tiles.table):
+                    connection.execute(text(f'ANALYZE "{table.name}"'))
+            steps = {"candidates": 0.0, "exact test and copy": 0.0, "indexes": 0.0}
+            clock = time.perf_counter()
             for ccd_ids, tile_ids in _candidates(connection, tiles, since, new_ccds, new_tiles):
+                steps["candidates"] += time.perf_counter() - clock
+                clock = time.perf_counter()
                 count += _test_and_store(connection, tiles, ccd_ids, tile_ids)
+                steps["exact test and copy"] += time.perf_counter() - clock
+                clock = time.perf_counter()
             if bulk:
                 _create_indexes(connection, tiles.relation)
+                steps["indexes"] = time.perf_counter() - clock
+            if timings is not None:
+                timings.update({f"overlaps {tiles.kind}: {k}": v for k, v in steps.items()})
         added[tiles.kind] = count
         if timings is not None:
             timings[f"overlaps {tiles.kind}"] = time.perf_counter() - started
