@@ -112,7 +112,7 @@ def stored(url: str) -> dict[str, Pairs]:
             f"SELECT {kind}_id, ccd_id, outer_overlap, inner_overlap "
             f"FROM ccd_{kind}_overlap"))} for kind in ("patch", "tract")}
     engine.dispose()
-    return result  # type: ignore[return-value]
+    return result
 
 
 def _assert_exact(url: str) -> dict[str, Pairs]:
@@ -206,15 +206,37 @@ def test_migration_backfills_a_registry_with_data(registry: Registry, database_u
 @pytest.mark.slow
 def test_killed_ingest_then_rerun_gives_the_exact_pairs(database_url: str,
                                                         tmp_path: Path) -> None:
-    root = write_manifest(tmp_path / "m", _spec(5))
+    spec = _spec(5)
+    more = survey_spec(_ccd_polygons(6, count=4000))
+    spec.detectors, spec.visits, spec.ccds = more.detectors, more.visits, more.ccds
+    root = write_manifest(tmp_path / "m", spec)
     env = {**os.environ, "SKYREG_HOME": str(tmp_path / "home")}
+    watcher = create_engine(database_url, isolation_level="AUTOCOMMIT")
     child = subprocess.Popen([sys.executable, "-m", "skyreg", "--db", database_url, "ingest",
                               "manifest", "--no-progress", str(root)],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
-    time.sleep(1.5)
-    if child.poll() is None:
-        os.kill(child.pid, signal.SIGKILL)
-    child.wait(timeout=30)
+    try:
+        # Kill it once the transaction writes: its inserts or its overlap pairs.
+        deadline = time.monotonic() + 120
+        while child.poll() is None and time.monotonic() < deadline:
+            with watcher.connect() as connection:
+                busy = connection.execute(text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND (query LIKE 'INSERT INTO ccd%' OR query LIKE '%int8send%' "
+                    "OR query LIKE 'COPY%overlap%')")).scalar_one()
+            if busy:
+                os.kill(child.pid, signal.SIGKILL)
+                break
+            time.sleep(0.01)
+        child.wait(timeout=60)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+        watcher.dispose()
+    killed = child.returncode == -signal.SIGKILL
+    if killed:
+        assert stored(database_url) == {"patch": set(), "tract": set()}
     with Registry.connect(database_url) as registry:
         registry.ingest_manifest(root)
     _assert_exact(database_url)
