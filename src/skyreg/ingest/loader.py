@@ -75,6 +75,7 @@ from skyreg.db.binary_copy import Column as BinaryColumn
 from skyreg.errors import ConflictError, InputError, InputErrors
 from skyreg.ingest.footprints import PixelSets
 from skyreg.ingest.report import KindCount
+from skyreg.schema import overlaps
 
 #: Key of the advisory lock that serialises ingest transactions.
 INGEST_LOCK_KEY = 0x736B7972_65670002
@@ -583,6 +584,7 @@ def load(engine: Engine, batches: Sequence[Batch], references: Sequence[Referenc
     with engine.connect() as connection:
         transaction = connection.begin()
         _prepare_session(connection)
+        marks = overlaps.high_water(connection) if not check else overlaps.NOTHING_STORED
         if before is not None:
             before(connection)
         staged: list[Staged] = []
@@ -605,14 +607,39 @@ def load(engine: Engine, batches: Sequence[Batch], references: Sequence[Referenc
             if progress is not None:
                 progress(f"inserting {item.batch.kind}", 1, 1)
             timings[f"insert {item.batch.kind}"] = time.perf_counter() - started
+        pairs: dict[str, int] = {}
+        if any(item.new and item.batch.target.name in _SPATIAL for item in staged):
+            if progress is not None:
+                progress("overlaps", 0, 1)
+            pairs = overlaps.add_overlaps(connection, marks, timings)
+            if progress is not None:
+                progress("overlaps", 1, 1)
         if after is not None:
             after(connection)
         transaction.commit()
     if vacuum:
         started = time.perf_counter()
         vacuum_tables(engine, [b for b in batches if counts[b.kind].inserted], progress)
+        vacuum_overlaps(engine, pairs)
         timings["vacuum, analyze"] = time.perf_counter() - started
     return counts
+
+
+#: Tables whose new rows get overlap pairs (:mod:`skyreg.schema.overlaps`).
+_SPATIAL = frozenset(("ccd", "patch", "tract"))
+
+
+def vacuum_overlaps(engine: Engine, pairs: dict[str, int]) -> None:
+    """VACUUM (ANALYZE) the overlap relations that received pairs.
+
+    Patch and tract searches are index-only scans of these relations, which only skip the
+    heap on pages the visibility map marks all-visible.
+    """
+    relations = [tiles.relation for tiles in overlaps.TILES if pairs.get(tiles.kind)]
+    if relations:
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            for relation in relations:
+                vacuum_analyze(connection, relation.name)
 
 
 def vacuum_tables(engine: Engine, touched: Sequence[Batch], progress: Progress | None = None

@@ -85,14 +85,30 @@ def ccd_candidates(filters: CcdFilters, extras: tuple[ColumnSpec, ...] = ()) -> 
     File columns among ``extras`` (``uri``, ...) are those of the bound ``dataset_type``'s
     file of each CCD, NULL for a CCD without one (an outer join on the archive's primary key).
     """
-    sources = {spec.source for spec in extras}
+    statement = select(*ccd_columns(extras), ccd.c.region).where(
+        ccd.c.ccd_id == candidate_ids(ccd_pixel, "ccd_id"))
+    return restrict_ccds(statement, filters, extras)
+
+
+def ccd_columns(extras: tuple[ColumnSpec, ...]) -> list[ColumnElement[Any]]:
+    """The columns of a CCD row: the key, then ``extras`` (from the tables that
+    :func:`restrict_ccds` joins)."""
     tables: dict[str, Any] = {"visit": visit, "ccd": ccd, "file": ccd_dataset}
-    statement = select(ccd.c.instrument, ccd.c.visit, ccd.c.detector,
-                       *(tables[spec.source].c[spec.stored].label(spec.name) for spec in extras),
-                       ccd.c.region).where(ccd.c.ccd_id == candidate_ids(ccd_pixel, "ccd_id"))
+    return [ccd.c.instrument, ccd.c.visit, ccd.c.detector,
+            *(tables[spec.source].c[spec.stored].label(spec.name) for spec in extras)]
+
+
+def restrict_ccds(statement: Select[Any], filters: CcdFilters,
+                  extras: tuple[ColumnSpec, ...]) -> Select[Any]:
+    """``statement`` (selecting from ``ccd``) with the joins its ``extras`` need and the
+    conditions of ``filters``, shared by every CCD search so all apply them the same way.
+
+    Parameters as :func:`ccd_candidates` (without the pixel ranges).
+    """
+    sources = {spec.source for spec in extras}
     conditions: list[ColumnElement[bool]] = []
     if filters.instrument:
-        conditions.append(ccd.c.instrument == any_(_TEXTS("instruments")))
+        conditions.append(ccd.c.instrument == any_(text_array("instruments")))
     if filters.band or filters.time or "visit" in sources:
         statement = statement.join(
             visit, and_(visit.c.instrument == ccd.c.instrument, visit.c.visit == ccd.c.visit)
@@ -103,14 +119,15 @@ def ccd_candidates(filters: CcdFilters, extras: tuple[ColumnSpec, ...] = ()) -> 
             ccd_dataset.c.instrument == ccd.c.instrument, ccd_dataset.c.visit == ccd.c.visit,
             ccd_dataset.c.detector == ccd.c.detector))
     if filters.band:
-        conditions.append(visit.c.band == any_(_TEXTS("bands")))
+        conditions.append(visit.c.band == any_(text_array("bands")))
     if filters.time:
         conditions.append(visit.c.mjd_tai_end >= bindparam("mjd_start", type_=Double))
         conditions.append(visit.c.mjd_tai_start <= bindparam("mjd_end", type_=Double))
     return statement.where(and_(true(), *conditions))
 
 
-def _TEXTS(name: str) -> BindParameter[Any]:
+def text_array(name: str) -> BindParameter[Any]:
+    """A bound text array, compared with ``= ANY(...)``."""
     return bindparam(name, type_=ARRAY(Text))
 
 
@@ -123,13 +140,23 @@ def _tile_candidates(tiles: Table, pixels: Table, id_column: str, keys: tuple[st
     same pixel rows serve searches with either polygon.
     """
     region = tiles.c.inner_region if inner else tiles.c.outer_region
-    statement = select(*(tiles.c[key] for key in keys),
-                       *(tiles.c[spec.stored].label(spec.name) for spec in extras),
-                       region).where(
+    statement = select(*tile_columns(tiles, keys, extras), region).where(
         tiles.c[id_column] == candidate_ids(pixels, id_column)
     )
+    return restrict_tiles(statement, tiles, by_skymap)
+
+
+def tile_columns(tiles: Table, keys: tuple[str, ...], extras: tuple[ColumnSpec, ...]
+                 ) -> list[ColumnElement[Any]]:
+    """The columns of a patch or tract row: its key, then ``extras``."""
+    return [*(tiles.c[key] for key in keys),
+            *(tiles.c[spec.stored].label(spec.name) for spec in extras)]
+
+
+def restrict_tiles(statement: Select[Any], tiles: Table, by_skymap: bool) -> Select[Any]:
+    """``statement`` limited to the bound ``skymaps`` (text array) with ``by_skymap``."""
     if by_skymap:
-        statement = statement.where(tiles.c.skymap == any_(_TEXTS("skymaps")))
+        statement = statement.where(tiles.c.skymap == any_(text_array("skymaps")))
     return statement
 
 

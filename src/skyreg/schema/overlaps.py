@@ -1,0 +1,267 @@
+"""Filling the overlap relations (``ccd_patch_overlap``, ``ccd_tract_overlap``).
+
+A (CCD, tile) pair belongs to a relation when sphgeom's ``ConvexPolygon.overlaps`` says the
+CCD's footprint overlaps the tile's outer or inner polygon — the predicate the searches
+applied to every candidate before the relations existed, so answers do not change.
+
+Whoever stores CCDs or tiles calls :func:`add_overlaps` in the same transaction, with the
+:func:`high_water` marks taken before the first insert: the pairs of the new CCDs with every
+tile, and of the new tiles with the CCDs stored before, are computed — so a sky map registered
+after the CCDs gets its pairs, and so do CCDs ingested after the sky map, and a re-run that
+inserts nothing adds nothing. Candidates come from the pixel tables (two footprints that
+overlap share a pixel, since covers are conservative); the exact test runs vectorised
+(:mod:`skyreg.geometry.batch_overlap`), sphgeom deciding only the pairs numpy cannot prove.
+
+This module sits below ingest (the migration that backfills existing registries uses it too),
+so it talks to the database through the connection it is given and imports no ingest code.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+from lsst.sphgeom import ConvexPolygon
+from psycopg import sql
+from sqlalchemy import Connection, Table, func, select, text, true
+from sqlalchemy.schema import AddConstraint, CreateIndex, DropConstraint, DropIndex
+
+from skyreg.geometry import batch_overlap
+from skyreg.schema.tables import (
+    ccd,
+    ccd_patch_overlap,
+    ccd_pixel,
+    ccd_tract_overlap,
+    patch,
+    patch_pixel,
+    tract,
+    tract_pixel,
+)
+
+IntArray = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
+
+#: Candidate pairs tested per round (bounds the client's memory on huge backfills).
+PAIRS_PER_ROUND = 2_000_000
+
+_COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + b"\x00" * 8
+_COPY_TRAILER = b"\xff\xff"
+_OVERLAP_ROW = np.dtype([("fields", ">i2"), ("len_t", ">i4"), ("tile", ">i8"),
+                         ("len_c", ">i4"), ("ccd", ">i8"), ("len_o", ">i4"), ("outer", "u1"),
+                         ("len_i", ">i4"), ("inner", "u1")])
+
+
+@dataclass(frozen=True)
+class Tiles:
+    """One kind of tile and its relation."""
+
+    kind: str
+    table: Table
+    pixels: Table
+    relation: Table
+    id_column: str
+
+
+TILES = (
+    Tiles("patch", patch, patch_pixel, ccd_patch_overlap, "patch_id"),
+    Tiles("tract", tract, tract_pixel, ccd_tract_overlap, "tract_id"),
+)
+
+
+@dataclass(frozen=True)
+class HighWater:
+    """The largest ids stored before a write: rows with larger ids are the write's own.
+
+    Ids come from identity sequences, drawn only under the ingest lock, so every row a write
+    adds has an id above the marks taken when it started.
+    """
+
+    ccd: int
+    patch: int
+    tract: int
+
+    def of(self, kind: str) -> int:
+        return int(getattr(self, kind))
+
+
+NOTHING_STORED = HighWater(0, 0, 0)
+
+
+def high_water(connection: Connection) -> HighWater:
+    """The marks to pass to :func:`add_overlaps` after this transaction's inserts."""
+    marks = connection.execute(select(*(
+        select(func.coalesce(func.max(column), 0)).scalar_subquery()
+        for column in (ccd.c.ccd_id, patch.c.patch_id, tract.c.tract_id)))).one()
+    return HighWater(int(marks[0]), int(marks[1]), int(marks[2]))
+
+
+def add_overlaps(connection: Connection, since: HighWater,
+                 timings: dict[str, float] | None = None) -> dict[str, int]:
+    """Add the pairs of rows stored after ``since`` (see the module docstring).
+
+    Returns the number of pairs added per tile kind.
+    """
+    now = high_water(connection)
+    added: dict[str, int] = {}
+    for tiles in TILES:
+        started = time.perf_counter()
+        new_ccds, new_tiles = now.ccd > since.ccd, now.of(tiles.kind) > since.of(tiles.kind)
+        count = 0
+        if new_ccds or new_tiles:
+            # Into an empty relation (a registry's first load, a backfill), drop the indexes
+            # and build each once afterwards: a sort instead of a B-tree descent per pair.
+            bulk = _is_empty(connection, tiles.relation)
+            if bulk:
+                _drop_indexes(connection, tiles.relation)
+                # A first load's tables were filled in this transaction, so the planner's
+                # statistics still call them empty: without fresh ones the candidate join
+                # became a nested loop over sequential scans.
+                for table in (ccd_pixel, tiles.pixels, ccd, tiles.table):
+                    connection.execute(text(f'ANALYZE "{table.name}"'))
+            steps = {"candidates": 0.0, "exact test and copy": 0.0, "indexes": 0.0}
+            clock = time.perf_counter()
+            for ccd_ids, tile_ids in _candidates(connection, tiles, since, new_ccds, new_tiles):
+                steps["candidates"] += time.perf_counter() - clock
+                clock = time.perf_counter()
+                count += _test_and_store(connection, tiles, ccd_ids, tile_ids)
+                steps["exact test and copy"] += time.perf_counter() - clock
+                clock = time.perf_counter()
+            if bulk:
+                _create_indexes(connection, tiles.relation)
+                steps["indexes"] = time.perf_counter() - clock
+            if timings is not None:
+                timings.update({f"overlaps {tiles.kind}: {k}": v for k, v in steps.items()})
+        added[tiles.kind] = count
+        if timings is not None:
+            timings[f"overlaps {tiles.kind}"] = time.perf_counter() - started
+    return added
+
+
+def _is_empty(connection: Connection, relation: Table) -> bool:
+    """Whether the relation holds no row and this session may rebuild its indexes (owner)."""
+    if connection.execute(select(true()).select_from(relation).limit(1)).first() is not None:
+        return False
+    owns = text("SELECT pg_has_role(current_user, relowner, 'USAGE') FROM pg_class "
+                "WHERE oid = CAST(:name AS regclass)")
+    return bool(connection.execute(owns, {"name": relation.name}).scalar_one())
+
+
+def _drop_indexes(connection: Connection, relation: Table) -> None:
+    assert relation.primary_key.name is not None
+    connection.execute(DropConstraint(relation.primary_key))
+    for index in sorted(relation.indexes, key=lambda index: str(index.name)):
+        connection.execute(DropIndex(index))
+
+
+def _create_indexes(connection: Connection, relation: Table) -> None:
+    connection.execute(AddConstraint(relation.primary_key))
+    for index in sorted(relation.indexes, key=lambda index: str(index.name)):
+        connection.execute(CreateIndex(index))
+
+
+def _driver(connection: Connection) -> object:
+    return connection.connection.driver_connection
+
+
+def _candidates(connection: Connection, tiles: Tiles, since: HighWater, new_ccds: bool,
+                new_tiles: bool) -> Iterator[tuple[IntArray, IntArray]]:
+    """Distinct (ccd_id, tile_id) sharing a pixel, new CCDs with any tile, new tiles with the
+    CCDs stored before; in rounds of at most :data:`PAIRS_PER_ROUND` CCDs' worth."""
+    parts = []
+    tile_pixels, tile_id = sql.Identifier(tiles.pixels.name), sql.Identifier(tiles.id_column)
+    if new_ccds:
+        parts.append(sql.SQL(
+            "SELECT DISTINCT c.ccd_id, t.{id} FROM {ccd_pixel} AS c JOIN {pixels} AS t "
+            "ON t.pix = c.pix WHERE c.ccd_id > {ccd0}").format(
+                id=tile_id, ccd_pixel=sql.Identifier(ccd_pixel.name), pixels=tile_pixels,
+                ccd0=sql.Literal(since.ccd)))
+    if new_tiles:
+        parts.append(sql.SQL(
+            "SELECT DISTINCT c.ccd_id, t.{id} FROM {pixels} AS t JOIN {ccd_pixel} AS c "
+            "ON c.pix = t.pix WHERE t.{id} > {tile0} AND c.ccd_id <= {ccd0}").format(
+                id=tile_id, ccd_pixel=sql.Identifier(ccd_pixel.name), pixels=tile_pixels,
+                tile0=sql.Literal(since.of(tiles.kind)), ccd0=sql.Literal(since.ccd)))
+    # One bytea of big-endian (ccd_id, tile_id) pairs: a single value to transfer and one
+    # numpy view to read, instead of a message and a Python object per pair.
+    query = sql.SQL("SELECT coalesce(string_agg(int8send(ccd_id) || int8send({id}), ''), '') "
+                    "FROM ({}) AS pairs(ccd_id, {id})").format(
+        sql.SQL(" UNION ALL ").join(parts), id=tile_id)
+    with _driver(connection).cursor(binary=True) as cursor:  # type: ignore[attr-defined]
+        data = cursor.execute(query).fetchone()[0]
+    pairs = np.frombuffer(data, dtype=">i8").reshape(-1, 2).astype(np.int64)
+    ccd_ids, tile_ids = pairs[:, 0].copy(), pairs[:, 1].copy()
+    for start in range(0, len(pairs), PAIRS_PER_ROUND):
+        yield ccd_ids[start:start + PAIRS_PER_ROUND], tile_ids[start:start + PAIRS_PER_ROUND]
+
+
+def _regions(connection: Connection, table: Table, id_column: str, columns: tuple[str, ...],
+             ids: IntArray) -> tuple[IntArray, list[list[bytes]]]:
+    """(sorted ids, encoded polygons per column in that order) of the given rows."""
+    # The ids go as one text literal of an array: psycopg adapts a long Python list element
+    # by element, numpy formats it at once.
+    statement = sql.SQL("SELECT {id}, {columns} FROM {table} "
+                        "WHERE {id} = ANY(CAST(%s AS bigint[])) ORDER BY {id}").format(
+        id=sql.Identifier(id_column), table=sql.Identifier(table.name),
+        columns=sql.SQL(", ").join(sql.Identifier(c) for c in columns))
+    with _driver(connection).cursor(binary=True) as cursor:  # type: ignore[attr-defined]
+        rows = cursor.execute(statement, ["{" + ",".join(ids.astype(str).tolist()) + "}"]
+                              ).fetchall()
+    found = np.array([row[0] for row in rows], dtype=np.int64)
+    return found, [[bytes(row[k + 1]) for row in rows] for k in range(len(columns))]
+
+
+def _distinct(ids: IntArray) -> IntArray:
+    """Sorted distinct ids (a sort and a mask: cheaper here than ``np.unique``'s hashing)."""
+    ordered = np.sort(ids)
+    keep = np.ones(len(ordered), dtype=bool)
+    keep[1:] = ordered[1:] != ordered[:-1]
+    return ordered[keep]
+
+
+def _test_and_store(connection: Connection, tiles: Tiles, ccd_ids: IntArray,
+                    tile_ids: IntArray) -> int:
+    """Exact test of candidate pairs; COPY the overlapping ones into the relation."""
+    if not len(ccd_ids):
+        return 0
+    found_ccds, (ccd_blobs,) = _regions(connection, ccd, "ccd_id", ("region",),
+                                        _distinct(ccd_ids))
+    found_tiles, (outer_blobs, inner_blobs) = _regions(
+        connection, tiles.table, tiles.id_column, ("outer_region", "inner_region"),
+        _distinct(tile_ids))
+    ccd_rows = np.searchsorted(found_ccds, ccd_ids)
+    tile_rows = np.searchsorted(found_tiles, tile_ids)
+    ccds = batch_overlap.PolygonArrays.from_encoded(ccd_blobs)
+    outer = batch_overlap.PolygonArrays.from_encoded(outer_blobs)
+    inner = batch_overlap.PolygonArrays.from_encoded(inner_blobs)
+    outer_hit = batch_overlap.overlaps(ccds, ccd_rows, outer, tile_rows)
+    # The inner polygon lies within the outer one for nearly every tile: then a CCD missing
+    # the outer polygon misses the inner one too, and only outer hits need the inner test.
+    sticks_out = np.array([not ConvexPolygon.decode(o).contains(ConvexPolygon.decode(i))
+                           for o, i in zip(outer_blobs, inner_blobs, strict=True)], dtype=bool)
+    ask = np.flatnonzero(outer_hit | sticks_out[tile_rows])
+    inner_hit = np.zeros(len(ccd_ids), dtype=bool)
+    inner_hit[ask] = batch_overlap.overlaps(ccds, ccd_rows[ask], inner, tile_rows[ask])
+    keep = np.flatnonzero(outer_hit | inner_hit)
+    order = keep[np.lexsort((ccd_ids[keep], tile_ids[keep]))]  # B-tree inserts in key order
+    _copy_overlaps(connection, tiles.relation, tile_ids[order], ccd_ids[order],
+                   outer_hit[order], inner_hit[order])
+    return len(order)
+
+
+def _copy_overlaps(connection: Connection, relation: Table, tile_ids: IntArray,
+                   ccd_ids: IntArray, outer: BoolArray, inner: BoolArray) -> None:
+    """Binary COPY of relation rows, built as one numpy structured array."""
+    rows = np.empty(len(tile_ids), dtype=_OVERLAP_ROW)
+    rows["fields"], rows["len_t"], rows["len_c"], rows["len_o"], rows["len_i"] = 4, 8, 8, 1, 1
+    rows["tile"], rows["ccd"] = tile_ids, ccd_ids
+    rows["outer"], rows["inner"] = outer, inner
+    columns = [c.name for c in relation.columns]
+    statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
+        sql.Identifier(relation.name), sql.SQL(", ").join(sql.Identifier(c) for c in columns))
+    with _driver(connection).cursor() as cursor, cursor.copy(statement) as copy:  # type: ignore[attr-defined]
+        copy.write(_COPY_HEADER)
+        copy.write(rows.tobytes())
+        copy.write(_COPY_TRAILER)
