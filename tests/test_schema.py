@@ -19,7 +19,9 @@ from skyreg.db.migrate import current_revision, head_revision, upgrade
 from skyreg.errors import DatabaseError
 from skyreg.geometry.pixelization import PixelScheme
 from skyreg.schema import metadata
+from skyreg.search import relation_statements
 from skyreg.search import statements as queries
+from skyreg.search.columns import resolve
 from skyreg.search.sql import compiled as _sql
 
 
@@ -102,12 +104,33 @@ def test_spatial_queries_use_the_indexes(database_factory: Callable[[], str],
             "patch": _plan(registry, _sql(queries.patch_candidates, False, False), ranges),
             "tract": _plan(registry, _sql(queries.tract_candidates, True, True),
                            {**ranges, "skymaps": ["testmap"]}),
+            "patch->ccds": _plan(registry, _sql(
+                relation_statements.ccds_of_tile, "patch", False,
+                queries.CcdFilters(True, True, True), resolve("ccd", ["band", "uri"], (), "")),
+                {"skymap": "testmap", "tract": 3, "patch": 5, "instruments": ["TestCam"],
+                 "bands": ["r"], "mjd_start": 0.0, "mjd_end": 1e5, "dataset_type": "raw"}),
+            "tract->ccds": _plan(registry, _sql(relation_statements.ccds_of_tile, "tract", True,
+                                                queries.CcdFilters()),
+                                 {"skymap": "testmap", "tract": 3}),
+            "ccd->patches": _plan(registry, _sql(
+                relation_statements.tiles_of_ccd, "patch", True, False,
+                resolve("patch", ["cell_x", "outer"], (), "")),
+                {"instrument": "TestCam", "visit": 1, "detector": 2, "skymaps": ["testmap"]}),
+            "ccd->tracts": _plan(registry, _sql(relation_statements.tiles_of_ccd, "tract",
+                                                False, True),
+                                 {"instrument": "TestCam", "visit": 1, "detector": 2}),
         }
-    large = re.compile(r"Seq Scan on (ccd|ccd_pixel|patch|patch_pixel|tract|tract_pixel)\b")
+    large = re.compile(r"Seq Scan on (ccd|ccd_pixel|patch|patch_pixel|tract|tract_pixel|"
+                       r"ccd_patch_overlap|ccd_tract_overlap)\b")
     for name, plan in plans.items():
         assert not large.search(plan), f"{name}:\n{plan}"
     assert "pk_ccd_pixel" in plans["ccd"] and "pk_ccd" in plans["ccd"]
     assert "pk_patch_pixel" in plans["patch"] and "pk_tract_pixel" in plans["tract"]
+    # Stored footprints: a range scan of the relation, keyed in the direction asked.
+    assert "pk_ccd_patch_overlap" in plans["patch->ccds"]
+    assert "pk_ccd_tract_overlap" in plans["tract->ccds"]
+    assert "ix_ccd_patch_overlap_ccd_id_patch_id" in plans["ccd->patches"]
+    assert "ix_ccd_tract_overlap_ccd_id_tract_id" in plans["ccd->tracts"]
 
 
 def test_bulk_load_restores_every_constraint(database_url: str, tmp_path: Path) -> None:
