@@ -453,8 +453,12 @@ def _stage(connection: Connection, batch: Batch, metadata: MetaData,
 # -- inserting --------------------------------------------------------------------------------
 
 
-def _insert(connection: Connection, staged: Staged) -> None:
-    """Insert the new rows of a staged batch and their pixel rows (no join with the target)."""
+def _insert(connection: Connection, staged: Staged) -> int:
+    """Insert the new rows of a staged batch and their pixel rows (no join with the target).
+
+    Returns the id of the first new row (the others follow in staging order), 0 for kinds
+    without ids.
+    """
     batch, stage, target = staged.batch, staged.table, staged.batch.target
     columns: list[Any] = [stage.c[name] for name in batch.columns]
     first_id, id_column = 0, batch.id_column or ""
@@ -491,6 +495,7 @@ def _insert(connection: Connection, staged: Staged) -> None:
         connection.execute(AddConstraint(constraint))  # builds the index / validates once
     for index in indexes:
         connection.execute(CreateIndex(index))
+    return first_id
 
 
 def _reserve_ids(connection: Connection, table: Table, column: str, count: int) -> int:
@@ -584,7 +589,6 @@ def load(engine: Engine, batches: Sequence[Batch], references: Sequence[Referenc
     with engine.connect() as connection:
         transaction = connection.begin()
         _prepare_session(connection)
-        marks = overlaps.high_water(connection) if not check else overlaps.NOTHING_STORED
         if before is not None:
             before(connection)
         staged: list[Staged] = []
@@ -597,23 +601,34 @@ def load(engine: Engine, batches: Sequence[Batch], references: Sequence[Referenc
         if check:
             transaction.rollback()
             return counts
+        # The overlap pairs of the new rows are computed before the inserts, whose index
+        # rebuilds take locks that block readers (see skyreg.schema.overlaps).
+        spatial = {item.batch.target.name: overlaps.Staging(
+            item.table.name, item.pixel_table.name, item.new)
+            for item in staged if item.new and item.pixel_table is not None
+            and item.batch.target.name in _SPATIAL}
+        pairs: dict[str, int] = {}
+        if spatial:
+            if progress is not None:
+                progress("overlaps", 0, 1)
+            pairs = overlaps.stage_overlaps(connection, spatial, timings)
+            if progress is not None:
+                progress("overlaps", 1, 1)
+        first_ids: dict[str, int] = {}
         for item in staged:
             if not item.new:
                 continue
             started = time.perf_counter()
             if progress is not None:
                 progress(f"inserting {item.batch.kind}", 0, 1)
-            _insert(connection, item)
+            first_ids[item.batch.target.name] = _insert(connection, item)
             if progress is not None:
                 progress(f"inserting {item.batch.kind}", 1, 1)
             timings[f"insert {item.batch.kind}"] = time.perf_counter() - started
-        pairs: dict[str, int] = {}
-        if any(item.new and item.batch.target.name in _SPATIAL for item in staged):
-            if progress is not None:
-                progress("overlaps", 0, 1)
-            pairs = overlaps.add_overlaps(connection, marks, timings)
-            if progress is not None:
-                progress("overlaps", 1, 1)
+        if pairs:
+            started = time.perf_counter()
+            overlaps.insert_staged_overlaps(connection, first_ids, pairs)
+            timings["insert overlaps"] = time.perf_counter() - started
         if after is not None:
             after(connection)
         transaction.commit()

@@ -19,7 +19,7 @@ so it talks to the database through the connection it is given and imports no in
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -169,26 +169,34 @@ def _driver(connection: Connection) -> object:
 def _candidates(connection: Connection, tiles: Tiles, since: HighWater, new_ccds: bool,
                 new_tiles: bool) -> Iterator[tuple[IntArray, IntArray]]:
     """Distinct (ccd_id, tile_id) sharing a pixel, new CCDs with any tile, new tiles with the
-    CCDs stored before; in rounds of at most :data:`PAIRS_PER_ROUND` CCDs' worth."""
-    parts = []
-    tile_pixels, tile_id = sql.Identifier(tiles.pixels.name), sql.Identifier(tiles.id_column)
+    CCDs stored before; in rounds of at most :data:`PAIRS_PER_ROUND` pairs."""
+    ccd_pixels = sql.SQL("SELECT pix, ccd_id AS ref FROM {}").format(
+        sql.Identifier(ccd_pixel.name))
+    tile_pixels = sql.SQL("SELECT pix, {} AS ref FROM {}").format(
+        sql.Identifier(tiles.id_column), sql.Identifier(tiles.pixels.name))
+    joins: list[tuple[sql.Composable, sql.Composable, sql.Composable]] = []
     if new_ccds:
-        parts.append(sql.SQL(
-            "SELECT DISTINCT c.ccd_id, t.{id} FROM {ccd_pixel} AS c JOIN {pixels} AS t "
-            "ON t.pix = c.pix WHERE c.ccd_id > {ccd0}").format(
-                id=tile_id, ccd_pixel=sql.Identifier(ccd_pixel.name), pixels=tile_pixels,
-                ccd0=sql.Literal(since.ccd)))
+        joins.append((ccd_pixels, tile_pixels, sql.SQL("c.ref > {}").format(
+            sql.Literal(since.ccd))))
     if new_tiles:
-        parts.append(sql.SQL(
-            "SELECT DISTINCT c.ccd_id, t.{id} FROM {pixels} AS t JOIN {ccd_pixel} AS c "
-            "ON c.pix = t.pix WHERE t.{id} > {tile0} AND c.ccd_id <= {ccd0}").format(
-                id=tile_id, ccd_pixel=sql.Identifier(ccd_pixel.name), pixels=tile_pixels,
-                tile0=sql.Literal(since.of(tiles.kind)), ccd0=sql.Literal(since.ccd)))
-    # One bytea of big-endian (ccd_id, tile_id) pairs: a single value to transfer and one
-    # numpy view to read, instead of a message and a Python object per pair.
-    query = sql.SQL("SELECT coalesce(string_agg(int8send(ccd_id) || int8send({id}), ''), '') "
-                    "FROM ({}) AS pairs(ccd_id, {id})").format(
-        sql.SQL(" UNION ALL ").join(parts), id=tile_id)
+        joins.append((ccd_pixels, tile_pixels, sql.SQL("t.ref > {} AND c.ref <= {}").format(
+            sql.Literal(since.of(tiles.kind)), sql.Literal(since.ccd))))
+    yield from _pairs(connection, joins)
+
+
+def _pairs(connection: Connection,
+           joins: Sequence[tuple[sql.Composable, sql.Composable, sql.Composable]]
+           ) -> Iterator[tuple[IntArray, IntArray]]:
+    """Distinct (CCD ref, tile ref) of CCD and tile pixel sources sharing a pixel."""
+    if not joins:
+        return
+    parts = [sql.SQL("SELECT DISTINCT c.ref, t.ref FROM ({}) AS c JOIN ({}) AS t "
+                     "ON t.pix = c.pix WHERE {}").format(ccds, tiles, where)
+             for ccds, tiles, where in joins]
+    # One bytea of big-endian (CCD, tile) pairs: a single value to transfer and one numpy
+    # view to read, instead of a message and a Python object per pair.
+    query = sql.SQL("SELECT coalesce(string_agg(int8send(a) || int8send(b), ''), '') "
+                    "FROM ({}) AS pairs(a, b)").format(sql.SQL(" UNION ALL ").join(parts))
     with _driver(connection).cursor(binary=True) as cursor:  # type: ignore[attr-defined]
         data = cursor.execute(query).fetchone()[0]
     pairs = np.frombuffer(data, dtype=">i8").reshape(-1, 2).astype(np.int64)
@@ -197,20 +205,29 @@ def _candidates(connection: Connection, tiles: Tiles, since: HighWater, new_ccds
         yield ccd_ids[start:start + PAIRS_PER_ROUND], tile_ids[start:start + PAIRS_PER_ROUND]
 
 
-def _regions(connection: Connection, table: Table, id_column: str, columns: tuple[str, ...],
+def _regions(connection: Connection, source: sql.Composable, columns: tuple[str, ...],
              ids: IntArray) -> tuple[IntArray, list[list[bytes]]]:
-    """(sorted ids, encoded polygons per column in that order) of the given rows."""
+    """(sorted refs, encoded polygons per column in that order) of the given rows.
+
+    ``source`` yields ``ref`` and the columns: a stored table's id, or a staged row's
+    negative reference (see :class:`Staging`).
+    """
     # The ids go as one text literal of an array: psycopg adapts a long Python list element
     # by element, numpy formats it at once.
-    statement = sql.SQL("SELECT {id}, {columns} FROM {table} "
-                        "WHERE {id} = ANY(CAST(%s AS bigint[])) ORDER BY {id}").format(
-        id=sql.Identifier(id_column), table=sql.Identifier(table.name),
-        columns=sql.SQL(", ").join(sql.Identifier(c) for c in columns))
+    statement = sql.SQL("SELECT ref, {columns} FROM ({source}) AS s "
+                        "WHERE ref = ANY(CAST(%s AS bigint[])) ORDER BY ref").format(
+        source=source, columns=sql.SQL(", ").join(sql.Identifier(c) for c in columns))
     with _driver(connection).cursor(binary=True) as cursor:  # type: ignore[attr-defined]
         rows = cursor.execute(statement, ["{" + ",".join(ids.astype(str).tolist()) + "}"]
                               ).fetchall()
     found = np.array([row[0] for row in rows], dtype=np.int64)
     return found, [[bytes(row[k + 1]) for row in rows] for k in range(len(columns))]
+
+
+def _stored(table: Table, id_column: str, columns: tuple[str, ...]) -> sql.Composable:
+    return sql.SQL("SELECT {id} AS ref, {columns} FROM {table}").format(
+        id=sql.Identifier(id_column), table=sql.Identifier(table.name),
+        columns=sql.SQL(", ").join(sql.Identifier(c) for c in columns))
 
 
 def _distinct(ids: IntArray) -> IntArray:
@@ -222,15 +239,20 @@ def _distinct(ids: IntArray) -> IntArray:
 
 
 def _test_and_store(connection: Connection, tiles: Tiles, ccd_ids: IntArray,
-                    tile_ids: IntArray) -> int:
-    """Exact test of candidate pairs; COPY the overlapping ones into the relation."""
+                    tile_ids: IntArray, ccd_source: sql.Composable | None = None,
+                    tile_source: sql.Composable | None = None, target: str | None = None
+                    ) -> int:
+    """Exact test of candidate pairs; COPY the overlapping ones into the relation (or into
+    ``target``, with the sources of staged rows)."""
     if not len(ccd_ids):
         return 0
-    found_ccds, (ccd_blobs,) = _regions(connection, ccd, "ccd_id", ("region",),
-                                        _distinct(ccd_ids))
+    tile_columns = ("outer_region", "inner_region")
+    found_ccds, (ccd_blobs,) = _regions(
+        connection, ccd_source or _stored(ccd, "ccd_id", ("region",)), ("region",),
+        _distinct(ccd_ids))
     found_tiles, (outer_blobs, inner_blobs) = _regions(
-        connection, tiles.table, tiles.id_column, ("outer_region", "inner_region"),
-        _distinct(tile_ids))
+        connection, tile_source or _stored(tiles.table, tiles.id_column, tile_columns),
+        tile_columns, _distinct(tile_ids))
     ccd_rows = np.searchsorted(found_ccds, ccd_ids)
     tile_rows = np.searchsorted(found_tiles, tile_ids)
     ccds = batch_overlap.PolygonArrays.from_encoded(ccd_blobs)
@@ -246,22 +268,126 @@ def _test_and_store(connection: Connection, tiles: Tiles, ccd_ids: IntArray,
     inner_hit[ask] = batch_overlap.overlaps(ccds, ccd_rows[ask], inner, tile_rows[ask])
     keep = np.flatnonzero(outer_hit | inner_hit)
     order = keep[np.lexsort((ccd_ids[keep], tile_ids[keep]))]  # B-tree inserts in key order
-    _copy_overlaps(connection, tiles.relation, tile_ids[order], ccd_ids[order],
+    _copy_overlaps(connection, target or tiles.relation.name, tile_ids[order], ccd_ids[order],
                    outer_hit[order], inner_hit[order])
     return len(order)
 
 
-def _copy_overlaps(connection: Connection, relation: Table, tile_ids: IntArray,
+def _copy_overlaps(connection: Connection, relation: str, tile_ids: IntArray,
                    ccd_ids: IntArray, outer: BoolArray, inner: BoolArray) -> None:
     """Binary COPY of relation rows, built as one numpy structured array."""
     rows = np.empty(len(tile_ids), dtype=_OVERLAP_ROW)
     rows["fields"], rows["len_t"], rows["len_c"], rows["len_o"], rows["len_i"] = 4, 8, 8, 1, 1
     rows["tile"], rows["ccd"] = tile_ids, ccd_ids
     rows["outer"], rows["inner"] = outer, inner
-    columns = [c.name for c in relation.columns]
-    statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
-        sql.Identifier(relation.name), sql.SQL(", ").join(sql.Identifier(c) for c in columns))
+    statement = sql.SQL("COPY {} FROM STDIN (FORMAT BINARY)").format(sql.Identifier(relation))
     with _driver(connection).cursor() as cursor, cursor.copy(statement) as copy:  # type: ignore[attr-defined]
         copy.write(_COPY_HEADER)
         copy.write(rows.tobytes())
         copy.write(_COPY_TRAILER)
+
+
+# -- pairs of rows the loader has staged but not inserted yet --------------------------------
+
+
+@dataclass(frozen=True)
+class Staging:
+    """One kind's rows staged by the loader: ``rows`` (a temporary table with ``row_no`` and
+    the footprint columns) and ``pixels`` (``row_no``, ``pix``); rows ``0 .. new - 1`` are
+    new. Until their ids are handed out a new row is referred to as ``-(row_no + 1)``."""
+
+    rows: str
+    pixels: str
+    new: int
+
+
+def _staged_pixels(staging: Staging) -> sql.Composable:
+    return sql.SQL("SELECT pix, -(row_no + 1) AS ref FROM {}").format(
+        sql.Identifier(staging.pixels))
+
+
+def _staged_rows(staging: Staging, stored: sql.Composable, columns: tuple[str, ...]
+                 ) -> sql.Composable:
+    return sql.SQL("SELECT -(row_no + 1) AS ref, {columns} FROM {rows} WHERE row_no < {new} "
+                   "UNION ALL {stored}").format(
+        columns=sql.SQL(", ").join(sql.Identifier(c) for c in columns),
+        rows=sql.Identifier(staging.rows), new=sql.Literal(staging.new), stored=stored)
+
+
+def _pending(tiles: Tiles) -> str:
+    return f"pending_{tiles.relation.name}"
+
+
+def stage_overlaps(connection: Connection, staged: dict[str, Staging],
+                   timings: dict[str, float] | None = None) -> dict[str, int]:
+    """Compute the pairs of staged CCDs and tiles before anything is inserted.
+
+    The pairs go to a temporary table per relation, with staged rows referred to by
+    ``-(row_no + 1)``; :func:`insert_staged_overlaps` stores them once the ids are handed
+    out. This runs before the loader's inserts, whose index rebuilds take locks that block
+    readers: the geometry must not run under those.
+    """
+    ccd_new = staged.get("ccd")
+    counts: dict[str, int] = {}
+    for staging in staged.values():
+        connection.execute(text(f'ANALYZE "{staging.pixels}"'))
+    for tiles in TILES:
+        started = time.perf_counter()
+        tile_new = staged.get(tiles.kind)
+        connection.execute(text(
+            f'CREATE TEMPORARY TABLE "{_pending(tiles)}" (tile_ref bigint, ccd_ref bigint, '
+            f'outer_overlap boolean, inner_overlap boolean) ON COMMIT DROP'))
+        stored_ccds = sql.SQL("SELECT pix, ccd_id AS ref FROM {}").format(
+            sql.Identifier(ccd_pixel.name))
+        stored_tiles = sql.SQL("SELECT pix, {} AS ref FROM {}").format(
+            sql.Identifier(tiles.id_column), sql.Identifier(tiles.pixels.name))
+        joins: list[tuple[sql.Composable, sql.Composable, sql.Composable]] = []
+        if ccd_new is not None:
+            joins.append((_staged_pixels(ccd_new), stored_tiles, sql.SQL("true")))
+        if tile_new is not None:
+            joins.append((stored_ccds, _staged_pixels(tile_new), sql.SQL("true")))
+        if ccd_new is not None and tile_new is not None:
+            joins.append((_staged_pixels(ccd_new), _staged_pixels(tile_new), sql.SQL("true")))
+        ccd_source = _stored(ccd, "ccd_id", ("region",))
+        if ccd_new is not None:
+            ccd_source = _staged_rows(ccd_new, ccd_source, ("region",))
+        tile_columns = ("outer_region", "inner_region")
+        tile_source = _stored(tiles.table, tiles.id_column, tile_columns)
+        if tile_new is not None:
+            tile_source = _staged_rows(tile_new, tile_source, tile_columns)
+        count = 0
+        for ccd_refs, tile_refs in _pairs(connection, joins):
+            count += _test_and_store(connection, tiles, ccd_refs, tile_refs, ccd_source,
+                                     tile_source, _pending(tiles))
+        counts[tiles.kind] = count
+        if timings is not None:
+            timings[f"overlaps {tiles.kind}"] = time.perf_counter() - started
+    return counts
+
+
+def insert_staged_overlaps(connection: Connection, first_ids: dict[str, int],
+                           counts: dict[str, int]) -> None:
+    """Store the pairs :func:`stage_overlaps` computed, now that new rows have ids
+    (``first_ids[kind] + row_no``): one INSERT ... SELECT per relation."""
+    def ref(column: str, kind: str) -> sql.Composable:
+        first = sql.Literal(first_ids.get(kind, 0))
+        return sql.SQL("CASE WHEN {c} < 0 THEN {first} - {c} - 1 ELSE {c} END").format(
+            c=sql.Identifier(column), first=first)
+
+    for tiles in TILES:
+        if not counts.get(tiles.kind):
+            continue
+        bulk = _is_empty(connection, tiles.relation)
+        if bulk:
+            _drop_indexes(connection, tiles.relation)
+        statement = sql.SQL(
+            "INSERT INTO {relation} ({tile_id}, ccd_id, outer_overlap, inner_overlap) "
+            "SELECT {tile}, {ccd}, outer_overlap, inner_overlap FROM {pending}{order}").format(
+            relation=sql.Identifier(tiles.relation.name),
+            tile_id=sql.Identifier(tiles.id_column), tile=ref("tile_ref", tiles.kind),
+            ccd=ref("ccd_ref", "ccd"), pending=sql.Identifier(_pending(tiles)),
+            order=sql.SQL("") if bulk else sql.SQL(" ORDER BY 1, 2"))
+        with _driver(connection).cursor() as cursor:  # type: ignore[attr-defined]
+            cursor.execute(statement)
+        if bulk:
+            _create_indexes(connection, tiles.relation)
