@@ -4,11 +4,13 @@ A (CCD, tile) pair belongs to a relation when sphgeom's ``ConvexPolygon.overlaps
 CCD's footprint overlaps the tile's outer or inner polygon — the predicate the searches
 applied to every candidate before the relations existed, so answers do not change.
 
-Whoever stores CCDs or tiles calls :func:`add_overlaps` in the same transaction, with the
-:func:`high_water` marks taken before the first insert: the pairs of the new CCDs with every
-tile, and of the new tiles with the CCDs stored before, are computed — so a sky map registered
-after the CCDs gets its pairs, and so do CCDs ingested after the sky map, and a re-run that
-inserts nothing adds nothing. Candidates come from the pixel tables (two footprints that
+The loader (every ingest) calls :func:`stage_overlaps` in its transaction once every kind is
+staged and before anything is inserted, and :func:`insert_staged_overlaps` after its inserts:
+the pairs of the new CCDs with every tile (stored or new), and of the new tiles with the CCDs
+stored before, are computed — so a sky map registered after the CCDs gets its pairs, and so
+do CCDs ingested after the sky map, and a re-run that inserts nothing adds nothing. The
+backfilling migration uses :func:`add_overlaps` on stored rows (ids above :func:`high_water`
+marks, all of them for a backfill). Candidates come from the pixel tables (two footprints that
 overlap share a pixel, since covers are conservative); the exact test runs vectorised
 (:mod:`skyreg.geometry.batch_overlap`), sphgeom deciding only the pairs numpy cannot prove.
 
