@@ -97,6 +97,11 @@ def test_history_reads(apdb_service: tuple[LiveService, str]) -> None:
     by_region = httpx.get(f"{base}/dia-sources", timeout=30, params={
         "cone": "0.05,10.1,0.05", "visit_time": T0, "months": 24}).json()
     assert set(by_region["columns"]["visit"]) == {1, 2}
+    for fmt in ("json", "csv", "parquet"):  # an empty answer, of text and flag columns too
+        empty = httpx.get(f"{base}/dia-sources", timeout=30, params={
+            "object_ids": "424242", "all": "true", "format": fmt})
+        assert empty.status_code == 200, empty.text
+        assert empty.headers["X-Total-Count"] == "0"
     stored = httpx.get(f"{base}/contains-visit-detector", params={"visit": 2, "detector": 9})
     assert stored.json() == {"visit": 2, "detector": 9, "stored": True}
     missing = httpx.get(f"{base}/contains-visit-detector", params={"visit": 3, "detector": 9})

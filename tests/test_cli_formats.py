@@ -82,6 +82,19 @@ def test_table_files_round_trip(loaded: str, tmp_path: Path, fmt: str) -> None:
     _same(got, _expected(loaded))
 
 
+@pytest.mark.parametrize("fmt", ["votable", "fits", "parquet"])
+def test_empty_answers_write_their_columns(loaded: str, tmp_path: Path, fmt: str) -> None:
+    out = tmp_path / f"none.{fmt}"
+    code, _, err = _run(loaded, "ccds", "--cone", "200", "-40", "0.1", "--columns",
+                        "band,footprint,uri", "--dataset-type", "raw", "--format", fmt,
+                        "--out", str(out))
+    assert code == 0, err
+    got = pq.read_table(out).column_names if fmt == "parquet" else Table.read(
+        out, format=fmt).colnames
+    assert got == ["instrument", "visit", "detector", "band", "footprint_ra",
+                   "footprint_dec", "uri"]
+
+
 def test_binary_formats_go_to_a_pipe_but_not_to_a_terminal(loaded: str) -> None:
     code, data, _ = _run(loaded, "ccds", *CONE, "--columns", "band", "--format", "parquet")
     assert code == 0 and pq.read_table(io.BytesIO(data)).column_names[-1] == "band"

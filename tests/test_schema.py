@@ -89,9 +89,10 @@ def test_spatial_queries_use_the_indexes(database_factory: Callable[[], str],
     tracts = [box(1.7 * t, -20.0 + (t % 40), 0.5) for t in range(200)]
     patches = [[box(1.7 * t - 0.4 + 0.04 * p, -20.0 + (t % 40), 0.05) for p in range(20)]
                for t in range(200)]
-    root = write_manifest(tmp_path / "m", survey_spec(ccds, per_visit=100,
-                                                       tract_polygons=tracts,
-                                                       patch_polygons=patches))
+    spec = survey_spec(ccds, per_visit=10, tract_polygons=tracts, patch_polygons=patches)
+    for row in spec.ccds:  # a file per CCD, so that a scan of the archive would show
+        row["uri"] = f"s3://bucket/{row['visit']}/{row['detector']}.fits"
+    root = write_manifest(tmp_path / "m", spec)
     with Registry.connect(database_factory()) as registry:
         registry.ingest_manifest(root)
         ranges = {"lo": [1, 100], "hi": [5, 120]}
@@ -119,8 +120,14 @@ def test_spatial_queries_use_the_indexes(database_factory: Callable[[], str],
             "ccd->tracts": _plan(registry, _sql(relation_statements.tiles_of_ccd, "tract",
                                                 False, True),
                                  {"instrument": "TestCam", "visit": 1, "detector": 2}),
+            # columns= reads the visit and the file of each candidate by primary key.
+            "ccd+columns": _plan(registry, _sql(
+                queries.ccd_candidates, queries.CcdFilters(),
+                resolve("ccd", ["band", "mjd_start", "uri"], ("instrument",), "find_ccds")),
+                {**ranges, "dataset_type": "raw"}),
         }
-    large = re.compile(r"Seq Scan on (ccd|ccd_pixel|patch|patch_pixel|tract|tract_pixel)\b")
+    large = re.compile(r"Seq Scan on (ccd|ccd_pixel|patch|patch_pixel|tract|tract_pixel|visit|"
+                       r"ccd_dataset)\b")
     for name, plan in plans.items():
         assert not large.search(plan), f"{name}:\n{plan}"
     assert "pk_ccd_pixel" in plans["ccd"] and "pk_ccd" in plans["ccd"]
@@ -132,6 +139,7 @@ def test_spatial_queries_use_the_indexes(database_factory: Callable[[], str],
                            ("ccd->patches", "ccd_patch_overlap"),
                            ("ccd->tracts", "ccd_tract_overlap")):
         assert relation in plans[name] and "_pixel" not in plans[name], f"{name}:\n{plans[name]}"
+    assert "pk_visit" in plans["ccd+columns"] and "pk_ccd_dataset" in plans["ccd+columns"]
 
 
 def test_bulk_load_restores_every_constraint(database_url: str, tmp_path: Path) -> None:

@@ -272,3 +272,22 @@ def test_pyvo_processed_with_several_regions(stamp_server: StampServer) -> None:
             assert 0 <= x < nx and 0 <= y < ny
             # IMAGE holds each pixel's RA: the stamp WCS says the same.
             assert abs(float(image.data[round(float(y)), round(float(x))]) - ra) < 0.01
+
+
+def test_concurrent_cutouts_are_the_sequential_ones(stamp_server: StampServer) -> None:
+    """Requests cut at once in the server's threads give the bytes of one-at-a-time ones."""
+    import asyncio
+
+    ra, dec = _centre(0, 0)
+    requests = [{"ID": _coadd_id(0, 0, band, kind), "CIRCLE": f"{ra + d} {dec - d} 0.008"}
+                for band in ("g", "r") for kind in TYPES for d in (0.0, 0.004, 0.008)]
+    sync = f"{stamp_server.base}/soda/sync"
+    alone = [httpx.get(sync, params=params).content for params in requests]
+
+    async def together() -> list[bytes]:
+        async with httpx.AsyncClient(timeout=60) as http:
+            answers = await asyncio.gather(*(http.get(sync, params=params)
+                                             for params in requests * 3))
+        return [answer.content for answer in answers]
+
+    assert asyncio.run(together()) == alone * 3

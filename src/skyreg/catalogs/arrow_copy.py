@@ -13,12 +13,17 @@ for date, int64 µs since 2000-01-01 for timestamps).
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
+
+#: The binary COPY file header (signature, flags, no extension) and trailer.
+COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
+COPY_TRAILER = struct.pack(">h", -1)
 
 #: Days and microseconds between the Unix epoch and PostgreSQL's (2000-01-01).
 _PG_EPOCH_DAYS = 10_957

@@ -95,6 +95,9 @@ def near(reads: ReadConnection, info: CatalogInfo, targets: Any, radius: Any, *,
     if len(ra_deg) == 0:
         return pd.DataFrame({c: [] for c in out_columns})
     point, starts, ends = positions.neighbourhood_ranges(ra_deg, dec_deg, radius_deg)
+    # In pixel order, the index probes walk the B-tree (and the clustered table) forwards.
+    by_pixel = np.argsort(starts, kind="stable")
+    point, starts, ends = point[by_pixel], starts[by_pixel], ends[by_pixel]
     x, y, z = positions.unit_vectors(ra_deg, dec_deg)
     params = {"i": Int8Array(point), "lo": Int8Array(starts), "hi": Int8Array(ends),
               "x": Float8Array(x[point]), "y": Float8Array(y[point]), "z": Float8Array(z[point]),

@@ -30,6 +30,8 @@ from sqlalchemy import Engine
 
 from skyreg.catalogs import positions
 from skyreg.catalogs.arrow_copy import (
+    COPY_HEADER,
+    COPY_TRAILER,
     Encoded,
     PgType,
     UnsupportedType,
@@ -53,7 +55,6 @@ from skyreg.catalogs.store import (
     driver_fetch,
     find_catalog,
 )
-from skyreg.db.binary_copy import COPY_HEADER, COPY_TRAILER
 from skyreg.errors import ConflictError, InputError
 
 Progress = Callable[[str, int, int], None]

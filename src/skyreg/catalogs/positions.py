@@ -169,6 +169,17 @@ def neighbourhood_ranges(ra_deg: FloatArray, dec_deg: FloatArray, radius_deg: fl
     flat = cells.ravel()
     valid = flat >= 0  # hpgeom marks a missing neighbour (7-neighbour pixels) with -1
     point, flat = point[valid], flat[valid]
+    # A pixel lies within max_pixel_radius of its centre (HEALPix's own inclusive queries
+    # rely on it): a neighbour whose centre is farther than radius + that from the point
+    # cannot meet the circle. Dropping those halves the index probes.
+    reach = math.radians(radius_deg) + float(hpgeom.max_pixel_radius(nside, degrees=False))
+    limit = (2.0 * math.sin(min(reach, math.pi) / 2.0)) ** 2 * (1.0 + 1e-6) + 1e-15
+    cx, cy, cz = (np.asarray(a, dtype=np.float64) for a in hpgeom.pixel_to_vector(
+        nside, flat, nest=True))
+    tx, ty, tz = unit_vectors(ra[point], dec_deg[point])
+    near = ((cx - tx) ** 2 + (cy - ty) ** 2 + (cz - tz) ** 2) <= limit
+    near |= flat == centre[point]
+    point, flat = point[near], flat[near]
     order_index = np.lexsort((flat, point))
     point, flat = point[order_index], flat[order_index]
     fresh = np.ones(len(flat), dtype=bool)

@@ -58,6 +58,7 @@ def cli(ctx: click.Context, db: str | None, home: Path | None) -> None:
       skyreg skymap register rings hsc_rings_v1   # the full-sky HSC rings sky map
       skyreg datasets calexp --cone 150.1 2.2 0.1 # files whose footprint overlaps a cone
       skyreg stamps --targets objects.csv --band g r i --out stamps.fits
+      skyreg catalog load dr1 object.parquet --ra coord_ra --dec coord_dec --id objectId
       skyreg sql                               # psql on the registry
       skyreg ccds --patch rings 9813 40        # CCDs overlapping patch 40 of tract 9813
       skyreg patches --ccd LSSTCam 2027010100042 94

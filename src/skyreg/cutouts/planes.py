@@ -18,6 +18,7 @@ Pixels are read in one of two ways, never by reading a whole image:
 from __future__ import annotations
 
 import os
+import threading
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -185,7 +186,7 @@ def read_layout(path: str | os.PathLike[str], hdu: int) -> FileLayout:
                       has_lookup_distortion(raw.header), raw.header)
 
 
-_WCS_CACHE: dict[str, WCS] = {}
+_WCS_CACHES = threading.local()
 _WCS_CACHE_LIMIT = 4096
 
 
@@ -193,7 +194,9 @@ def layout_wcs(layout: FileLayout) -> WCS:
     """The image HDU's WCS, distortions included; shared by files with identical WCS cards.
 
     Coadds of one patch in every band and kind carry the same WCS cards, so the cache makes
-    one astropy WCS per patch instead of one per file.
+    one astropy WCS per patch instead of one per file. The cache is per thread: astropy WCS
+    objects are not safe to use from several threads at once, and the web service cuts
+    concurrent requests in its thread pool.
     """
     if layout.lookup_distortion:
         from astropy.io import fits
@@ -202,14 +205,17 @@ def layout_wcs(layout: FileLayout) -> WCS:
             warnings.simplefilter("ignore")
             with fits.open(layout.path, lazy_load_hdus=True, memmap=True) as hdul:
                 return WCS(hdul[layout.hdu].header, hdul)
-    cached = _WCS_CACHE.get(layout.wcs_text)
+    cache: dict[str, WCS] | None = getattr(_WCS_CACHES, "cache", None)
+    if cache is None:
+        cache = _WCS_CACHES.cache = {}
+    cached = cache.get(layout.wcs_text)
     if cached is None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             cached = WCS(layout.wcs_text)
-        if len(_WCS_CACHE) >= _WCS_CACHE_LIMIT:
-            _WCS_CACHE.clear()
-        _WCS_CACHE[layout.wcs_text] = cached
+        if len(cache) >= _WCS_CACHE_LIMIT:
+            cache.clear()
+        cache[layout.wcs_text] = cached
     return cached
 
 

@@ -49,7 +49,8 @@ from skyreg.cutouts.regions import contains, parse_region
 
 #: Source header keywords copied to every plane of a cutout when present.
 COPIED_KEYWORDS = ("BUNIT", "BAND", "FILTER", "EXPTIME", "FLUXMAG0", "MAGZERO", "TELESCOP",
-                   "INSTRUME")
+                   "INSTRUME", "DETECTOR", "CCDNUM", "OBJECT", "DATE-OBS", "MJD-OBS",
+                   "AIRMASS")
 
 #: Pixels whose centres are tested at once when a region's rectangle is searched.
 _MASK_CHUNK = 1 << 20

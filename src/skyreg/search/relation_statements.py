@@ -24,8 +24,7 @@ from skyreg.schema import ccd, ccd_patch_overlap, ccd_tract_overlap, patch, trac
 from skyreg.search.columns import ColumnSpec
 from skyreg.search.statements import (
     CcdFilters,
-    ccd_columns,
-    restrict_ccds,
+    ccd_statement,
     restrict_tiles,
     tile_columns,
 )
@@ -70,13 +69,9 @@ def ccds_of_tile(kind: str, inner: bool, filters: CcdFilters,
     relation = tiles.relation
     tile_id = select(tiles.table.c[tiles.id_column]).where(
         *(tiles.table.c[name] == _key_param(name) for name in tiles.keys))
-    statement = (
-        select(*ccd_columns(extras))
-        .select_from(relation.join(ccd, ccd.c.ccd_id == relation.c.ccd_id))
-        .where(relation.c[tiles.id_column] == tile_id.scalar_subquery(),
-               _overlap(relation, inner))
-    )
-    return restrict_ccds(statement, filters, extras)
+    return ccd_statement(relation.join(ccd, ccd.c.ccd_id == relation.c.ccd_id),
+                         [relation.c[tiles.id_column] == tile_id.scalar_subquery(),
+                          _overlap(relation, inner)], filters, extras, polygon=False)
 
 
 def tiles_of_ccd(kind: str, by_skymap: bool, inner: bool,

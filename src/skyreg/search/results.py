@@ -310,6 +310,12 @@ class ResultTable(Sequence[Row], Generic[Row]):
                 table[name] = (MaskedColumn(text, mask=missing, description=spec.description)
                                if missing.any() else
                                Column(text, description=spec.description))
+            elif spec.kind in ("floats", "ints") and not len(column):
+                # No row to say how long the arrays are: a plain numeric column, which FITS
+                # and VOTable writers accept (an empty object column they cannot type).
+                table[name] = Column(np.zeros(0, np.float64 if spec.kind == "floats"
+                                              else np.int64),
+                                     unit=spec.unit, description=spec.description)
             elif np.ma.isMaskedArray(column):
                 table[name] = MaskedColumn(column.data, mask=column.mask, unit=spec.unit,
                                            description=spec.description)

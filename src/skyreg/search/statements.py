@@ -20,6 +20,7 @@ from sqlalchemy import (
     BindParameter,
     ColumnElement,
     Double,
+    FromClause,
     Select,
     Table,
     Text,
@@ -27,6 +28,7 @@ from sqlalchemy import (
     any_,
     bindparam,
     func,
+    literal_column,
     select,
     true,
 )
@@ -84,45 +86,60 @@ def ccd_candidates(filters: CcdFilters, extras: tuple[ColumnSpec, ...] = ()) -> 
     (text arrays) and ``mjd_start``/``mjd_end`` (visits whose exposure overlaps the span).
     File columns among ``extras`` (``uri``, ...) are those of the bound ``dataset_type``'s
     file of each CCD, NULL for a CCD without one (an outer join on the archive's primary key).
+    Visit values (filters, extra columns) and files are looked up per candidate by primary
+    key, never by joining whole tables.
     """
-    statement = select(*ccd_columns(extras), ccd.c.region).where(
-        ccd.c.ccd_id == candidate_ids(ccd_pixel, "ccd_id"))
-    return restrict_ccds(statement, filters, extras)
+    return ccd_statement(ccd, [ccd.c.ccd_id == candidate_ids(ccd_pixel, "ccd_id")], filters,
+                         extras, polygon=True)
 
 
-def ccd_columns(extras: tuple[ColumnSpec, ...]) -> list[ColumnElement[Any]]:
-    """The columns of a CCD row: the key, then ``extras`` (from the tables that
-    :func:`restrict_ccds` joins)."""
-    tables: dict[str, Any] = {"visit": visit, "ccd": ccd, "file": ccd_dataset}
-    return [ccd.c.instrument, ccd.c.visit, ccd.c.detector,
-            *(tables[spec.source].c[spec.stored].label(spec.name) for spec in extras)]
-
-
-def restrict_ccds(statement: Select[Any], filters: CcdFilters,
-                  extras: tuple[ColumnSpec, ...]) -> Select[Any]:
-    """``statement`` (selecting from ``ccd``) with the joins its ``extras`` need and the
-    conditions of ``filters``, shared by every CCD search so all apply them the same way.
+def ccd_statement(source: FromClause, where: list[ColumnElement[bool]], filters: CcdFilters,
+                  extras: tuple[ColumnSpec, ...], *, polygon: bool) -> Select[Any]:
+    """CCD rows from ``source`` (``ccd``, or a join holding it) meeting ``where`` and
+    ``filters``: key, ``extras``, and the polygon with ``polygon``. Every CCD search builds its
+    statement here, so all apply the filters and fetch the extras the same way.
 
     Parameters as :func:`ccd_candidates` (without the pixel ranges).
     """
     sources = {spec.source for spec in extras}
+    # Visit values of each row by primary key (a LATERAL kept apart by OFFSET 0), for the
+    # filters and the extra columns alike: a plain join let the planner hash the whole visit
+    # table for every query.
+    fields = [*(["band"] if filters.band else []),
+              *(["mjd_tai_start", "mjd_tai_end"] if filters.time else []),
+              *(spec.stored for spec in extras if spec.source == "visit")]
+    visit_columns: Any = None
+    if fields:
+        visit_columns = (
+            select(*(visit.c[field] for field in dict.fromkeys(fields)))
+            .where(visit.c.instrument == ccd.c.instrument, visit.c.visit == ccd.c.visit)
+            .offset(literal_column("0")).lateral("visit_values"))
+    file_columns: Any = None
+    if "file" in sources:
+        # The CCD's file of the bound dataset type, by the archive's primary key (NULLs for a
+        # CCD without one); LATERAL + OFFSET 0 again, so the archive is never scanned.
+        file_columns = (
+            select(*(ccd_dataset.c[spec.stored] for spec in extras if spec.source == "file"))
+            .where(ccd_dataset.c.dataset_type == bindparam("dataset_type", type_=Text),
+                   ccd_dataset.c.instrument == ccd.c.instrument,
+                   ccd_dataset.c.visit == ccd.c.visit, ccd_dataset.c.detector == ccd.c.detector)
+            .offset(literal_column("0")).lateral("file_values"))
+    tables: dict[str, Any] = {"visit": visit_columns, "ccd": ccd, "file": file_columns}
+    statement = select(ccd.c.instrument, ccd.c.visit, ccd.c.detector,
+                       *(tables[spec.source].c[spec.stored].label(spec.name) for spec in extras),
+                       *([ccd.c.region] if polygon else [])).select_from(source).where(*where)
     conditions: list[ColumnElement[bool]] = []
     if filters.instrument:
         conditions.append(ccd.c.instrument == any_(text_array("instruments")))
-    if filters.band or filters.time or "visit" in sources:
-        statement = statement.join(
-            visit, and_(visit.c.instrument == ccd.c.instrument, visit.c.visit == ccd.c.visit)
-        )
-    if "file" in sources:
-        statement = statement.outerjoin(ccd_dataset, and_(
-            ccd_dataset.c.dataset_type == bindparam("dataset_type", type_=Text),
-            ccd_dataset.c.instrument == ccd.c.instrument, ccd_dataset.c.visit == ccd.c.visit,
-            ccd_dataset.c.detector == ccd.c.detector))
+    if visit_columns is not None:
+        statement = statement.join(visit_columns, true())
+    if file_columns is not None:
+        statement = statement.outerjoin(file_columns, true())
     if filters.band:
-        conditions.append(visit.c.band == any_(text_array("bands")))
+        conditions.append(visit_columns.c.band == any_(text_array("bands")))
     if filters.time:
-        conditions.append(visit.c.mjd_tai_end >= bindparam("mjd_start", type_=Double))
-        conditions.append(visit.c.mjd_tai_start <= bindparam("mjd_end", type_=Double))
+        conditions.append(visit_columns.c.mjd_tai_end >= bindparam("mjd_start", type_=Double))
+        conditions.append(visit_columns.c.mjd_tai_start <= bindparam("mjd_end", type_=Double))
     return statement.where(and_(true(), *conditions))
 
 

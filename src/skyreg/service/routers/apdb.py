@@ -85,7 +85,7 @@ def _values(frame: pd.DataFrame) -> list[tuple[Any, ...]]:
     columns = []
     for name in frame.columns:
         series = frame[name]
-        values = series.to_numpy(dtype=object)
+        values = series.to_numpy(dtype=object, copy=True)  # (may be a read-only view)
         if series.dtype.kind == "f":
             values[~np.isfinite(series.to_numpy(dtype=np.float64))] = None
         else:
