@@ -140,6 +140,7 @@ def test_spatial_queries_use_the_indexes(database_factory: Callable[[], str],
                            ("ccd->tracts", "ccd_tract_overlap")):
         assert relation in plans[name] and "_pixel" not in plans[name], f"{name}:\n{plans[name]}"
     assert "pk_visit" in plans["ccd+columns"] and "pk_ccd_dataset" in plans["ccd+columns"]
+    assert "pk_visit" in plans["patch->ccds"] and "pk_ccd_dataset" in plans["patch->ccds"]
 
 
 def test_bulk_load_restores_every_constraint(database_url: str, tmp_path: Path) -> None:
