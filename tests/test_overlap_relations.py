@@ -22,6 +22,7 @@ from manifest_builder import ManifestSpec, Polygon, box, survey_spec, write_mani
 from skyreg import Registry
 from skyreg.db.engine import make_engine
 from skyreg.db.migrate import alembic_config
+from skyreg.schema import overlaps
 from skyreg.skymaps import DiscreteDefinition
 
 #: Tracts across RA 0/360, near the north pole and elsewhere; inner and outer polygons differ.
@@ -240,3 +241,20 @@ def test_killed_ingest_then_rerun_gives_the_exact_pairs(database_url: str,
     with Registry.connect(database_url) as registry:
         registry.ingest_manifest(root)
     _assert_exact(database_url)
+
+
+def test_client_pixel_join_gives_each_shared_pixel_pair_once() -> None:
+    """The loader's candidate join (numpy, in rounds) equals the brute-force pixel join."""
+    rng = np.random.default_rng(7)
+    for _ in range(30):
+        n, m = int(rng.integers(0, 300)), int(rng.integers(1, 200))
+        ccd_pix, ccd_refs = rng.integers(0, 50, n), -rng.integers(1, 40, n)
+        tile_pix, tile_refs = rng.integers(0, 50, m), rng.integers(-30, 30, m)
+        expected = {(int(c), int(t)) for p, c in zip(ccd_pix, ccd_refs, strict=True)
+                    for q, t in zip(tile_pix, tile_refs, strict=True) if p == q}
+        for budget in (1, 7, 10**6):
+            found = [(int(c), int(t)) for ccds, tiles in overlaps.join_pixels(
+                ccd_pix, ccd_refs, tile_pix, tile_refs, budget)
+                for c, t in zip(ccds, tiles, strict=True)]
+            assert len(found) == len(set(found))
+            assert set(found) == expected

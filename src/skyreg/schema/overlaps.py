@@ -20,6 +20,7 @@ so it talks to the database through the connection it is given and imports no in
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -343,13 +344,15 @@ def stage_overlaps(connection: Connection, staged: dict[str, Staging],
             sql.Identifier(ccd_pixel.name))
         stored_tiles = sql.SQL("SELECT pix, {} AS ref FROM {}").format(
             sql.Identifier(tiles.id_column), sql.Identifier(tiles.pixels.name))
+        # Stored CCDs join on the server (see _client_pairs), staged ones in the client.
         joins: list[tuple[sql.Composable, sql.Composable, sql.Composable]] = []
+        client: list[tuple[sql.Composable, sql.Composable]] = []
         if ccd_new is not None:
-            joins.append((_staged_pixels(ccd_new), stored_tiles, sql.SQL("true")))
+            client.append((_staged_pixels(ccd_new), stored_tiles))
         if tile_new is not None:
             joins.append((stored_ccds, _staged_pixels(tile_new), sql.SQL("true")))
         if ccd_new is not None and tile_new is not None:
-            joins.append((_staged_pixels(ccd_new), _staged_pixels(tile_new), sql.SQL("true")))
+            client.append((_staged_pixels(ccd_new), _staged_pixels(tile_new)))
         ccd_source = _stored(ccd, "ccd_id", ("region",))
         if ccd_new is not None:
             ccd_source = _staged_rows(ccd_new, ccd_source, ("region",))
@@ -358,13 +361,83 @@ def stage_overlaps(connection: Connection, staged: dict[str, Staging],
         if tile_new is not None:
             tile_source = _staged_rows(tile_new, tile_source, tile_columns)
         count = 0
-        for ccd_refs, tile_refs in _pairs(connection, joins):
+        for ccd_refs, tile_refs in itertools.chain(_pairs(connection, joins),
+                                                   _client_pairs(connection, client)):
             count += _test_and_store(connection, tiles, ccd_refs, tile_refs, ccd_source,
                                      tile_source, _pending(tiles))
         counts[tiles.kind] = count
         if timings is not None:
             timings[f"overlaps {tiles.kind}"] = time.perf_counter() - started
     return counts
+
+
+def _client_pairs(connection: Connection, joins: Sequence[tuple[sql.Composable, sql.Composable]]
+                  ) -> Iterator[tuple[IntArray, IntArray]]:
+    """:func:`_pairs` of (staged CCD pixels, tile pixels) sources, joined by the client.
+
+    On the server the distinct pairs of a batch's pixel join cost a hash join and a hash
+    aggregate over every shared pixel (~2.8 candidate rows per distinct pair) plus a
+    function call per pair. The staged CCDs' pixel rows are bounded by the batch, so they
+    and the tiles' pixel rows sharing a pixel with them come over by binary COPY, and numpy
+    joins them (a sort, two binary searches) and drops duplicate pairs. Joins of the stored
+    CCDs (a sky map registered after them: as many pixel rows as the registry holds) stay on
+    the server.
+    """
+    for ccd_source, tile_source in joins:
+        tile_pix, tile_refs = _fetch_pixels(connection, sql.SQL(
+            "SELECT pix, ref FROM ({tiles}) AS t WHERE pix IN (SELECT pix FROM ({ccds}) AS c)"
+        ).format(tiles=tile_source, ccds=ccd_source))
+        if not len(tile_pix):
+            continue
+        ccd_pix, ccd_refs = _fetch_pixels(connection, ccd_source)
+        yield from join_pixels(ccd_pix, ccd_refs, tile_pix, tile_refs, PAIRS_PER_ROUND)
+
+
+def _fetch_pixels(connection: Connection, source: sql.Composable) -> tuple[IntArray, IntArray]:
+    """(pix, ref) of a source's rows, as one bytea of big-endian pairs read by numpy.
+
+    (A binary COPY out sends a message per row, which psycopg hands over one by one.)
+    """
+    statement = sql.SQL("SELECT coalesce(string_agg(int8send(pix) || int8send(ref), ''), '') "
+                        "FROM ({}) AS s").format(source)
+    with _driver(connection).cursor(binary=True) as cursor:  # type: ignore[attr-defined]
+        data = cursor.execute(statement).fetchone()[0]
+    rows = np.frombuffer(data, dtype=">i8").reshape(-1, 2).astype(np.int64)
+    return rows[:, 0].copy(), rows[:, 1].copy()
+
+
+def join_pixels(ccd_pix: IntArray, ccd_refs: IntArray, tile_pix: IntArray, tile_refs: IntArray,
+                budget: int) -> Iterator[tuple[IntArray, IntArray]]:
+    """Distinct (CCD ref, tile ref) sharing a pixel, in rounds of about ``budget`` shared
+    pixels (at most one CCD's more; rounds split between CCDs, so no pair comes twice)."""
+    if not len(ccd_pix):
+        return
+    ccd_values, ccd_dense = np.unique(ccd_refs, return_inverse=True)
+    tile_values, tile_dense = np.unique(tile_refs, return_inverse=True)
+    by_pix = np.argsort(tile_pix, kind="stable")
+    sorted_pix = tile_pix[by_pix]
+    by_ccd = np.argsort(ccd_dense, kind="stable")
+    ccd_dense, ccd_pix = ccd_dense[by_ccd], ccd_pix[by_ccd]
+    low = np.searchsorted(sorted_pix, ccd_pix, side="left")
+    matches = np.searchsorted(sorted_pix, ccd_pix, side="right") - low
+    ends = np.cumsum(matches)
+    # Rounds start at a CCD's first pixel row, about every ``budget`` shared pixels.
+    firsts = np.flatnonzero(np.r_[True, ccd_dense[1:] != ccd_dense[:-1]])
+    spent = np.r_[0, ends][firsts]
+    marks = np.arange(budget, int(ends[-1]), budget)
+    holders = np.searchsorted(spent, marks, side="right") - 1
+    cuts = np.unique(np.r_[0, firsts[holders], len(ccd_pix)]).tolist()
+    width = np.int64(len(tile_values))
+    for first, last in itertools.pairwise(cuts):
+        count = matches[first:last]
+        total = int(count.sum())
+        if not total:
+            continue
+        rows = np.repeat(np.arange(first, last), count)
+        within = np.arange(total) - np.repeat(np.cumsum(count) - count, count)
+        tiles = tile_dense[by_pix[low[rows] + within]]
+        keys = _distinct(ccd_dense[rows] * width + tiles)
+        yield ccd_values[keys // width], tile_values[keys % width]
 
 
 def insert_staged_overlaps(connection: Connection, first_ids: dict[str, int],
