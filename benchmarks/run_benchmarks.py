@@ -137,9 +137,12 @@ def main() -> None:
     with registry.engine.connect() as connection:
         sizes = dict(connection.execute(text(
             "SELECT relname, pg_total_relation_size(oid) FROM pg_class WHERE relname IN "
-            "('ccd', 'ccd_pixel', 'visit', 'patch', 'patch_pixel', 'tract', 'tract_pixel')"
+            "('ccd', 'ccd_pixel', 'visit', 'patch', 'patch_pixel', 'tract', 'tract_pixel', "
+            "'ccd_patch_overlap', 'ccd_tract_overlap')"
         )).all())
         pixel_rows = connection.execute(text("SELECT count(*) FROM ccd_pixel")).scalar_one()
+        pair_rows = {name: connection.execute(text(f"SELECT count(*) FROM {name}")).scalar_one()
+                     for name in ("ccd_patch_overlap", "ccd_tract_overlap")}
         version = connection.execute(text("SHOW server_version")).scalar_one()
 
     rng = np.random.default_rng(args.seed)
@@ -186,6 +189,9 @@ def main() -> None:
             for k in ccd_keys],
         "SQL skyreg_ccds_containing_point": [
             sql("SELECT * FROM skyreg_ccds_containing_point(%s, %s)", c) for c in centers],
+        "SQL skyreg_ccds_overlapping_tract": [
+            sql("SELECT * FROM skyreg_ccds_overlapping_tract(%s, %s)", (p.skymap, p.tract))
+            for p in patches],
     })
     results: dict[str, Any] = {}
     for name, calls in kinds.items():
@@ -194,6 +200,8 @@ def main() -> None:
             "median_ms": statistics.median(times),
             "p95_ms": float(np.percentile(times, 95)),
             "mean_rows": statistics.mean(counts),
+            # Per returned row: the median query's time over the mean answer size.
+            "us_per_row": statistics.median(times) * 1000 / max(statistics.mean(counts), 1),
         }
 
     # Bulk join: every CCD x patch pair of a tract, in one SQL statement and through Python.
@@ -217,6 +225,10 @@ def main() -> None:
         all_polys = [polygon(r, d) for r, d in zip(ccd_table.column("ra").to_pylist(),
                                                     ccd_table.column("dec").to_pylist(),
                                                     strict=True)]
+        with registry.engine.connect() as connection:
+            all_patches = [((s, t, p), ConvexPolygon.decode(region)) for s, t, p, region in
+                           connection.execute(text(
+                               "SELECT skymap, tract, patch, outer_region FROM patch"))]
         keys = list(zip(ccd_table.column("instrument").to_pylist(),
                         ccd_table.column("visit").to_pylist(),
                         ccd_table.column("detector").to_pylist(), strict=True))
@@ -229,10 +241,16 @@ def main() -> None:
                 if truth != {tuple(row) for row in got}:
                     raise SystemExit(f"MISMATCH against brute force for query {i}")
                 verified += 1
+            footprint = registry.ccd_region(*ccd_keys[i])
+            patch_truth = {key for key, poly in all_patches if poly.overlaps(footprint)}
+            if patch_truth != {tuple(row) for row in registry.find_patches(ccd=ccd_keys[i])}:
+                raise SystemExit(f"MISMATCH against brute force for find_patches query {i}")
+            verified += 1
     registry.close()
 
     db_bytes = sum(sizes.values())
     ccd_bytes = sizes.get("ccd", 0) + sizes.get("ccd_pixel", 0)
+    overlap_bytes = sizes.get("ccd_patch_overlap", 0) + sizes.get("ccd_tract_overlap", 0)
     summary = {
         "visits": args.visits, "ccds": n_ccds, "server": f"{where} (PostgreSQL {version})",
         "area_deg2": args.area if args.area is not None else 300.0,
@@ -241,6 +259,8 @@ def main() -> None:
         "ingest_stage_seconds": report.stage_seconds,
         "ccd_pixel_rows_per_ccd": pixel_rows / n_ccds,
         "bytes_per_ccd": ccd_bytes / n_ccds, "database_bytes": db_bytes,
+        "overlap_rows_per_ccd": {k: v / n_ccds for k, v in pair_rows.items()},
+        "overlap_bytes_per_ccd": overlap_bytes / n_ccds,
         "table_bytes": sizes, "queries": results, "bulk_join": bulk,
         "verified_against_brute_force": verified,
     }
@@ -253,12 +273,15 @@ def main() -> None:
         print(f"| … {stage} | {seconds:.1f} s |")
     print(f"| pixel rows per CCD | {pixel_rows / n_ccds:.2f} |")
     print(f"| ccd + ccd_pixel size per CCD (tables + indexes) | {ccd_bytes / n_ccds:,.0f} B |")
+    print(f"| overlap relations per CCD (tables + indexes) | {overlap_bytes / n_ccds:,.0f} B "
+          f"({pair_rows['ccd_patch_overlap'] / n_ccds:.2f} patch and "
+          f"{pair_rows['ccd_tract_overlap'] / n_ccds:.2f} tract pairs) |")
     print(f"| whole database (tables + indexes) | {db_bytes / 2**20:,.0f} MiB |")
-    print(f"\n| query ({args.queries} different, warm) | median | p95 | mean rows |")
-    print("|---|---|---|---|")
+    print(f"\n| query ({args.queries} different, warm) | median | p95 | mean rows | µs/row |")
+    print("|---|---|---|---|---|")
     for name, row in results.items():
         print(f"| {name} | {row['median_ms']:.2f} ms | {row['p95_ms']:.2f} ms | "
-              f"{row['mean_rows']:.1f} |")
+              f"{row['mean_rows']:.1f} | {row['us_per_row']:.1f} |")
     print(f"\n| bulk join, {len(tracts)} tracts | median | max | pairs per tract |")
     print("|---|---|---|---|")
     for name, row in bulk.items():

@@ -33,7 +33,8 @@ def table_counts(url: str) -> dict[str, int]:
     with engine.connect() as connection:
         counts = {name: connection.execute(text(f"SELECT count(*) FROM {name}")).scalar_one()
                   for name in ("instrument", "detector", "visit", "ccd", "ccd_pixel", "skymap",
-                               "tract", "tract_pixel", "patch", "patch_pixel")}
+                               "tract", "tract_pixel", "patch", "patch_pixel",
+                               "ccd_patch_overlap", "ccd_tract_overlap")}
         counts["ccd_id_seq"] = connection.execute(
             text("SELECT last_value FROM ccd_ccd_id_seq")).scalar_one()
     engine.dispose()

@@ -13,7 +13,15 @@ import pytest
 from sqlalchemy import text
 
 from manifest_builder import box, survey_spec, write_manifest
-from skyreg import CcdRef, PatchRef, QueryError, Registry, ResultTable, TractRef
+from skyreg import (
+    CcdRef,
+    NotFoundError,
+    PatchRef,
+    QueryError,
+    Registry,
+    ResultTable,
+    TractRef,
+)
 from skyreg.search.columns import EXTRA_COLUMNS, spec_of
 from skyreg.search.results import make_column
 
@@ -232,3 +240,68 @@ def test_tables_concatenate_like_lists() -> None:
     assert [CcdRef("X", 0, 0)] + table[:1] == [CcdRef("X", 0, 0), table[0]]  # noqa: RUF005
     with pytest.raises(TypeError, match="cannot concatenate"):
         table + ResultTable.from_rows(CcdRef, [])
+
+
+def test_stored_footprint_searches_equal_the_pixel_path(survey: Registry) -> None:
+    """Patch/tract → CCDs and CCD → patches/tracts read the overlap relations; with every
+    extra column, the file columns and each filter they give what the pixel candidates and the
+    exact test give for the same polygon (as ``region=``)."""
+    names = [*EXTRA_COLUMNS["ccd"]]
+    first = _one(survey, "SELECT instrument, band, mjd_tai_start, mjd_tai_end FROM visit "
+                         "ORDER BY visit LIMIT 1")
+    last = _one(survey, "SELECT band FROM visit WHERE band <> :b ORDER BY visit LIMIT 1",
+                b=first.band)
+    filters: list[dict[str, Any]] = [
+        {}, {"band": first.band}, {"instrument": first.instrument},
+        {"time": (first.mjd_tai_start, first.mjd_tai_end)},
+        {"band": [first.band, last.band], "instrument": first.instrument,
+         "time": (first.mjd_tai_start - 1.0, first.mjd_tai_end)},
+    ]
+    stored: list[tuple[str, tuple[Any, ...]]] = [("tract", ("testmap", 0))]
+    stored += [("patch", ("testmap", 0, p)) for p in range(9)]
+    compared = 0
+    for kind, key in stored:
+        for inner in (False, True):
+            polygon = (survey.patch_region(*key, inner=inner) if kind == "patch"
+                       else survey.tract_region(*key, inner=inner))
+            for given in filters:
+                by_relation = survey.find_ccds(**{kind: key}, inner=inner, columns=names,
+                                               dataset_type="raw", **given)
+                by_pixels = survey.find_ccds(region=polygon, columns=names, dataset_type="raw",
+                                             **given)
+                assert by_relation == by_pixels, (kind, key, inner, given)
+                assert survey.find_ccds(**{kind: key}, inner=inner, **given) == list(by_pixels)
+                compared += len(by_pixels)
+    assert compared > 100
+    tiles = 0
+    for ref in survey.find_ccds(cone=(10.9, -4.4, 2.0)):
+        footprint = survey.ccd_region(*ref)
+        for inner in (False, True):
+            for skymap in (None, "testmap"):
+                patches = survey.find_patches(ccd=ref, inner=inner, skymap=skymap,
+                                              columns=[*EXTRA_COLUMNS["patch"]])
+                assert patches == survey.find_patches(region=footprint, inner=inner,
+                                                      skymap=skymap,
+                                                      columns=[*EXTRA_COLUMNS["patch"]])
+                tracts = survey.find_tracts(ccd=ref, inner=inner, skymap=skymap,
+                                            columns=[*EXTRA_COLUMNS["tract"]])
+                assert tracts == survey.find_tracts(region=footprint, inner=inner,
+                                                    skymap=skymap,
+                                                    columns=[*EXTRA_COLUMNS["tract"]])
+                tiles += len(patches) + len(tracts)
+    assert tiles > 50
+
+
+def test_stored_footprint_searches_refuse_unknown_and_malformed_keys(survey: Registry) -> None:
+    with pytest.raises(NotFoundError, match=r"patch \('testmap', 0, 99\)"):
+        survey.find_ccds(patch=("testmap", 0, 99), columns=["band"])
+    with pytest.raises(NotFoundError, match=r"tract \('nosuch', 0\)"):
+        survey.find_ccds(tract=("nosuch", 0))
+    with pytest.raises(NotFoundError, match=r"CCD \('Cam', 99, 0\)"):
+        survey.find_patches(ccd=("Cam", 99, 0))
+    with pytest.raises(QueryError, match=r"patch: expected \(skymap, tract, patch\)"):
+        survey.find_ccds(patch=("testmap", 0))
+    with pytest.raises(QueryError, match=r"ccd: expected \(instrument, visit, detector\)"):
+        survey.find_tracts(ccd=("Cam", "one", 0))
+    with pytest.raises(QueryError, match="give exactly one search region"):
+        survey.find_ccds(patch=("testmap", 0, 1), cone=(10.9, -4.4, 0.1))

@@ -19,6 +19,7 @@ from skyreg.db.migrate import current_revision, head_revision, upgrade
 from skyreg.errors import DatabaseError
 from skyreg.geometry.pixelization import PixelScheme
 from skyreg.schema import metadata
+from skyreg.search import relation_statements
 from skyreg.search import statements as queries
 from skyreg.search.columns import resolve
 from skyreg.search.sql import compiled as _sql
@@ -104,6 +105,21 @@ def test_spatial_queries_use_the_indexes(database_factory: Callable[[], str],
             "patch": _plan(registry, _sql(queries.patch_candidates, False, False), ranges),
             "tract": _plan(registry, _sql(queries.tract_candidates, True, True),
                            {**ranges, "skymaps": ["testmap"]}),
+            "patch->ccds": _plan(registry, _sql(
+                relation_statements.ccds_of_tile, "patch", False,
+                queries.CcdFilters(True, True, True), resolve("ccd", ["band", "uri"], (), "")),
+                {"skymap": "testmap", "tract": 3, "patch": 5, "instruments": ["TestCam"],
+                 "bands": ["r"], "mjd_start": 0.0, "mjd_end": 1e5, "dataset_type": "raw"}),
+            "tract->ccds": _plan(registry, _sql(relation_statements.ccds_of_tile, "tract", True,
+                                                queries.CcdFilters()),
+                                 {"skymap": "testmap", "tract": 3}),
+            "ccd->patches": _plan(registry, _sql(
+                relation_statements.tiles_of_ccd, "patch", True, False,
+                resolve("patch", ["cell_x", "outer"], (), "")),
+                {"instrument": "TestCam", "visit": 1, "detector": 2, "skymaps": ["testmap"]}),
+            "ccd->tracts": _plan(registry, _sql(relation_statements.tiles_of_ccd, "tract",
+                                                False, True),
+                                 {"instrument": "TestCam", "visit": 1, "detector": 2}),
             # columns= reads the visit and the file of each candidate by primary key.
             "ccd+columns": _plan(registry, _sql(
                 queries.ccd_candidates, queries.CcdFilters(),
@@ -116,7 +132,15 @@ def test_spatial_queries_use_the_indexes(database_factory: Callable[[], str],
         assert not large.search(plan), f"{name}:\n{plan}"
     assert "pk_ccd_pixel" in plans["ccd"] and "pk_ccd" in plans["ccd"]
     assert "pk_patch_pixel" in plans["patch"] and "pk_tract_pixel" in plans["tract"]
+    # Stored footprints read the relation, never the pixel index. (The relations of this
+    # sparse survey are a few pages, which a planner may read whole rather than by key.)
+    for name, relation in (("patch->ccds", "ccd_patch_overlap"),
+                           ("tract->ccds", "ccd_tract_overlap"),
+                           ("ccd->patches", "ccd_patch_overlap"),
+                           ("ccd->tracts", "ccd_tract_overlap")):
+        assert relation in plans[name] and "_pixel" not in plans[name], f"{name}:\n{plans[name]}"
     assert "pk_visit" in plans["ccd+columns"] and "pk_ccd_dataset" in plans["ccd+columns"]
+    assert "pk_visit" in plans["patch->ccds"] and "pk_ccd_dataset" in plans["patch->ccds"]
 
 
 def test_bulk_load_restores_every_constraint(database_url: str, tmp_path: Path) -> None:

@@ -75,6 +75,7 @@ from skyreg.db.binary_copy import Column as BinaryColumn
 from skyreg.errors import ConflictError, InputError, InputErrors
 from skyreg.ingest.footprints import PixelSets
 from skyreg.ingest.report import KindCount
+from skyreg.schema import overlaps
 
 #: Key of the advisory lock that serialises ingest transactions.
 INGEST_LOCK_KEY = 0x736B7972_65670002
@@ -452,8 +453,12 @@ def _stage(connection: Connection, batch: Batch, metadata: MetaData,
 # -- inserting --------------------------------------------------------------------------------
 
 
-def _insert(connection: Connection, staged: Staged) -> None:
-    """Insert the new rows of a staged batch and their pixel rows (no join with the target)."""
+def _insert(connection: Connection, staged: Staged) -> int:
+    """Insert the new rows of a staged batch and their pixel rows (no join with the target).
+
+    Returns the id of the first new row (the others follow in staging order), 0 for kinds
+    without ids.
+    """
     batch, stage, target = staged.batch, staged.table, staged.batch.target
     columns: list[Any] = [stage.c[name] for name in batch.columns]
     first_id, id_column = 0, batch.id_column or ""
@@ -490,6 +495,7 @@ def _insert(connection: Connection, staged: Staged) -> None:
         connection.execute(AddConstraint(constraint))  # builds the index / validates once
     for index in indexes:
         connection.execute(CreateIndex(index))
+    return first_id
 
 
 def _reserve_ids(connection: Connection, table: Table, column: str, count: int) -> int:
@@ -595,24 +601,60 @@ def load(engine: Engine, batches: Sequence[Batch], references: Sequence[Referenc
         if check:
             transaction.rollback()
             return counts
+        # The overlap pairs of the new rows are computed before the inserts, whose index
+        # rebuilds take locks that block readers (see skyreg.schema.overlaps).
+        spatial = {item.batch.target.name: overlaps.Staging(
+            item.table.name, item.pixel_table.name, item.new)
+            for item in staged if item.new and item.pixel_table is not None
+            and item.batch.target.name in _SPATIAL}
+        pairs: dict[str, int] = {}
+        if spatial:
+            if progress is not None:
+                progress("overlaps", 0, 1)
+            pairs = overlaps.stage_overlaps(connection, spatial, timings)
+            if progress is not None:
+                progress("overlaps", 1, 1)
+        first_ids: dict[str, int] = {}
         for item in staged:
             if not item.new:
                 continue
             started = time.perf_counter()
             if progress is not None:
                 progress(f"inserting {item.batch.kind}", 0, 1)
-            _insert(connection, item)
+            first_ids[item.batch.target.name] = _insert(connection, item)
             if progress is not None:
                 progress(f"inserting {item.batch.kind}", 1, 1)
             timings[f"insert {item.batch.kind}"] = time.perf_counter() - started
+        if pairs:
+            started = time.perf_counter()
+            overlaps.insert_staged_overlaps(connection, first_ids, pairs)
+            timings["insert overlaps"] = time.perf_counter() - started
         if after is not None:
             after(connection)
         transaction.commit()
     if vacuum:
         started = time.perf_counter()
         vacuum_tables(engine, [b for b in batches if counts[b.kind].inserted], progress)
+        vacuum_overlaps(engine, pairs)
         timings["vacuum, analyze"] = time.perf_counter() - started
     return counts
+
+
+#: Tables whose new rows get overlap pairs (:mod:`skyreg.schema.overlaps`).
+_SPATIAL = frozenset(("ccd", "patch", "tract"))
+
+
+def vacuum_overlaps(engine: Engine, pairs: dict[str, int]) -> None:
+    """VACUUM (ANALYZE) the overlap relations that received pairs.
+
+    Patch and tract searches are index-only scans of these relations, which only skip the
+    heap on pages the visibility map marks all-visible.
+    """
+    relations = [tiles.relation for tiles in overlaps.TILES if pairs.get(tiles.kind)]
+    if relations:
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            for relation in relations:
+                vacuum_analyze(connection, relation.name)
 
 
 def vacuum_tables(engine: Engine, touched: Sequence[Batch], progress: Progress | None = None

@@ -12,7 +12,9 @@ from skyreg.schema.archive import (
 )
 from skyreg.schema.tables import (
     ccd,
+    ccd_patch_overlap,
     ccd_pixel,
+    ccd_tract_overlap,
     detector,
     instrument,
     metadata,
@@ -30,7 +32,9 @@ __all__ = [
     "DIMENSIONS",
     "ccd",
     "ccd_dataset",
+    "ccd_patch_overlap",
     "ccd_pixel",
+    "ccd_tract_overlap",
     "dataset_type",
     "detector",
     "instrument",

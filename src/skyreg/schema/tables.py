@@ -16,12 +16,14 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     Column,
     DateTime,
     Double,
     ForeignKeyConstraint,
     Identity,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
@@ -214,3 +216,36 @@ patch = Table(
 ccd_pixel = _pixel_table("ccd_pixel", "ccd", "ccd_id")
 tract_pixel = _pixel_table("tract_pixel", "tract", "tract_id")
 patch_pixel = _pixel_table("patch_pixel", "patch", "patch_id")
+
+
+def _overlap_table(name: str, tile: str, tile_id: str) -> Table:
+    """Every (CCD, tile) pair whose footprints overlap, with which tile polygon they overlap.
+
+    Keyed (tile, CCD) for tile → CCDs, with a second index (CCD, tile) for CCD → tiles; both
+    carry the two flags so either lookup is one index-only range scan.
+    """
+    return Table(
+        name,
+        metadata,
+        Column(tile_id, BigInteger, nullable=False, comment=f"{tile}.{tile_id}"),
+        Column("ccd_id", BigInteger, nullable=False, comment="ccd.ccd_id"),
+        Column("outer_overlap", Boolean, nullable=False,
+               comment=f"the CCD overlaps the {tile}'s outer polygon (find_ccds({tile}=...))"),
+        Column("inner_overlap", Boolean, nullable=False,
+               comment=f"the CCD overlaps the {tile}'s inner polygon (inner=True)"),
+        PrimaryKeyConstraint(tile_id, "ccd_id",
+                             postgresql_include=["outer_overlap", "inner_overlap"]),
+        Index(f"ix_{name}_ccd_id_{tile_id}", "ccd_id", tile_id,
+              postgresql_include=["outer_overlap", "inner_overlap"]),
+        CheckConstraint("outer_overlap OR inner_overlap", name="some_overlap"),
+        comment=(
+            f"Exact overlaps of CCD footprints with {tile} polygons (sphgeom's "
+            "ConvexPolygon.overlaps), one row per pair that overlaps the outer or the inner "
+            "polygon. Written by every ingest in the transaction that stores the CCD or the "
+            f"{tile}; patch/tract searches read it instead of testing polygons."
+        ),
+    )
+
+
+ccd_patch_overlap = _overlap_table("ccd_patch_overlap", "patch", "patch_id")
+ccd_tract_overlap = _overlap_table("ccd_tract_overlap", "tract", "tract_id")

@@ -7,7 +7,7 @@ from typing import Any
 
 from skyreg.db.connection import ReadConnection
 from skyreg.geometry.pixelization import PixelScheme
-from skyreg.search import statements
+from skyreg.search import relation_statements, relations, statements
 from skyreg.search.columns import resolve
 from skyreg.search.exact import exact_rows
 from skyreg.search.regions import names, query_region
@@ -39,11 +39,22 @@ def find_ccds(
 ) -> ResultTable[CcdRef]:
     """CCDs whose footprint overlaps one region (see :meth:`skyreg.Registry.find_ccds`).
 
+    A patch or a tract is answered from the overlap relation (an index scan, no geometry);
+    other regions by pixel candidates and the exact test. Both give the same rows.
+
     ``checker`` remembers filter names already found (warnings about unknown ones are raised
     ``stacklevel`` frames up, counted as for :func:`warnings.warn` from the checker).
     """
-    query = query_region(conn, stored=("patch", "tract"), patch=patch, tract=tract, cone=cone,
-                         polygon=polygon, point=point, region=region, inner=inner)
+    kind = relations.stored_kind({"patch": patch, "tract": tract},
+                                 {"cone": cone, "polygon": polygon, "point": point,
+                                  "region": region})
+    if kind is None:
+        query = query_region(conn, stored=("patch", "tract"), patch=patch, tract=tract,
+                             cone=cone, polygon=polygon, point=point, region=region,
+                             inner=inner)
+    else:
+        stored = patch if kind == "patch" else tract
+        tile_params = relations.key_params(kind, stored)
     extras = resolve("ccd", columns, CcdRef._fields, "find_ccds")
     mjd_range = time_range(time) if time is not None else None
     instruments, bands = names(instrument, "instrument"), names(band, "band")
@@ -62,8 +73,14 @@ def find_ccds(
     file_columns = [spec.name for spec in extras if spec.source == "file"]
     if file_columns or dataset_type is not None:
         params["dataset_type"] = _ccd_dataset_type(conn, dataset_type, file_columns)
-    rows = exact_rows(conn, scheme, compiled(statements.ccd_candidates, filters, extras), query,
-                      params)
+    if kind is not None:
+        rows = relations.related_rows(
+            conn, kind, stored,
+            compiled(relation_statements.ccds_of_tile, kind, inner, filters, extras),
+            {**params, **tile_params})
+    else:
+        rows = exact_rows(conn, scheme, compiled(statements.ccd_candidates, filters, extras),
+                          query, params)
     return ccd_results(rows, extras)
 
 

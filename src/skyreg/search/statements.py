@@ -20,6 +20,7 @@ from sqlalchemy import (
     BindParameter,
     ColumnElement,
     Double,
+    FromClause,
     Select,
     Table,
     Text,
@@ -88,10 +89,22 @@ def ccd_candidates(filters: CcdFilters, extras: tuple[ColumnSpec, ...] = ()) -> 
     Visit values (filters, extra columns) and files are looked up per candidate by primary
     key, never by joining whole tables.
     """
+    return ccd_statement(ccd, [ccd.c.ccd_id == candidate_ids(ccd_pixel, "ccd_id")], filters,
+                         extras, polygon=True)
+
+
+def ccd_statement(source: FromClause, where: list[ColumnElement[bool]], filters: CcdFilters,
+                  extras: tuple[ColumnSpec, ...], *, polygon: bool) -> Select[Any]:
+    """CCD rows from ``source`` (``ccd``, or a join holding it) meeting ``where`` and
+    ``filters``: key, ``extras``, and the polygon with ``polygon``. Every CCD search builds its
+    statement here, so all apply the filters and fetch the extras the same way.
+
+    Parameters as :func:`ccd_candidates` (without the pixel ranges).
+    """
     sources = {spec.source for spec in extras}
-    # Visit values of each candidate by primary key (a LATERAL kept apart by OFFSET 0), for
-    # the filters and the extra columns alike: a plain join let the planner hash the whole
-    # visit table for every query.
+    # Visit values of each row by primary key (a LATERAL kept apart by OFFSET 0), for the
+    # filters and the extra columns alike: a plain join let the planner hash the whole visit
+    # table for every query.
     fields = [*(["band"] if filters.band else []),
               *(["mjd_tai_start", "mjd_tai_end"] if filters.time else []),
               *(spec.stored for spec in extras if spec.source == "visit")]
@@ -114,24 +127,24 @@ def ccd_candidates(filters: CcdFilters, extras: tuple[ColumnSpec, ...] = ()) -> 
     tables: dict[str, Any] = {"visit": visit_columns, "ccd": ccd, "file": file_columns}
     statement = select(ccd.c.instrument, ccd.c.visit, ccd.c.detector,
                        *(tables[spec.source].c[spec.stored].label(spec.name) for spec in extras),
-                       ccd.c.region).select_from(ccd).where(
-        ccd.c.ccd_id == candidate_ids(ccd_pixel, "ccd_id"))
+                       *([ccd.c.region] if polygon else [])).select_from(source).where(*where)
     conditions: list[ColumnElement[bool]] = []
     if filters.instrument:
-        conditions.append(ccd.c.instrument == any_(_TEXTS("instruments")))
+        conditions.append(ccd.c.instrument == any_(text_array("instruments")))
     if visit_columns is not None:
         statement = statement.join(visit_columns, true())
     if file_columns is not None:
         statement = statement.outerjoin(file_columns, true())
     if filters.band:
-        conditions.append(visit_columns.c.band == any_(_TEXTS("bands")))
+        conditions.append(visit_columns.c.band == any_(text_array("bands")))
     if filters.time:
         conditions.append(visit_columns.c.mjd_tai_end >= bindparam("mjd_start", type_=Double))
         conditions.append(visit_columns.c.mjd_tai_start <= bindparam("mjd_end", type_=Double))
     return statement.where(and_(true(), *conditions))
 
 
-def _TEXTS(name: str) -> BindParameter[Any]:
+def text_array(name: str) -> BindParameter[Any]:
+    """A bound text array, compared with ``= ANY(...)``."""
     return bindparam(name, type_=ARRAY(Text))
 
 
@@ -144,13 +157,23 @@ def _tile_candidates(tiles: Table, pixels: Table, id_column: str, keys: tuple[st
     same pixel rows serve searches with either polygon.
     """
     region = tiles.c.inner_region if inner else tiles.c.outer_region
-    statement = select(*(tiles.c[key] for key in keys),
-                       *(tiles.c[spec.stored].label(spec.name) for spec in extras),
-                       region).where(
+    statement = select(*tile_columns(tiles, keys, extras), region).where(
         tiles.c[id_column] == candidate_ids(pixels, id_column)
     )
+    return restrict_tiles(statement, tiles, by_skymap)
+
+
+def tile_columns(tiles: Table, keys: tuple[str, ...], extras: tuple[ColumnSpec, ...]
+                 ) -> list[ColumnElement[Any]]:
+    """The columns of a patch or tract row: its key, then ``extras``."""
+    return [*(tiles.c[key] for key in keys),
+            *(tiles.c[spec.stored].label(spec.name) for spec in extras)]
+
+
+def restrict_tiles(statement: Select[Any], tiles: Table, by_skymap: bool) -> Select[Any]:
+    """``statement`` limited to the bound ``skymaps`` (text array) with ``by_skymap``."""
     if by_skymap:
-        statement = statement.where(tiles.c.skymap == any_(_TEXTS("skymaps")))
+        statement = statement.where(tiles.c.skymap == any_(text_array("skymaps")))
     return statement
 
 

@@ -6,7 +6,7 @@ version is recorded in ``apdb.metadata`` as ``version:schema`` (and skyreg's own
 ``pixelId`` at HTM level 20, as ``skyreg:pixelization``).
 
 Revision ID: 0008
-Revises: 0006
+Revises: 0007
 Create Date: 2026-12-01 14:00:00
 """
 
@@ -24,7 +24,7 @@ from skyreg.schema.apdb import (
 )
 
 revision: str = "0008"
-down_revision: str | None = "0006"
+down_revision: str | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
