@@ -216,13 +216,16 @@ def _regions(connection: Connection, source: sql.Composable, columns: tuple[str,
     negative reference (see :class:`Staging`).
     """
     # The ids go as one text literal of an array: psycopg adapts a long Python list element
-    # by element, numpy formats it at once.
+    # by element, numpy formats it at once. Never prepared: after a few executions psycopg
+    # would prepare the statement and PostgreSQL could switch to a generic plan, where the
+    # array is no constant, ``= ANY`` is not hashed and every row scans the whole id list
+    # (quadratic: a 10,000-visit first ingest sat in this statement for many minutes).
     statement = sql.SQL("SELECT ref, {columns} FROM ({source}) AS s "
                         "WHERE ref = ANY(CAST(%s AS bigint[])) ORDER BY ref").format(
         source=source, columns=sql.SQL(", ").join(sql.Identifier(c) for c in columns))
     with _driver(connection).cursor(binary=True) as cursor:  # type: ignore[attr-defined]
-        rows = cursor.execute(statement, ["{" + ",".join(ids.astype(str).tolist()) + "}"]
-                              ).fetchall()
+        rows = cursor.execute(statement, ["{" + ",".join(ids.astype(str).tolist()) + "}"],
+                              prepare=False).fetchall()
     found = np.array([row[0] for row in rows], dtype=np.int64)
     return found, [[bytes(row[k + 1]) for row in rows] for k in range(len(columns))]
 
