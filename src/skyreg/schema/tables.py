@@ -158,6 +158,11 @@ ccd = Table(
     UniqueConstraint("instrument", "visit", "detector"),
     ForeignKeyConstraint(["instrument", "visit"], ["visit.instrument", "visit.visit"]),
     ForeignKeyConstraint(["instrument", "detector"], ["detector.instrument", "detector.detector"]),
+    # The key of a CCD by its id, without visiting the table: searches answered from the
+    # overlap relations (patch/tract -> CCDs) turn each pair's ccd_id into the key this way,
+    # an index-only probe instead of a heap fetch of the wide footprint row.
+    Index("ix_ccd_ccd_id_key", "ccd_id",
+          postgresql_include=["instrument", "visit", "detector"]),
     comment="CCDs: one detector of one visit, with its footprint on the sky.",
 )
 
