@@ -195,10 +195,17 @@ def _selected(columns: Sequence[str]) -> sql.Composed:
 
 
 def _ranges_join(info: CatalogInfo) -> sql.Composed:
+    """The rows of the bound pixel ranges: one ``skyreg_pix`` index range scan per range.
+
+    A LATERAL subquery kept apart by ``OFFSET 0``, because a plain join leaves the plan to
+    estimates the planner cannot make (the ranges come from arrays): with ``ORDER BY`` id it
+    chose to walk the whole primary key in id order and test every row — 0.4 s for a 0.1°
+    cone on 1 M rows, against ~1 ms for the range scans, and it did so for ~10% of cones.
+    """
     return sql.SQL(
         "FROM unnest(%(lo)s::int8[], %(hi)s::int8[]) AS r(lo, hi) "
-        "JOIN {t} AS c ON c.{pix} >= r.lo AND c.{pix} < r.hi").format(
-            t=info.table_sql(), pix=sql.Identifier(PIXEL_COLUMN))
+        "CROSS JOIN LATERAL (SELECT * FROM {t} AS t WHERE t.{pix} >= r.lo AND t.{pix} < r.hi "
+        "OFFSET 0) AS c").format(t=info.table_sql(), pix=sql.Identifier(PIXEL_COLUMN))
 
 
 @lru_cache(maxsize=256)
