@@ -6,7 +6,7 @@
 ``ccd_id`` into the CCD's key. Through the primary key that is a probe of the index plus a
 fetch of the wide footprint row from the table; with ``ix_ccd_ccd_id_key`` (``ccd_id``
 INCLUDE ``instrument, visit, detector``) it is an index-only probe. Measured on 1.89 M CCDs:
-the key lookups of ~700 pairs take 0.8 ms instead of 1.1–1.3 ms (docs/benchmarks.md). The
+a patch of ~700 pairs is read with its keys in ~1.0 ms instead of 1.3-1.5 ms (docs/benchmarks.md). The
 index costs ~50 bytes per CCD; bulk loads into an empty ``ccd`` build it once, as they do the
 other indexes.
 
