@@ -406,13 +406,15 @@ def server_ms(response: httpx.Response) -> float:
     raise AssertionError(f"no Server-Timing header: {response.headers}")
 
 
-def sequential(base: str, requests: list[Request]) -> dict[str, float]:
-    """One request at a time on a keep-alive connection, after a warm-up pass."""
+def sequential(running: Server, requests: list[Request]) -> dict[str, float]:
+    """One request at a time on a keep-alive connection, after a warm-up pass; also the
+    server's CPU time per request (service and embedded PostgreSQL processes)."""
     client_ms: list[float] = []
     server: list[float] = []
-    with httpx.Client(base_url=base, timeout=60) as client:
+    with httpx.Client(base_url=running.base, timeout=60) as client:
         for request in requests:  # warm-up: caches, prepared statements in every worker
             client.get(request.path)
+        before = running.cpu_seconds()
         for request in requests:
             start = time.perf_counter()
             response = client.get(request.path)
@@ -420,7 +422,9 @@ def sequential(base: str, requests: list[Request]) -> dict[str, float]:
             if response.status_code != request.expect_status:
                 raise AssertionError(f"{request.path}: HTTP {response.status_code}")
             server.append(server_ms(response))
-    return {"n": len(requests), "server_p50_ms": statistics.median(server),
+        cpu_ms = cpu_used(running, before) / len(requests) * 1000.0
+    return {"n": len(requests), "server_cpu_ms": cpu_ms,
+            "server_p50_ms": statistics.median(server),
             "server_p95_ms": percentile(server, 95),
             "client_p50_ms": statistics.median(client_ms),
             "client_p95_ms": percentile(client_ms, 95)}
@@ -603,9 +607,9 @@ def main(argv: list[str] | None = None) -> int:
     with server(setup, args.workers, work / "serve.log") as running:
         base = running.base
         check_answers(base, setup, work_load, samples=5)
-        results["sia"] = sequential(base, work_load.sia)
+        results["sia"] = sequential(running, work_load.sia)
         results["sia"]["mean_rows"] = statistics.mean(r.expect_rows or 0 for r in work_load.sia)
-        results["soda"] = sequential(base, work_load.soda)
+        results["soda"] = sequential(running, work_load.soda)
         before = running.cpu_seconds()
         tally, elapsed, cpu = concurrent(base, work_load.patch, args.connections,
                                          args.throughput_seconds)
@@ -643,14 +647,15 @@ def report(r: dict[str, Any]) -> None:
     print(f"\nskyreg serve --workers {r['workers']}: {r['visits']:,} visits, {r['ccds']:,} CCDs; "
           f"{r['machine_before']['cpus']} CPUs, 1-min load average before/after {loads}\n")
     print(f"{'one request at a time':34} {'n':>5} {'server p50':>11} {'server p95':>11} "
-          f"{'client p50':>11} {'client p95':>11}  target")
+          f"{'client p50':>11} {'client p95':>11} {'server CPU':>11}  target")
     for name, key, target in (("SIA 0.2° cone (mean "
                                f"{r['sia']['mean_rows']:.0f} rows)", "sia",
                                "server p50 <= 15 ms"),
                               ("SODA 100x100 from RICE CCD", "soda", "p50 <= 20 ms")):
         s = r[key]
         print(f"{name:34} {s['n']:>5} {s['server_p50_ms']:>8.1f} ms {s['server_p95_ms']:>8.1f} ms "
-              f"{s['client_p50_ms']:>8.1f} ms {s['client_p95_ms']:>8.1f} ms  {target}")
+              f"{s['client_p50_ms']:>8.1f} ms {s['client_p95_ms']:>8.1f} ms "
+              f"{s['server_cpu_ms']:>8.2f} ms  {target}")
     t = r["patch_throughput"]
     print(f"\nJSON ccds?patch, {t['connections']} connections, {t['seconds']:.0f} s: "
           f"{t.get('per_s', 0):,.0f} requests/s (p50 {t.get('p50_ms', math.nan):.1f} ms, "
