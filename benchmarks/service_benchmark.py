@@ -537,8 +537,7 @@ def concurrent(base: str, requests: list[Request], clients: int, seconds: float
     except ImportError:
         tally, elapsed = asyncio.run(_concurrent(base, requests, clients, seconds))
     else:
-        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            tally, elapsed = runner.run(_concurrent(base, requests, clients, seconds))
+        tally, elapsed = uvloop.run(_concurrent(base, requests, clients, seconds))
     return tally, elapsed, time.process_time() - cpu
 
 
