@@ -154,3 +154,39 @@ def test_frozen_sql_is_complete(revision: str) -> None:
     text = "".join(p.read_text(encoding="utf-8") for p in sorted((FROZEN / revision).glob("*.sql")))
     assert text.count("CREATE FUNCTION skyreg_") >= 30
     assert "CREATE OR REPLACE" not in text and "DROP " not in text
+
+
+_FOOTPRINT = "SELECT pg_get_functiondef('ivoa.skyreg_footprint(float8[], float8[])'::regprocedure)"
+
+
+def test_footprint_of_0011_equals_that_of_0006(database_url: str, empty_database_url: str,
+                                               tmp_path: Path) -> None:
+    """Revision 0011's ObsCore footprint function gives the values of 0006's, bit for bit, on
+    every CCD of a survey; its downgrade gives 0006's definition back."""
+    _alembic(empty_database_url, command.upgrade, "0009")
+    with psycopg.connect(_libpq(empty_database_url)) as connection:
+        as_0006 = connection.execute(_FOOTPRINT).fetchone()
+    from skyreg import Registry
+    from skyreg.synthetic import SurveySpec, generate_survey
+
+    survey = tmp_path / "survey"
+    generate_survey(survey, SurveySpec(n_visits=3, seed=11,
+                                       file_uri_template="s3://b/{instrument}/{visit}/"
+                                                         "{detector}.fits"))
+    with Registry.connect(database_url) as registry:
+        registry.ingest_manifest(survey)
+    with psycopg.connect(_libpq(database_url), autocommit=True) as connection:
+        at_head = connection.execute(_FOOTPRINT).fetchone()
+        _alembic(database_url, command.downgrade, "0009")
+        at_0009 = connection.execute(_FOOTPRINT).fetchone()
+        assert at_head != at_0009 and at_0009 == as_0006
+        old_values = connection.execute(
+            "SELECT c.ccd_id, f.* FROM ccd AS c, ivoa.skyreg_footprint(c.ra, c.dec) AS f "
+            "ORDER BY 1").fetchall()
+        _alembic(database_url, command.upgrade, "head")
+        assert connection.execute(_FOOTPRINT).fetchone() == at_head
+        new_values = connection.execute(
+            "SELECT c.ccd_id, f.* FROM ccd AS c, ivoa.skyreg_footprint(c.ra, c.dec) AS f "
+            "ORDER BY 1").fetchall()
+    assert len(old_values) > 300
+    assert new_values == old_values  # floats compared exactly, s_region as text

@@ -456,3 +456,20 @@ def test_cutout_urls_resolve_to_the_pixels(archive: Archive, service: LiveServic
     png = httpx.get(f"{service.base}/api/v1/cutout-url", params={
         "ra": ra, "dec": dec, "size": 0.01, "band": "r", "format": "png"}).json()["url"]
     assert httpx.get(png).content.startswith(b"\x89PNG")
+
+
+def test_dataset_types_with_datasets(registry: Registry, tmp_path: Any) -> None:
+    """The probe an SIA search starts with names exactly the types that hold datasets: not
+    the registered types without any, of either kind, nor types of the other dimensions."""
+    from skyreg.service.queries import _types_with_datasets
+    from skyreg.synthetic import SurveySpec, generate_survey
+
+    registry.register_dataset_type("postISRCCD", "ccd", "empty CCD type")
+    registry.register_dataset_type("goodSeeingCoadd", "patch", "empty patch type")
+    assert _types_with_datasets(registry) == {}
+    survey = tmp_path / "survey"
+    generate_survey(survey, SurveySpec(n_visits=2, seed=5,
+                                       file_uri_template="s3://b/{instrument}/{visit}/"
+                                                         "{detector}.fits"))
+    registry.ingest_manifest(survey)
+    assert _types_with_datasets(registry) == {"raw": "ccd"}

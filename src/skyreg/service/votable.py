@@ -37,7 +37,7 @@ def escape(text: str) -> str:
 
     Characters XML 1.0 cannot hold at all (most control characters) become U+FFFD.
     """
-    if _SPECIAL.search(text) is None:
+    if _plain(text):
         return text
     return _SPECIAL.sub(lambda m: _ESCAPES.get(m.group(), "\ufffd"), text)
 
@@ -87,9 +87,19 @@ def _cells(field: Field, values: Sequence[Any]) -> list[str]:
     answer of 30 columns is 6,000 cells, and a function call per cell was most of the cost of
     writing it. Text columns are escaped cell by cell only when the column holds a character
     that needs it, which one search over the joined column tells.
+
+    Most double columns of an ObsCore answer repeat a few values (times and exposure of each
+    visit, wavelengths of each band), and ``repr`` of a float is the costliest step: such a
+    column formats each distinct value once. Not when it holds a zero, because 0.0 and -0.0
+    are one key of a dict but print differently.
     """
     kind = field.datatype
     if kind == "double":
+        if len(values) >= 16:
+            distinct = set(values)
+            if 2 * len(distinct) <= len(values) and 0.0 not in distinct:
+                printed = {v: _double(v) for v in distinct}
+                return [printed[v] for v in values]
         return [repr(v) if v.__class__ is float and v - v == 0.0 else _double(v)
                 for v in values]
     if kind in _INT_NULLS:
@@ -99,9 +109,18 @@ def _cells(field: Field, values: Sequence[Any]) -> list[str]:
     if kind == "boolean":
         return ["" if v is None else ("T" if v else "F") for v in values]
     texts = ["" if v is None else (v if v.__class__ is str else str(v)) for v in values]
-    if _SPECIAL.search("\n".join(texts)) is None:
+    if _plain("".join(texts)):
         return texts
     return [escape(text) for text in texts]
+
+
+def _plain(text: str) -> bool:
+    """Whether ``text`` needs no escaping. Printable ASCII without ``&<>"`` (nearly every
+    column) is told by C string methods, ~20 times faster than the regular expression, which
+    decides the rest."""
+    if text.isascii() and text.isprintable():
+        return not ("&" in text or "<" in text or ">" in text or '"' in text)
+    return _SPECIAL.search(text) is None
 
 
 def _double(value: Any) -> str:
