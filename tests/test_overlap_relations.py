@@ -258,3 +258,52 @@ def test_client_pixel_join_gives_each_shared_pixel_pair_once() -> None:
                 for c, t in zip(ccds, tiles, strict=True)]
             assert len(found) == len(set(found))
             assert set(found) == expected
+
+
+@pytest.mark.parametrize("split", [False, True])
+def test_pairs_computed_by_worker_processes(registry: Registry, database_url: str,
+                                            tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                            split: bool) -> None:
+    """The pool path (forked workers, several chunks, tiles filtered by the CCDs' pixels)
+    gives the brute-force pairs, with the tiles in the same manifest or stored before."""
+    from skyreg.ingest import overlap_jobs
+
+    monkeypatch.setattr(overlap_jobs, "POOL_THRESHOLD", 0)
+    monkeypatch.setattr(overlap_jobs, "CHUNK", 7)
+    monkeypatch.setattr(overlap_jobs, "FILTER_TILES", 0)
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    spec = _spec(7)
+    if split:
+        ccds, tiles = _split(spec)
+        registry.ingest_manifest(write_manifest(tmp_path / "tiles", tiles))
+        report = registry.ingest_manifest(write_manifest(tmp_path / "ccds", ccds))
+    else:
+        report = registry.ingest_manifest(write_manifest(tmp_path / "m", spec))
+    assert "database: overlaps: workers' CPU" in report.stage_seconds  # the pool ran
+    _assert_exact(database_url)
+
+
+def _failing_chunk(*args: object) -> list[overlaps.Pairs]:
+    raise RuntimeError("worker failed")
+
+
+def test_failing_worker_fails_the_ingest_and_writes_nothing(
+        registry: Registry, database_url: str, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from skyreg.ingest import overlap_jobs
+
+    monkeypatch.setattr(overlap_jobs, "POOL_THRESHOLD", 0)
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(overlaps, "chunk_pairs", _failing_chunk)  # inherited by the workers
+    root = write_manifest(tmp_path / "m", _spec(8))
+    with pytest.raises(RuntimeError, match="worker failed"):
+        registry.ingest_manifest(root)
+    assert not overlap_jobs._WORK  # the job's work is dropped with its pool
+    engine = create_engine(database_url)
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT count(*) FROM ccd")).scalar_one() == 0
+    engine.dispose()
+    assert stored(database_url) == {"patch": set(), "tract": set()}
+    monkeypatch.undo()
+    registry.ingest_manifest(root)
+    _assert_exact(database_url)
