@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from alembic import command
-from lsst.sphgeom import ConvexPolygon
+from lsst.sphgeom import ConvexPolygon, LonLat, UnitVector3d
 from sqlalchemy import create_engine, text
 
 from manifest_builder import ManifestSpec, Polygon, box, survey_spec, write_manifest
@@ -307,3 +307,27 @@ def test_failing_worker_fails_the_ingest_and_writes_nothing(
     monkeypatch.undo()
     registry.ingest_manifest(root)
     _assert_exact(database_url)
+
+
+def test_tile_pixel_lookup_table_equals_binary_search(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A tile set's pixel lookup table (small pixel ranges) finds the rows binary searches
+    find, for pixels inside, between and outside the tiles' pixels; so does the fallback."""
+    rng = np.random.default_rng(11)
+    square = box(10.0, 10.0, 0.1)
+    polygon = ConvexPolygon.decode(
+        ConvexPolygon([UnitVector3d(LonLat.fromDegrees(ra, dec)) for ra, dec in
+                       zip(*square, strict=True)]).encode()).encode()
+    for span in (1 << 22, 1):
+        monkeypatch.setattr(overlaps, "LOOKUP_SPAN", span)
+        counts = rng.integers(0, 5, 40)
+        pixels = rng.integers(1000, 1100, int(counts.sum()))
+        offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        shapes = overlaps.Shapes(40, pixels.astype(np.int64), offsets,
+                                 lambda rows, column: [polygon] * len(rows))
+        tiles = overlaps.tile_set(None, overlaps.TILES[0], shapes, None)  # type: ignore[arg-type]
+        assert (tiles.starts is None) == (span == 1)
+        probe = rng.integers(900, 1200, 500).astype(np.int64)
+        low, count = tiles.rows_of(probe.copy())
+        for p, first, n in zip(probe, low, count, strict=True):
+            assert n == int((tiles.pix == p).sum())
+            assert (tiles.pix[first:first + n] == p).all()

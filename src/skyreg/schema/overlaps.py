@@ -49,6 +49,8 @@ BoolArray = npt.NDArray[np.bool_]
 
 #: Candidate pairs tested per round (bounds the client's memory on huge backfills).
 PAIRS_PER_ROUND = 2_000_000
+#: Largest pixel range of a tile set given a lookup table (HTM 9 needs 2 M at most).
+LOOKUP_SPAN = 1 << 22
 #: Relation rows per piece of a COPY (bounds the bytes object built at once).
 _COPY_ROWS = 1_000_000
 
@@ -321,9 +323,24 @@ class TileSet:
     sticks_out: BoolArray
     pix: IntArray
     owner: IntArray
+    #: ``pix[starts[p - base]:starts[p - base + 1]]`` are the rows of pixel ``p`` (a lookup
+    #: table instead of two binary searches per CCD pixel), when the pixel range is small.
+    starts: IntArray | None = None
+    base: int = 0
 
     def __len__(self) -> int:
         return len(self.refs)
+
+    def rows_of(self, pixels: IntArray) -> tuple[IntArray, IntArray]:
+        """(first row in ``pix``, number of rows) of each pixel."""
+        if self.starts is None:
+            low = np.searchsorted(self.pix, pixels, side="left")
+            return low, np.searchsorted(self.pix, pixels, side="right") - low
+        span = len(self.starts) - 2  # the last bucket is empty: pixels out of range
+        at = pixels - self.base
+        at[(at < 0) | (at >= span)] = span
+        low = self.starts[at]
+        return low, self.starts[at + 1] - low
 
 
 @dataclass(frozen=True)
@@ -405,13 +422,19 @@ def tile_set(connection: Connection, tiles: Tiles, new: Shapes | None,
     all_pix = np.concatenate(pix) if pix else np.empty(0, np.int64)
     all_owner = np.concatenate(owner) if owner else np.empty(0, np.int64)
     order = np.argsort(all_pix, kind="stable")
+    all_pix = all_pix[order]
+    starts, base = None, 0
+    if len(all_pix) and int(all_pix[-1]) - int(all_pix[0]) < LOOKUP_SPAN:
+        base = int(all_pix[0])
+        starts = np.zeros(int(all_pix[-1]) - base + 3, dtype=np.int64)
+        np.cumsum(np.bincount(all_pix - base, minlength=len(starts) - 1), out=starts[1:])
     decode = ConvexPolygon.decode
     sticks_out = np.array([not decode(o).contains(decode(i))
                            for o, i in zip(outer, inner, strict=True)], dtype=bool)
     return TileSet(tiles.kind, np.concatenate(refs) if refs else np.empty(0, np.int64),
                    batch_overlap.PolygonArrays.from_encoded(outer),
                    batch_overlap.PolygonArrays.from_encoded(inner), sticks_out,
-                   all_pix[order], all_owner[order].astype(np.int64))
+                   all_pix, all_owner[order].astype(np.int64), starts, base)
 
 
 def _fetch_pairs(connection: Connection, statement: sql.Composable, *params: object
@@ -454,8 +477,7 @@ def chunk_pairs(ccds: Shapes, tile_sets: Sequence[TileSet], start: int, stop: in
     polygons = batch_overlap.PolygonArrays.from_encoded(ccds.polygons(rows, "region"))
     found: list[Pairs] = []
     for tiles in tile_sets:
-        low = np.searchsorted(tiles.pix, flat, side="left")
-        count = np.searchsorted(tiles.pix, flat, side="right") - low
+        low, count = tiles.rows_of(flat)
         total = int(count.sum())
         if not total:
             found.append(Pairs.concat([]))
