@@ -469,21 +469,27 @@ def _stage(connection: Connection, batch: Batch, metadata: MetaData,
 # -- inserting --------------------------------------------------------------------------------
 
 
-def _insert(connection: Connection, staged: Staged) -> int:
-    """Insert the new rows of a staged batch and their pixel rows (no join with the target).
+def _first_id(connection: Connection, staged: Staged) -> int:
+    """Reserve the ids of a staged batch's new rows; the first one (0: kinds without ids).
 
-    Returns the id of the first new row (the others follow in staging order), 0 for kinds
-    without ids.
+    Ids are handed out before the inserts, one per new row (id = first_id + row_no), so that
+    the pixel rows and the overlap pairs get theirs without reading the inserted rows back.
     """
+    batch = staged.batch
+    if batch.pixel_table is None:
+        return 0
+    if not batch.id_column:
+        raise TypeError(f"batch {batch.kind}: a pixel table needs an id column")
+    return _reserve_ids(connection, batch.target, batch.id_column, staged.new)
+
+
+def _insert(connection: Connection, staged: Staged, first_id: int) -> None:
+    """Insert the new rows of a staged batch and their pixel rows (no join with the target),
+    the ids (for kinds with pixels) from ``first_id`` on, in staging order."""
     batch, stage, target = staged.batch, staged.table, staged.batch.target
     columns: list[Any] = [stage.c[name] for name in batch.columns]
-    first_id, id_column = 0, batch.id_column or ""
+    id_column = batch.id_column or ""
     if batch.pixel_table is not None:
-        # Ids are handed out here, one per new row (id = first_id + row_no), so that the
-        # pixel rows get theirs without reading the inserted rows back.
-        if not id_column:
-            raise TypeError(f"batch {batch.kind}: a pixel table needs an id column")
-        first_id = _reserve_ids(connection, target, id_column, staged.new)
         columns.insert(0, (literal(first_id, BigInteger) + stage.c.row_no).label(id_column))
     # A freshly copied temporary table is read back in the order it was written: the new
     # rows, in spatial order, come first.
@@ -511,7 +517,6 @@ def _insert(connection: Connection, staged: Staged) -> int:
         connection.execute(AddConstraint(constraint))  # builds the index / validates once
     for index in indexes:
         connection.execute(CreateIndex(index))
-    return first_id
 
 
 def _reserve_ids(connection: Connection, table: Table, column: str, count: int) -> int:
@@ -632,20 +637,25 @@ def load(engine: Engine, batches: Sequence[Batch], references: Sequence[Referenc
                 progress("overlaps", 1, 1)
         finally:
             jobs.close()
-        first_ids: dict[str, int] = {}
+        first_ids = {item.batch.target.name: _first_id(connection, item)
+                     for item in staged if item.new}
+        # The relation rows are laid out before the inserts take their locks.
+        started = time.perf_counter()
+        prepared = overlaps.prepare_overlaps(connection, first_ids, pairs)
+        timings["overlaps: prepare rows"] = time.perf_counter() - started
         for item in staged:
             if not item.new:
                 continue
             started = time.perf_counter()
             if progress is not None:
                 progress(f"inserting {item.batch.kind}", 0, 1)
-            first_ids[item.batch.target.name] = _insert(connection, item)
+            _insert(connection, item, first_ids[item.batch.target.name])
             if progress is not None:
                 progress(f"inserting {item.batch.kind}", 1, 1)
             timings[f"insert {item.batch.kind}"] = time.perf_counter() - started
-        if any(len(found) for found in pairs.values()):
+        if prepared:
             started = time.perf_counter()
-            overlaps.insert_staged_overlaps(connection, first_ids, pairs, timings)
+            overlaps.store_overlaps(connection, prepared, timings)
             timings["insert overlaps"] = time.perf_counter() - started
         if after is not None:
             after(connection)

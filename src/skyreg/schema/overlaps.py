@@ -4,15 +4,20 @@ A (CCD, tile) pair belongs to a relation when sphgeom's ``ConvexPolygon.overlaps
 CCD's footprint overlaps the tile's outer or inner polygon — the predicate the searches
 applied to every candidate before the relations existed, so answers do not change.
 
-The loader (every ingest) calls :func:`stage_overlaps` in its transaction once every kind is
-staged and before anything is inserted, and :func:`insert_staged_overlaps` after its inserts:
-the pairs of the new CCDs with every tile (stored or new), and of the new tiles with the CCDs
-stored before, are computed — so a sky map registered after the CCDs gets its pairs, and so
-do CCDs ingested after the sky map, and a re-run that inserts nothing adds nothing. The
-backfilling migration uses :func:`add_overlaps` on stored rows (ids above :func:`high_water`
-marks, all of them for a backfill). Candidates come from the pixel tables (two footprints that
-overlap share a pixel, since covers are conservative); the exact test runs vectorised
-(:mod:`skyreg.geometry.batch_overlap`), sphgeom deciding only the pairs numpy cannot prove.
+Every ingest goes through the loader, which in its transaction computes the pairs of the new
+CCDs with every tile (stored or new) and of the new tiles with the CCDs stored before — so a
+sky map registered after the CCDs gets its pairs, and so do CCDs ingested after the sky map,
+and a re-run that inserts nothing adds nothing. The new CCDs' pairs come from the loader's own
+pixels and polygons (:class:`Shapes`): candidates are the (CCD, tile) pairs sharing a pixel
+(covers are conservative, so overlapping footprints share one), joined with a :class:`TileSet`
+and decided by :func:`chunk_pairs` on the ingest's worker processes, while the loader copies
+its rows; the new tiles' pairs with stored CCDs are joined on the server
+(:func:`stored_ccd_pairs`). Once every kind is staged the loader lays the rows out with the ids
+the new rows will get (:func:`prepare_overlaps`) and, after its inserts, streams them into the
+relations (:func:`store_overlaps`). The backfilling migration uses :func:`add_overlaps` on
+stored rows (ids above :func:`high_water` marks, all of them for a backfill), candidates from
+the pixel tables. The exact test runs vectorised (:mod:`skyreg.geometry.batch_overlap`),
+sphgeom deciding only the pairs numpy cannot prove.
 
 This module sits below ingest (the migration that backfills existing registries uses it too),
 so it talks to the database through the connection it is given and imports no ingest code.
@@ -264,16 +269,25 @@ def _test_and_store(connection: Connection, tiles: Tiles, ccd_ids: IntArray,
 
 
 def _copy_overlaps(connection: Connection, relation: str, tile_ids: IntArray,
-                   ccd_ids: IntArray, outer: BoolArray, inner: BoolArray,
-                   freeze: bool = False) -> None:
-    """Binary COPY of relation rows, built as one numpy structured array.
+                   ccd_ids: IntArray, outer: BoolArray, inner: BoolArray) -> None:
+    """Binary COPY of relation rows, built as one numpy structured array."""
+    _copy_rows(connection, relation, _overlap_rows(tile_ids, ccd_ids, outer, inner))
 
-    ``freeze``: the relation was created or truncated in this transaction (COPY FREEZE).
-    """
+
+def _overlap_rows(tile_ids: IntArray, ccd_ids: IntArray, outer: BoolArray, inner: BoolArray
+                  ) -> npt.NDArray[np.void]:
+    """Relation rows in binary COPY format (without header and trailer)."""
     rows = np.empty(len(tile_ids), dtype=_OVERLAP_ROW)
     rows["fields"], rows["len_t"], rows["len_c"], rows["len_o"], rows["len_i"] = 4, 8, 8, 1, 1
     rows["tile"], rows["ccd"] = tile_ids, ccd_ids
     rows["outer"], rows["inner"] = outer, inner
+    return rows
+
+
+def _copy_rows(connection: Connection, relation: str, rows: npt.NDArray[np.void],
+               freeze: bool = False) -> None:
+    """COPY rows of :func:`_overlap_rows`; ``freeze``: the relation was created or truncated
+    in this transaction (COPY FREEZE)."""
     statement = sql.SQL("COPY {} FROM STDIN (FORMAT BINARY{})").format(
         sql.Identifier(relation), sql.SQL(", FREEZE") if freeze else sql.SQL(""))
     with _driver(connection).cursor() as cursor, cursor.copy(statement) as copy:  # type: ignore[attr-defined]
@@ -590,42 +604,62 @@ def join_pixels(ccd_pix: IntArray, ccd_refs: IntArray, tile_pix: IntArray, tile_
 
 
 
-def insert_staged_overlaps(connection: Connection, first_ids: dict[str, int],
-                           pairs: dict[str, Pairs],
-                           timings: dict[str, float] | None = None) -> None:
-    """Store computed pairs now that new rows have ids (``first_ids[kind] + row_no``).
+@dataclass(frozen=True)
+class Prepared:
+    """One relation's new rows, laid out for a binary COPY (:func:`prepare_overlaps`)."""
 
-    One binary COPY per relation, built by numpy. Into an empty relation (a registry's first
-    load) the relation is truncated in this transaction first, which lets the COPY freeze its
-    rows (``FREEZE``: no hint-bit writes, pages all-visible at once, so the index-only scans of
-    the searches need no VACUUM pass over it first) and, on a server with ``wal_level =
-    minimal`` (the embedded one), skip the WAL; its keys are then built once afterwards.
-    Otherwise the rows go in key order, so B-tree inserts walk the index once.
-    """
+    tiles: Tiles
+    rows: npt.NDArray[np.void]
+    #: The relation is empty: truncate it, COPY FREEZE, build its keys afterwards.
+    bulk: bool
+
+
+def prepare_overlaps(connection: Connection, first_ids: dict[str, int],
+                     pairs: dict[str, Pairs]) -> list[Prepared]:
+    """The relation rows of computed pairs, given the ids the new rows will get
+    (``first_ids[kind] + row_no``): everything but the COPY itself, so that the loader does
+    it before its inserts take the locks that block readers."""
+    prepared = []
     for tiles in TILES:
         found = pairs.get(tiles.kind)
         if found is None or not len(found):
             continue
-        started = time.perf_counter()
         tile_ids = _resolve(found.tile_refs, first_ids.get(tiles.kind, 0))
         ccd_ids = _resolve(found.ccd_refs, first_ids.get("ccd", 0))
         outer, inner = found.outer, found.inner
         bulk = _is_empty(connection, tiles.relation)
-        if bulk:
-            connection.execute(text(f'TRUNCATE "{tiles.relation.name}"'))
-            _drop_indexes(connection, tiles.relation)
-        else:
+        if not bulk:  # B-tree inserts in key order
             order = np.lexsort((ccd_ids, tile_ids))
             tile_ids, ccd_ids, outer, inner = (tile_ids[order], ccd_ids[order], outer[order],
                                                inner[order])
-        _copy_overlaps(connection, tiles.relation.name, tile_ids, ccd_ids, outer, inner,
-                       freeze=bulk)
+        prepared.append(Prepared(tiles, _overlap_rows(tile_ids, ccd_ids, outer, inner), bulk))
+    return prepared
+
+
+def store_overlaps(connection: Connection, prepared: Sequence[Prepared],
+                   timings: dict[str, float] | None = None) -> None:
+    """Store prepared relation rows: one binary COPY per relation.
+
+    Into an empty relation (a registry's first load) the relation is truncated in this
+    transaction first, which lets the COPY freeze its rows (``FREEZE``: no hint-bit writes,
+    pages all-visible at once, so the index-only scans of the searches need no VACUUM pass
+    over them first) and, on a server with ``wal_level = minimal`` (the embedded one), skip
+    the WAL; its keys are then built once afterwards.
+    """
+    for item in prepared:
+        started = time.perf_counter()
+        relation = item.tiles.relation
+        if item.bulk:
+            connection.execute(text(f'TRUNCATE "{relation.name}"'))
+            _drop_indexes(connection, relation)
+        _copy_rows(connection, relation.name, item.rows, freeze=item.bulk)
         copied = time.perf_counter()
-        if bulk:
-            _create_indexes(connection, tiles.relation)
+        if item.bulk:
+            _create_indexes(connection, relation)
         if timings is not None:
-            timings[f"insert overlaps {tiles.kind}: copy"] = copied - started
-            timings[f"insert overlaps {tiles.kind}: indexes"] = time.perf_counter() - copied
+            kind = item.tiles.kind
+            timings[f"insert overlaps {kind}: copy"] = copied - started
+            timings[f"insert overlaps {kind}: indexes"] = time.perf_counter() - copied
 
 
 def _resolve(refs: IntArray, first_id: int) -> IntArray:
