@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from alembic import command
-from lsst.sphgeom import ConvexPolygon
+from lsst.sphgeom import ConvexPolygon, LonLat, UnitVector3d
 from sqlalchemy import create_engine, text
 
 from manifest_builder import ManifestSpec, Polygon, box, survey_spec, write_manifest
@@ -258,3 +258,76 @@ def test_client_pixel_join_gives_each_shared_pixel_pair_once() -> None:
                 for c, t in zip(ccds, tiles, strict=True)]
             assert len(found) == len(set(found))
             assert set(found) == expected
+
+
+@pytest.mark.parametrize("split", [False, True])
+def test_pairs_computed_by_worker_processes(registry: Registry, database_url: str,
+                                            tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                            split: bool) -> None:
+    """The pool path (forked workers, several chunks, tiles filtered by the CCDs' pixels)
+    gives the brute-force pairs, with the tiles in the same manifest or stored before."""
+    from skyreg.ingest import overlap_jobs
+
+    monkeypatch.setattr(overlap_jobs, "POOL_THRESHOLD", 0)
+    monkeypatch.setattr(overlap_jobs, "CHUNK", 7)
+    monkeypatch.setattr(overlap_jobs, "FILTER_TILES", 0)
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    spec = _spec(7)
+    if split:
+        ccds, tiles = _split(spec)
+        registry.ingest_manifest(write_manifest(tmp_path / "tiles", tiles))
+        report = registry.ingest_manifest(write_manifest(tmp_path / "ccds", ccds))
+    else:
+        report = registry.ingest_manifest(write_manifest(tmp_path / "m", spec))
+    assert "database: overlaps: workers' CPU" in report.stage_seconds  # the pool ran
+    _assert_exact(database_url)
+
+
+def _failing_chunk(*args: object) -> list[overlaps.Pairs]:
+    raise RuntimeError("worker failed")
+
+
+def test_failing_worker_fails_the_ingest_and_writes_nothing(
+        registry: Registry, database_url: str, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from skyreg.ingest import overlap_jobs
+
+    monkeypatch.setattr(overlap_jobs, "POOL_THRESHOLD", 0)
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(overlaps, "chunk_pairs", _failing_chunk)  # inherited by the workers
+    root = write_manifest(tmp_path / "m", _spec(8))
+    with pytest.raises(RuntimeError, match="worker failed"):
+        registry.ingest_manifest(root)
+    assert not overlap_jobs._WORK  # the job's work is dropped with its pool
+    engine = create_engine(database_url)
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT count(*) FROM ccd")).scalar_one() == 0
+    engine.dispose()
+    assert stored(database_url) == {"patch": set(), "tract": set()}
+    monkeypatch.undo()
+    registry.ingest_manifest(root)
+    _assert_exact(database_url)
+
+
+def test_tile_pixel_lookup_table_equals_binary_search(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A tile set's pixel lookup table (small pixel ranges) finds the rows binary searches
+    find, for pixels inside, between and outside the tiles' pixels; so does the fallback."""
+    rng = np.random.default_rng(11)
+    square = box(10.0, 10.0, 0.1)
+    polygon = ConvexPolygon.decode(
+        ConvexPolygon([UnitVector3d(LonLat.fromDegrees(ra, dec)) for ra, dec in
+                       zip(*square, strict=True)]).encode()).encode()
+    for span in (1 << 22, 1):
+        monkeypatch.setattr(overlaps, "LOOKUP_SPAN", span)
+        counts = rng.integers(0, 5, 40)
+        pixels = rng.integers(1000, 1100, int(counts.sum()))
+        offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        shapes = overlaps.Shapes(40, pixels.astype(np.int64), offsets,
+                                 lambda rows, column: [polygon] * len(rows))
+        tiles = overlaps.tile_set(None, overlaps.TILES[0], shapes, None)  # type: ignore[arg-type]
+        assert (tiles.starts is None) == (span == 1)
+        probe = rng.integers(900, 1200, 500).astype(np.int64)
+        low, count = tiles.rows_of(probe.copy())
+        for p, first, n in zip(probe, low, count, strict=True):
+            assert n == int((tiles.pix == p).sum())
+            assert (tiles.pix[first:first + n] == p).all()

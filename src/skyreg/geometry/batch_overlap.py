@@ -178,37 +178,66 @@ def _max(values: list[FloatArray]) -> FloatArray:
     return functools.reduce(np.maximum, values)
 
 
-def _classify_shape(pv: FloatArray, pn: FloatArray, qv: FloatArray, qn: FloatArray
-                    ) -> npt.NDArray[np.int8]:
-    """:func:`classify_pairs` for pairs whose polygons all have the same vertex counts.
+def _classify_shape(a: PolygonArrays, pa: IntArray, k: int, b: PolygonArrays, pb: IntArray,
+                    m: int) -> npt.NDArray[np.int8]:
+    """:func:`classify_pairs` for pairs whose polygons all have ``k`` and ``m`` vertices.
 
-    Arguments are (vertex, coordinate, pair) arrays; every operation below works on
-    contiguous per-pair vectors, the small vertex loops being Python loops.
+    The vertices and normals are gathered as (vertex, coordinate, pair) arrays, so that the
+    determinants of all pairs come from one ``einsum`` (three products and two sums per
+    determinant, as bounded) and every reduction runs over contiguous per-pair vectors; the
+    second polygon's vertices and the first one's normals only for the pairs the first step
+    leaves open.
     """
     bound = SIGN_BOUND
-    k, m = len(pv), len(qv)
-    # m1[i][j] = det(p_i, q_j, q_j+1): p_i is left of Q's edge j; m2[j][i] likewise.
-    m1 = [[_dot(pv[i], qn[j]) for j in range(m)] for i in range(k)]
-    m2 = [[_dot(qv[j], pn[i]) for i in range(k)] for j in range(m)]
+    # m1[i, j] = det(p_i, q_j, q_j+1): p_i is left of Q's edge j; m2[j, i] likewise.
+    m1 = _vertex_dots(_gather(a.by_vertex, k, pa), _gather(b.normals_by_vertex, m, pb))
     # A vertex proven left of every edge of the other polygon is inside it: overlap.
-    inside = ((_max([_min(row) for row in m1]) > bound)
-              | (_max([_min(row) for row in m2]) > bound))
     # An edge with every vertex of the other polygon proven on its right separates them.
     # Such a pair has no common point, so sphgeom (exact) finds no contained vertex and no
     # crossing. For convex polygons within a hemisphere some edge always separates
     # disjoint, non-touching polygons (the separating axis theorem through the gnomonic
-    # projection), so this decides nearly every disjoint pair.
-    separated = ((_min([_max([m1[i][j] for i in range(k)]) for j in range(m)]) < -bound)
-                 | (_min([_max([m2[j][i] for j in range(m)]) for i in range(k)]) < -bound))
-    result = np.full(pv.shape[2], UNDECIDED, dtype=np.int8)
+    # projection), so this decides nearly every disjoint pair. (Both cannot be proven for
+    # one pair.) The vertices of P against the edges of Q decide most candidate pairs
+    # already; only the others need Q's vertices against P's edges.
+    inside = m1.min(axis=1).max(axis=0) > bound
+    separated = m1.max(axis=0).min(axis=0) < -bound
+    result = np.full(len(pa), UNDECIDED, dtype=np.int8)
     result[separated] = DISJOINT
     result[inside] = OVERLAPS
+    open_ = np.flatnonzero(~(inside | separated))
+    if not len(open_):
+        return result
+    m1 = m1[:, :, open_]
+    m2 = _vertex_dots(_gather(b.by_vertex, m, pb[open_]),
+                      _gather(a.normals_by_vertex, k, pa[open_]))
+    inside = m2.min(axis=1).max(axis=0) > bound
+    separated = m2.max(axis=0).min(axis=0) < -bound
+    decided = np.full(len(open_), UNDECIDED, dtype=np.int8)
+    decided[separated] = DISJOINT
+    decided[inside] = OVERLAPS
     rest = np.flatnonzero(~(inside | separated))
     if len(rest):
-        first = np.array([[m1[i][j][rest] for j in range(m)] for i in range(k)])
-        second = np.array([[m2[j][i][rest] for i in range(k)] for j in range(m)])
-        result[rest] = _classify_rest(np.moveaxis(first, 2, 0), np.moveaxis(second, 2, 0))
+        decided[rest] = _classify_rest(np.moveaxis(m1[:, :, rest], 2, 0),
+                                       np.moveaxis(m2[:, :, rest], 2, 0))
+    result[open_] = decided
     return result
+
+
+def _gather(values: FloatArray, count: int, rows: IntArray) -> FloatArray:
+    """``values[:count, :, rows]`` laid out C-contiguous (fancy indexing would put the pair
+    axis first in memory, and every per-pair vector would be strided)."""
+    gathered: FloatArray = values[:count].take(rows, axis=2)
+    return gathered
+
+
+def _vertex_dots(points: FloatArray, normals: FloatArray) -> FloatArray:
+    """``d[i, j, n] = points[i, :, n] · normals[j, :, n]`` of (vertex, coordinate, pair) arrays.
+
+    Three products and two additions per value, in whatever order ``einsum`` sums them: the
+    error bound holds for any order, fused or not.
+    """
+    dots: FloatArray = np.einsum("icn,jcn->ijn", points, normals)
+    return dots
 
 
 def _classify_rest(m1: FloatArray, m2: FloatArray) -> npt.NDArray[np.int8]:
@@ -253,10 +282,7 @@ def classify_pairs(a: PolygonArrays, ia: IntArray, b: PolygonArrays, ib: IntArra
         k, m = int(shape // 1024), int(shape % 1024)
         for start in range(0, len(rows), CHUNK):
             part = rows[start:start + CHUNK]
-            pa, pb = ia[part], ib[part]
-            result[part] = _classify_shape(
-                a.by_vertex[:k, :, pa], a.normals_by_vertex[:k, :, pa],
-                b.by_vertex[:m, :, pb], b.normals_by_vertex[:m, :, pb])
+            result[part] = _classify_shape(a, ia[part], k, b, ib[part], m)
     return result
 
 

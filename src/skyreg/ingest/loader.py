@@ -74,8 +74,10 @@ from skyreg.db.binary_copy import COPY_HEADER, COPY_TRAILER, Columns, encoded_po
 from skyreg.db.binary_copy import Column as BinaryColumn
 from skyreg.errors import ConflictError, InputError, InputErrors
 from skyreg.ingest.footprints import PixelSets
+from skyreg.ingest.overlap_jobs import OverlapJobs
 from skyreg.ingest.report import KindCount
 from skyreg.schema import overlaps
+from skyreg.schema.tables import ccd_pixel
 
 #: Key of the advisory lock that serialises ingest transactions.
 INGEST_LOCK_KEY = 0x736B7972_65670002
@@ -404,10 +406,20 @@ def _refuse_unknown(connection: Connection, staged: Staged, ref: Reference,
         ])
 
 
+#: Told the new rows of a batch (positions in ``rows``, in staging order) and their pixels.
+PixelsKnown = Callable[[Batch, npt.NDArray[np.int64], PixelSets], None]
+
+
 def _stage(connection: Connection, batch: Batch, metadata: MetaData,
            parents: dict[str, Table], references: Sequence[Reference], with_pixels: bool,
-           timings: dict[str, float], progress: Progress | None) -> Staged:
-    """Stage one batch (see the module docstring); ``parents``: staging tables by target."""
+           timings: dict[str, float], progress: Progress | None,
+           pixels_known: PixelsKnown | None = None) -> Staged:
+    """Stage one batch (see the module docstring); ``parents``: staging tables by target.
+
+    ``pixels_known`` is called as soon as the new rows' pixels are computed — before their
+    COPY when they are stored in spatial order, so that work started then (the overlap pairs)
+    runs while the rows are copied.
+    """
     started = time.perf_counter()
     count = len(batch.rows)
     empty = _is_empty(connection, batch.target)
@@ -417,6 +429,8 @@ def _stage(connection: Connection, batch: Batch, metadata: MetaData,
     pixels_started = time.perf_counter()
     new, pixels = _new_in_order(batch, np.flatnonzero(is_new).astype(np.int64), with_pixels)
     pixel_seconds = time.perf_counter() - pixels_started
+    if pixels is not None and pixels_known is not None:
+        pixels_known(batch, new, pixels)
 
     if progress is not None:
         progress(f"copying {batch.kind}", 0, count)
@@ -428,6 +442,8 @@ def _stage(connection: Connection, batch: Batch, metadata: MetaData,
         pixels_started = time.perf_counter()
         pixels = _pixels_of(batch, new)
         pixel_seconds += time.perf_counter() - pixels_started
+        if pixels_known is not None:
+            pixels_known(batch, new, pixels)
     if pixels is not None:
         timings[f"pixels {batch.kind}"] = pixel_seconds
     pixel_table = None
@@ -453,21 +469,27 @@ def _stage(connection: Connection, batch: Batch, metadata: MetaData,
 # -- inserting --------------------------------------------------------------------------------
 
 
-def _insert(connection: Connection, staged: Staged) -> int:
-    """Insert the new rows of a staged batch and their pixel rows (no join with the target).
+def _first_id(connection: Connection, staged: Staged) -> int:
+    """Reserve the ids of a staged batch's new rows; the first one (0: kinds without ids).
 
-    Returns the id of the first new row (the others follow in staging order), 0 for kinds
-    without ids.
+    Ids are handed out before the inserts, one per new row (id = first_id + row_no), so that
+    the pixel rows and the overlap pairs get theirs without reading the inserted rows back.
     """
+    batch = staged.batch
+    if batch.pixel_table is None:
+        return 0
+    if not batch.id_column:
+        raise TypeError(f"batch {batch.kind}: a pixel table needs an id column")
+    return _reserve_ids(connection, batch.target, batch.id_column, staged.new)
+
+
+def _insert(connection: Connection, staged: Staged, first_id: int) -> None:
+    """Insert the new rows of a staged batch and their pixel rows (no join with the target),
+    the ids (for kinds with pixels) from ``first_id`` on, in staging order."""
     batch, stage, target = staged.batch, staged.table, staged.batch.target
     columns: list[Any] = [stage.c[name] for name in batch.columns]
-    first_id, id_column = 0, batch.id_column or ""
+    id_column = batch.id_column or ""
     if batch.pixel_table is not None:
-        # Ids are handed out here, one per new row (id = first_id + row_no), so that the
-        # pixel rows get theirs without reading the inserted rows back.
-        if not id_column:
-            raise TypeError(f"batch {batch.kind}: a pixel table needs an id column")
-        first_id = _reserve_ids(connection, target, id_column, staged.new)
         columns.insert(0, (literal(first_id, BigInteger) + stage.c.row_no).label(id_column))
     # A freshly copied temporary table is read back in the order it was written: the new
     # rows, in spatial order, come first.
@@ -495,7 +517,6 @@ def _insert(connection: Connection, staged: Staged) -> int:
         connection.execute(AddConstraint(constraint))  # builds the index / validates once
     for index in indexes:
         connection.execute(CreateIndex(index))
-    return first_id
 
 
 def _reserve_ids(connection: Connection, table: Table, column: str, count: int) -> int:
@@ -591,43 +612,50 @@ def load(engine: Engine, batches: Sequence[Batch], references: Sequence[Referenc
         _prepare_session(connection)
         if before is not None:
             before(connection)
-        staged: list[Staged] = []
-        parents: dict[str, Table] = {}
-        for batch in batches:
-            staged.append(_stage(connection, batch, metadata, parents, references,
-                                 not check, timings, progress))
-            parents[batch.target.name] = staged[-1].table
-            counts[batch.kind] = KindCount(in_input=len(batch.rows), inserted=staged[-1].new)
-        if check:
-            transaction.rollback()
-            return counts
-        # The overlap pairs of the new rows are computed before the inserts, whose index
-        # rebuilds take locks that block readers (see skyreg.schema.overlaps).
-        spatial = {item.batch.target.name: overlaps.Staging(
-            item.table.name, item.pixel_table.name, item.new)
-            for item in staged if item.new and item.pixel_table is not None
-            and item.batch.target.name in _SPATIAL}
-        pairs: dict[str, int] = {}
-        if spatial:
+        jobs = OverlapJobs(connection, frozenset(
+            batch.target.name for batch in batches
+            if batch.target.name in _SPATIAL and batch.pixels is not None))
+        try:
+            staged: list[Staged] = []
+            parents: dict[str, Table] = {}
+            for batch in batches:
+                staged.append(_stage(
+                    connection, batch, metadata, parents, references, not check, timings,
+                    progress, _shapes_to(jobs) if batch.target.name in _SPATIAL else None))
+                parents[batch.target.name] = staged[-1].table
+                counts[batch.kind] = KindCount(in_input=len(batch.rows),
+                                               inserted=staged[-1].new)
+            if check:
+                transaction.rollback()
+                return counts
+            # The overlap pairs of the new rows are complete before the inserts, whose index
+            # rebuilds take locks that block readers (see skyreg.schema.overlaps).
             if progress is not None:
                 progress("overlaps", 0, 1)
-            pairs = overlaps.stage_overlaps(connection, spatial, timings)
+            pairs = _overlap_pairs(connection, staged, jobs, timings)
             if progress is not None:
                 progress("overlaps", 1, 1)
-        first_ids: dict[str, int] = {}
+        finally:
+            jobs.close()
+        first_ids = {item.batch.target.name: _first_id(connection, item)
+                     for item in staged if item.new}
+        # The relation rows are laid out before the inserts take their locks.
+        started = time.perf_counter()
+        prepared = overlaps.prepare_overlaps(connection, first_ids, pairs)
+        timings["overlaps: prepare rows"] = time.perf_counter() - started
         for item in staged:
             if not item.new:
                 continue
             started = time.perf_counter()
             if progress is not None:
                 progress(f"inserting {item.batch.kind}", 0, 1)
-            first_ids[item.batch.target.name] = _insert(connection, item)
+            _insert(connection, item, first_ids[item.batch.target.name])
             if progress is not None:
                 progress(f"inserting {item.batch.kind}", 1, 1)
             timings[f"insert {item.batch.kind}"] = time.perf_counter() - started
-        if pairs:
+        if prepared:
             started = time.perf_counter()
-            overlaps.insert_staged_overlaps(connection, first_ids, pairs)
+            overlaps.store_overlaps(connection, prepared, timings)
             timings["insert overlaps"] = time.perf_counter() - started
         if after is not None:
             after(connection)
@@ -635,9 +663,52 @@ def load(engine: Engine, batches: Sequence[Batch], references: Sequence[Referenc
     if vacuum:
         started = time.perf_counter()
         vacuum_tables(engine, [b for b in batches if counts[b.kind].inserted], progress)
-        vacuum_overlaps(engine, pairs)
+        vacuum_overlaps(engine, {kind: len(found) for kind, found in pairs.items()})
         timings["vacuum, analyze"] = time.perf_counter() - started
     return counts
+
+
+def _shapes_to(jobs: OverlapJobs) -> PixelsKnown:
+    """A :data:`PixelsKnown` that hands a spatial batch's new rows to ``jobs``."""
+    def known(batch: Batch, new: npt.NDArray[np.int64], pixels: PixelSets) -> None:
+        jobs.staged(batch.target.name, overlaps.Shapes(
+            len(new), pixels.flat, pixels.offsets, _polygons_of(batch, new)))
+    return known
+
+
+def _polygons_of(batch: Batch, new: npt.NDArray[np.int64]) -> overlaps.PolygonsOf:
+    """Encoded polygons of staged rows (row numbers), read from the batch's own rows."""
+    rows = batch.rows
+
+    def polygons(row_nos: npt.NDArray[np.int64], column: str) -> list[bytes]:
+        index = batch.columns.index(column)
+        positions = new[row_nos]
+        if isinstance(rows, Columns):
+            blobs = np.asarray(rows.columns[index].values)
+            return [blob.tobytes() for blob in blobs[positions]]
+        return [rows[int(i)][index] for i in positions]
+    return polygons
+
+
+def _overlap_pairs(connection: Connection, staged: Sequence[Staged], jobs: OverlapJobs,
+                   timings: dict[str, float]) -> dict[str, overlaps.Pairs]:
+    """Every pair the new rows add: those of the new CCDs (``jobs``), then those of new tiles
+    with the CCDs stored before (joined on the server)."""
+    found = jobs.results()
+    started = time.perf_counter()
+    by_kind = {item.batch.target.name: item for item in staged}
+    stored_ccds = connection.execute(select(exists().select_from(ccd_pixel))).scalar_one()
+    for tiles in overlaps.TILES:
+        item = by_kind.get(tiles.kind)
+        if not stored_ccds or item is None or not item.new or item.pixel_table is None:
+            continue
+        more = overlaps.stored_ccd_pairs(connection, tiles, overlaps.Staging(
+            item.table.name, item.pixel_table.name, item.new))
+        found[tiles.kind] = overlaps.Pairs.concat(
+            [found[tiles.kind], more] if tiles.kind in found else [more])
+    timings.update(jobs.timings)
+    timings["overlaps: stored CCDs"] = time.perf_counter() - started
+    return found
 
 
 #: Tables whose new rows get overlap pairs (:mod:`skyreg.schema.overlaps`).

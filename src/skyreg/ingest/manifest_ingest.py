@@ -191,6 +191,32 @@ def _batches(manifest: mr.Manifest, scheme: PixelScheme, problems: Problems,
                         *_columns(table, names), strict=True))
         batches.append(Batch("detector", detector, ("instrument", "detector"),
                              ("instrument", *names), rows, source=mr.DETECTORS_FILE))
+    # Sky map and tiles before the CCDs: once the CCDs' pixels are computed, the loader can
+    # start their overlap pairs with the tiles (skyreg.ingest.overlap_jobs) while it copies
+    # the CCD rows.
+    if manifest.skymap is not None:
+        doc = manifest.skymap
+        batches.append(Batch(
+            "skymap", skymap, ("name",), ("name", "kind", "hash_sha1_hex", "parameters"),
+            [(doc["name"], doc["kind"], doc["hash_sha1_hex"],
+              Jsonb(mr.skymap_parameters(doc), dumps=json.dumps))],
+            source="skymap.json"))
+    tiles = (
+        ("tract", manifest.tracts, tract, tract_pixel, ("skymap", "tract"),
+         ["skymap", "tract", "ra_center", "dec_center", "ring"], mr.TRACTS_FILE),
+        ("patch", manifest.patches, patch, patch_pixel, ("skymap", "tract", "patch"),
+         ["skymap", "tract", "patch", "cell_x", "cell_y"], mr.PATCHES_FILE),
+    )
+    for kind, table, target, pixel_table, key, names, source in tiles:
+        if table is None:
+            continue
+        inner, outer = (_valid(side) for side in geometry[kind])
+        rows = list(zip(*_columns(table, names), *_footprint_rows(inner),
+                        *_footprint_rows(outer), strict=True))
+        region_names = ("inner_region", "inner_ra", "inner_dec",
+                        "outer_region", "outer_ra", "outer_dec")
+        batches.append(Batch(kind, target, key, (*names, *region_names), rows, pixel_table,
+                             f"{kind}_id", coverage[kind], source=source))
     if manifest.visits is not None:
         table = manifest.visits
         source_names = ["instrument", "visit", "day_obs", "seq_num", "band", "physical_filter",
@@ -217,29 +243,6 @@ def _batches(manifest: mr.Manifest, scheme: PixelScheme, problems: Problems,
             batches.append(_ccd_files(table, coverage["ccd"]))
             references.append(Reference("ccd_dataset", ("dataset_type",), dataset_type,
                                         ("name",)))
-    if manifest.skymap is not None:
-        doc = manifest.skymap
-        batches.append(Batch(
-            "skymap", skymap, ("name",), ("name", "kind", "hash_sha1_hex", "parameters"),
-            [(doc["name"], doc["kind"], doc["hash_sha1_hex"],
-              Jsonb(mr.skymap_parameters(doc), dumps=json.dumps))],
-            source="skymap.json"))
-    tiles = (
-        ("tract", manifest.tracts, tract, tract_pixel, ("skymap", "tract"),
-         ["skymap", "tract", "ra_center", "dec_center", "ring"], mr.TRACTS_FILE),
-        ("patch", manifest.patches, patch, patch_pixel, ("skymap", "tract", "patch"),
-         ["skymap", "tract", "patch", "cell_x", "cell_y"], mr.PATCHES_FILE),
-    )
-    for kind, table, target, pixel_table, key, names, source in tiles:
-        if table is None:
-            continue
-        inner, outer = (_valid(side) for side in geometry[kind])
-        rows = list(zip(*_columns(table, names), *_footprint_rows(inner),
-                        *_footprint_rows(outer), strict=True))
-        region_names = ("inner_region", "inner_ra", "inner_dec",
-                        "outer_region", "outer_ra", "outer_dec")
-        batches.append(Batch(kind, target, key, (*names, *region_names), rows, pixel_table,
-                             f"{kind}_id", coverage[kind], source=source))
     return batches, references
 
 

@@ -4,15 +4,20 @@ A (CCD, tile) pair belongs to a relation when sphgeom's ``ConvexPolygon.overlaps
 CCD's footprint overlaps the tile's outer or inner polygon — the predicate the searches
 applied to every candidate before the relations existed, so answers do not change.
 
-The loader (every ingest) calls :func:`stage_overlaps` in its transaction once every kind is
-staged and before anything is inserted, and :func:`insert_staged_overlaps` after its inserts:
-the pairs of the new CCDs with every tile (stored or new), and of the new tiles with the CCDs
-stored before, are computed — so a sky map registered after the CCDs gets its pairs, and so
-do CCDs ingested after the sky map, and a re-run that inserts nothing adds nothing. The
-backfilling migration uses :func:`add_overlaps` on stored rows (ids above :func:`high_water`
-marks, all of them for a backfill). Candidates come from the pixel tables (two footprints that
-overlap share a pixel, since covers are conservative); the exact test runs vectorised
-(:mod:`skyreg.geometry.batch_overlap`), sphgeom deciding only the pairs numpy cannot prove.
+Every ingest goes through the loader, which in its transaction computes the pairs of the new
+CCDs with every tile (stored or new) and of the new tiles with the CCDs stored before — so a
+sky map registered after the CCDs gets its pairs, and so do CCDs ingested after the sky map,
+and a re-run that inserts nothing adds nothing. The new CCDs' pairs come from the loader's own
+pixels and polygons (:class:`Shapes`): candidates are the (CCD, tile) pairs sharing a pixel
+(covers are conservative, so overlapping footprints share one), joined with a :class:`TileSet`
+and decided by :func:`chunk_pairs` on the ingest's worker processes, while the loader copies
+its rows; the new tiles' pairs with stored CCDs are joined on the server
+(:func:`stored_ccd_pairs`). Once every kind is staged the loader lays the rows out with the ids
+the new rows will get (:func:`prepare_overlaps`) and, after its inserts, streams them into the
+relations (:func:`store_overlaps`). The backfilling migration uses :func:`add_overlaps` on
+stored rows (ids above :func:`high_water` marks, all of them for a backfill), candidates from
+the pixel tables. The exact test runs vectorised (:mod:`skyreg.geometry.batch_overlap`),
+sphgeom deciding only the pairs numpy cannot prove.
 
 This module sits below ingest (the migration that backfills existing registries uses it too),
 so it talks to the database through the connection it is given and imports no ingest code.
@@ -22,7 +27,7 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -49,6 +54,10 @@ BoolArray = npt.NDArray[np.bool_]
 
 #: Candidate pairs tested per round (bounds the client's memory on huge backfills).
 PAIRS_PER_ROUND = 2_000_000
+#: Largest pixel range of a tile set given a lookup table (HTM 9 needs 2 M at most).
+LOOKUP_SPAN = 1 << 22
+#: Relation rows per piece of a COPY (bounds the bytes object built at once).
+_COPY_ROWS = 1_000_000
 
 _COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + b"\x00" * 8
 _COPY_TRAILER = b"\xff\xff"
@@ -245,62 +254,264 @@ def _distinct(ids: IntArray) -> IntArray:
 
 
 def _test_and_store(connection: Connection, tiles: Tiles, ccd_ids: IntArray,
-                    tile_ids: IntArray, ccd_source: sql.Composable | None = None,
-                    tile_source: sql.Composable | None = None, target: str | None = None
-                    ) -> int:
-    """Exact test of candidate pairs; COPY the overlapping ones into the relation (or into
-    ``target``, with the sources of staged rows)."""
+                    tile_ids: IntArray) -> int:
+    """Exact test of candidate pairs of stored rows; COPY the overlapping ones into the
+    relation."""
     if not len(ccd_ids):
         return 0
-    tile_columns = ("outer_region", "inner_region")
-    found_ccds, (ccd_blobs,) = _regions(
-        connection, ccd_source or _stored(ccd, "ccd_id", ("region",)), ("region",),
-        _distinct(ccd_ids))
-    found_tiles, (outer_blobs, inner_blobs) = _regions(
-        connection, tile_source or _stored(tiles.table, tiles.id_column, tile_columns),
-        tile_columns, _distinct(tile_ids))
-    ccd_rows = np.searchsorted(found_ccds, ccd_ids)
-    tile_rows = np.searchsorted(found_tiles, tile_ids)
-    ccds = batch_overlap.PolygonArrays.from_encoded(ccd_blobs)
-    outer = batch_overlap.PolygonArrays.from_encoded(outer_blobs)
-    inner = batch_overlap.PolygonArrays.from_encoded(inner_blobs)
-    outer_hit = batch_overlap.overlaps(ccds, ccd_rows, outer, tile_rows)
-    # The inner polygon lies within the outer one for nearly every tile: then a CCD missing
-    # the outer polygon misses the inner one too, and only outer hits need the inner test.
-    sticks_out = np.array([not ConvexPolygon.decode(o).contains(ConvexPolygon.decode(i))
-                           for o, i in zip(outer_blobs, inner_blobs, strict=True)], dtype=bool)
-    ask = np.flatnonzero(outer_hit | sticks_out[tile_rows])
-    inner_hit = np.zeros(len(ccd_ids), dtype=bool)
-    inner_hit[ask] = batch_overlap.overlaps(ccds, ccd_rows[ask], inner, tile_rows[ask])
-    keep = np.flatnonzero(outer_hit | inner_hit)
-    order = keep[np.lexsort((ccd_ids[keep], tile_ids[keep]))]  # B-tree inserts in key order
-    _copy_overlaps(connection, target or tiles.relation.name, tile_ids[order], ccd_ids[order],
-                   outer_hit[order], inner_hit[order])
+    found = _test_candidates(connection, tiles, ccd_ids, tile_ids,
+                             _stored(ccd, "ccd_id", ("region",)),
+                             _stored(tiles.table, tiles.id_column, _TILE_COLUMNS))
+    order = np.lexsort((found.ccd_refs, found.tile_refs))  # B-tree inserts in key order
+    _copy_overlaps(connection, tiles.relation.name, found.tile_refs[order],
+                   found.ccd_refs[order], found.outer[order], found.inner[order])
     return len(order)
 
 
 def _copy_overlaps(connection: Connection, relation: str, tile_ids: IntArray,
                    ccd_ids: IntArray, outer: BoolArray, inner: BoolArray) -> None:
     """Binary COPY of relation rows, built as one numpy structured array."""
+    _copy_rows(connection, relation, _overlap_rows(tile_ids, ccd_ids, outer, inner))
+
+
+def _overlap_rows(tile_ids: IntArray, ccd_ids: IntArray, outer: BoolArray, inner: BoolArray
+                  ) -> npt.NDArray[np.void]:
+    """Relation rows in binary COPY format (without header and trailer)."""
     rows = np.empty(len(tile_ids), dtype=_OVERLAP_ROW)
     rows["fields"], rows["len_t"], rows["len_c"], rows["len_o"], rows["len_i"] = 4, 8, 8, 1, 1
     rows["tile"], rows["ccd"] = tile_ids, ccd_ids
     rows["outer"], rows["inner"] = outer, inner
-    statement = sql.SQL("COPY {} FROM STDIN (FORMAT BINARY)").format(sql.Identifier(relation))
+    return rows
+
+
+def _copy_rows(connection: Connection, relation: str, rows: npt.NDArray[np.void],
+               freeze: bool = False) -> None:
+    """COPY rows of :func:`_overlap_rows`; ``freeze``: the relation was created or truncated
+    in this transaction (COPY FREEZE)."""
+    statement = sql.SQL("COPY {} FROM STDIN (FORMAT BINARY{})").format(
+        sql.Identifier(relation), sql.SQL(", FREEZE") if freeze else sql.SQL(""))
     with _driver(connection).cursor() as cursor, cursor.copy(statement) as copy:  # type: ignore[attr-defined]
         copy.write(_COPY_HEADER)
-        copy.write(rows.tobytes())
+        for start in range(0, len(rows), _COPY_ROWS):
+            copy.write(rows[start:start + _COPY_ROWS].tobytes())
         copy.write(_COPY_TRAILER)
 
 
 # -- pairs of rows the loader has staged but not inserted yet --------------------------------
 
 
+#: Encoded polygons of some staged rows: called with their row numbers and a column name.
+PolygonsOf = Callable[[IntArray, str], Sequence[bytes]]
+
+
+@dataclass(frozen=True)
+class Shapes:
+    """The new rows of one kind the loader has staged, in staging order (``row_no``).
+
+    Row ``i`` owns the pixels ``pixels[offsets[i]:offsets[i + 1]]``; ``polygons`` gives the
+    encoded polygons of any of the rows (``region`` of a CCD, ``outer_region`` and
+    ``inner_region`` of a tile). Until ids are handed out a new row is referred to as
+    ``-(row_no + 1)``. Everything stays in the client's memory: nothing is read back from
+    the staging tables.
+    """
+
+    count: int
+    pixels: IntArray
+    offsets: IntArray
+    polygons: PolygonsOf
+
+
+@dataclass(frozen=True)
+class TileSet:
+    """The tiles of one kind that new CCDs may overlap, ready for the exact test.
+
+    ``refs[k]`` is tile ``k``'s id (stored) or ``-(row_no + 1)`` (staged); ``pix`` is every
+    pixel row of these tiles, sorted, and ``owner`` the tile of each.
+    """
+
+    kind: str
+    refs: IntArray
+    outer: batch_overlap.PolygonArrays
+    inner: batch_overlap.PolygonArrays
+    #: The inner polygon may not lie within the outer one (then both are always tested).
+    sticks_out: BoolArray
+    pix: IntArray
+    owner: IntArray
+    #: ``pix[starts[p - base]:starts[p - base + 1]]`` are the rows of pixel ``p`` (a lookup
+    #: table instead of two binary searches per CCD pixel), when the pixel range is small.
+    starts: IntArray | None = None
+    base: int = 0
+
+    def __len__(self) -> int:
+        return len(self.refs)
+
+    def rows_of(self, pixels: IntArray) -> tuple[IntArray, IntArray]:
+        """(first row in ``pix``, number of rows) of each pixel."""
+        if self.starts is None:
+            low = np.searchsorted(self.pix, pixels, side="left")
+            return low, np.searchsorted(self.pix, pixels, side="right") - low
+        span = len(self.starts) - 2  # the last bucket is empty: pixels out of range
+        at = pixels - self.base
+        at[(at < 0) | (at >= span)] = span
+        low = self.starts[at]
+        return low, self.starts[at + 1] - low
+
+
+@dataclass(frozen=True)
+class Pairs:
+    """Overlapping (tile, CCD) pairs, by reference (ids, or ``-(row_no + 1)`` if staged)."""
+
+    tile_refs: IntArray
+    ccd_refs: IntArray
+    outer: BoolArray
+    inner: BoolArray
+
+    def __len__(self) -> int:
+        return len(self.tile_refs)
+
+    @classmethod
+    def concat(cls, parts: Sequence[Pairs]) -> Pairs:
+        if not parts:
+            return cls(np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, bool),
+                       np.empty(0, bool))
+        return cls(*(np.concatenate([getattr(p, f) for p in parts])
+                     for f in ("tile_refs", "ccd_refs", "outer", "inner")))
+
+
+def _owners(offsets: IntArray) -> IntArray:
+    return np.repeat(np.arange(len(offsets) - 1, dtype=np.int64), np.diff(offsets))
+
+
+def distinct_pixels(shapes: Shapes) -> IntArray:
+    """Every pixel some staged row touches, once."""
+    return _distinct(shapes.pixels)
+
+
+def tile_set(connection: Connection, tiles: Tiles, new: Shapes | None,
+             ccd_pixels: IntArray | None) -> TileSet:
+    """The stored tiles sharing a pixel with ``ccd_pixels`` (the new CCDs' distinct pixels;
+    None: the tile table is known to be empty) and the staged ones (``new``).
+
+    A sky map of a survey's footprint is small; of a full-sky map only the tiles under the new
+    CCDs are fetched.
+    """
+    refs: list[IntArray] = []
+    outer: list[bytes] = []
+    inner: list[bytes] = []
+    pix: list[IntArray] = []
+    owner: list[IntArray] = []
+    if ccd_pixels is not None and len(ccd_pixels):
+        statement = sql.SQL("SELECT {id}, pix FROM {table} WHERE pix = ANY(CAST(%s AS bigint[]))"
+                            ).format(id=sql.Identifier(tiles.id_column),
+                                     table=sql.Identifier(tiles.pixels.name))
+        rows = _fetch_pairs(connection, statement,
+                            "{" + ",".join(ccd_pixels.astype(str).tolist()) + "}")
+        if len(rows):
+            ids = _distinct(rows[:, 0])
+            found, (outer_blobs, inner_blobs) = _regions(
+                connection, _stored(tiles.table, tiles.id_column, _TILE_COLUMNS), _TILE_COLUMNS,
+                ids)
+            refs.append(found)
+            outer.extend(outer_blobs)
+            inner.extend(inner_blobs)
+            pix.append(rows[:, 1])
+            owner.append(np.searchsorted(found, rows[:, 0]))
+    if new is not None and new.count:
+        rows_new = np.arange(new.count, dtype=np.int64)
+        keep = np.ones(new.count, dtype=bool)
+        tile_pix, tile_rows = new.pixels, _owners(new.offsets)
+        if ccd_pixels is not None:
+            # Only the tiles under the new CCDs can overlap them (a full-sky map is big).
+            touched = np.isin(tile_pix, ccd_pixels)
+            keep[:] = False
+            keep[tile_rows[touched]] = True
+            tile_pix, tile_rows = tile_pix[touched], tile_rows[touched]
+        chosen = rows_new[keep]
+        position = np.cumsum(keep) - 1 + sum(len(r) for r in refs)
+        refs.append(-(chosen + 1))
+        outer.extend(new.polygons(chosen, "outer_region"))
+        inner.extend(new.polygons(chosen, "inner_region"))
+        pix.append(tile_pix)
+        owner.append(position[tile_rows])
+    all_pix = np.concatenate(pix) if pix else np.empty(0, np.int64)
+    all_owner = np.concatenate(owner) if owner else np.empty(0, np.int64)
+    order = np.argsort(all_pix, kind="stable")
+    all_pix = all_pix[order]
+    starts, base = None, 0
+    if len(all_pix) and int(all_pix[-1]) - int(all_pix[0]) < LOOKUP_SPAN:
+        base = int(all_pix[0])
+        starts = np.zeros(int(all_pix[-1]) - base + 3, dtype=np.int64)
+        np.cumsum(np.bincount(all_pix - base, minlength=len(starts) - 1), out=starts[1:])
+    decode = ConvexPolygon.decode
+    sticks_out = np.array([not decode(o).contains(decode(i))
+                           for o, i in zip(outer, inner, strict=True)], dtype=bool)
+    return TileSet(tiles.kind, np.concatenate(refs) if refs else np.empty(0, np.int64),
+                   batch_overlap.PolygonArrays.from_encoded(outer),
+                   batch_overlap.PolygonArrays.from_encoded(inner), sticks_out,
+                   all_pix, all_owner[order].astype(np.int64), starts, base)
+
+
+def _fetch_pairs(connection: Connection, statement: sql.Composable, *params: object
+                 ) -> IntArray:
+    """The (a, b) bigint rows of a statement, as one bytea of big-endian pairs read by numpy."""
+    query = sql.SQL("SELECT coalesce(string_agg(int8send(a) || int8send(b), ''), '') "
+                    "FROM ({}) AS s(a, b)").format(statement)
+    with _driver(connection).cursor(binary=True) as cursor:  # type: ignore[attr-defined]
+        data = cursor.execute(query, list(params) or None, prepare=False).fetchone()[0]
+    return np.frombuffer(data, dtype=">i8").reshape(-1, 2).astype(np.int64)
+
+
+_TILE_COLUMNS = ("outer_region", "inner_region")
+
+
+def exact_flags(ccds: batch_overlap.PolygonArrays, ccd_rows: IntArray,
+                tiles: TileSet, tile_rows: IntArray) -> tuple[BoolArray, BoolArray]:
+    """(overlaps the outer polygon, overlaps the inner polygon) of candidate pairs."""
+    outer_hit = batch_overlap.overlaps(ccds, ccd_rows, tiles.outer, tile_rows)
+    # The inner polygon lies within the outer one for nearly every tile: then a CCD missing
+    # the outer polygon misses the inner one too, and only outer hits need the inner test.
+    ask = np.flatnonzero(outer_hit | tiles.sticks_out[tile_rows])
+    inner_hit = np.zeros(len(ccd_rows), dtype=bool)
+    inner_hit[ask] = batch_overlap.overlaps(ccds, ccd_rows[ask], tiles.inner, tile_rows[ask])
+    return outer_hit, inner_hit
+
+
+def chunk_pairs(ccds: Shapes, tile_sets: Sequence[TileSet], start: int, stop: int
+                ) -> list[Pairs]:
+    """The overlapping pairs of staged CCD rows ``start .. stop - 1`` with each tile set.
+
+    Candidates are the (CCD, tile) pairs sharing a pixel (covers are conservative, so every
+    overlapping pair shares one), joined with two binary searches into the sorted tile pixels;
+    the exact test decides them. Pure numpy and sphgeom: worker processes run it.
+    """
+    offsets = ccds.offsets[start:stop + 1]
+    flat = ccds.pixels[offsets[0]:offsets[-1]]
+    owners = _owners(offsets - offsets[0])
+    rows = np.arange(start, stop, dtype=np.int64)
+    polygons = batch_overlap.PolygonArrays.from_encoded(ccds.polygons(rows, "region"))
+    found: list[Pairs] = []
+    for tiles in tile_sets:
+        low, count = tiles.rows_of(flat)
+        total = int(count.sum())
+        if not total:
+            found.append(Pairs.concat([]))
+            continue
+        within = np.arange(total) - np.repeat(np.cumsum(count) - count, count)
+        width = np.int64(len(tiles))
+        keys = _distinct(np.repeat(owners, count) * width
+                         + tiles.owner[np.repeat(low, count) + within])
+        ccd_rows, tile_rows = keys // width, keys % width
+        outer_hit, inner_hit = exact_flags(polygons, ccd_rows, tiles, tile_rows)
+        keep = np.flatnonzero(outer_hit | inner_hit)
+        found.append(Pairs(tiles.refs[tile_rows[keep]], -(ccd_rows[keep] + start + 1),
+                           outer_hit[keep], inner_hit[keep]))
+    return found
+
+
 @dataclass(frozen=True)
 class Staging:
-    """One kind's rows staged by the loader: ``rows`` (a temporary table with ``row_no`` and
-    the footprint columns) and ``pixels`` (``row_no``, ``pix``); rows ``0 .. new - 1`` are
-    new. Until their ids are handed out a new row is referred to as ``-(row_no + 1)``."""
+    """One kind's staging tables on the server: ``rows`` (``row_no`` and the footprint
+    columns) and ``pixels`` (``row_no``, ``pix``); rows ``0 .. new - 1`` are new."""
 
     rows: str
     pixels: str
@@ -320,93 +531,42 @@ def _staged_rows(staging: Staging, stored: sql.Composable, columns: tuple[str, .
         rows=sql.Identifier(staging.rows), new=sql.Literal(staging.new), stored=stored)
 
 
-def _pending(tiles: Tiles) -> str:
-    return f"pending_{tiles.relation.name}"
+def stored_ccd_pairs(connection: Connection, tiles: Tiles, staging: Staging) -> Pairs:
+    """The pairs of the staged new tiles of one kind with the CCDs stored before.
 
-
-def stage_overlaps(connection: Connection, staged: dict[str, Staging],
-                   timings: dict[str, float] | None = None) -> dict[str, int]:
-    """Compute the pairs of staged CCDs and tiles before anything is inserted.
-
-    The pairs go to a temporary table per relation, with staged rows referred to by
-    ``-(row_no + 1)``; :func:`insert_staged_overlaps` stores them once the ids are handed
-    out. This runs before the loader's inserts, whose index rebuilds take locks that block
-    readers: the geometry must not run under those.
+    A sky map registered after the CCDs: as many CCD pixel rows as the registry holds, so the
+    candidate join runs on the server, in rounds of :data:`PAIRS_PER_ROUND`.
     """
-    ccd_new = staged.get("ccd")
-    counts: dict[str, int] = {}
-    for staging in staged.values():
-        connection.execute(text(f'ANALYZE "{staging.pixels}"'))
-    for tiles in TILES:
-        started = time.perf_counter()
-        tile_new = staged.get(tiles.kind)
-        connection.execute(text(
-            f'CREATE TEMPORARY TABLE "{_pending(tiles)}" (tile_ref bigint, ccd_ref bigint, '
-            f'outer_overlap boolean, inner_overlap boolean) ON COMMIT DROP'))
-        stored_ccds = sql.SQL("SELECT pix, ccd_id AS ref FROM {}").format(
-            sql.Identifier(ccd_pixel.name))
-        stored_tiles = sql.SQL("SELECT pix, {} AS ref FROM {}").format(
-            sql.Identifier(tiles.id_column), sql.Identifier(tiles.pixels.name))
-        # Stored CCDs join on the server (see _client_pairs), staged ones in the client.
-        joins: list[tuple[sql.Composable, sql.Composable, sql.Composable]] = []
-        client: list[tuple[sql.Composable, sql.Composable]] = []
-        if ccd_new is not None:
-            client.append((_staged_pixels(ccd_new), stored_tiles))
-        if tile_new is not None:
-            joins.append((stored_ccds, _staged_pixels(tile_new), sql.SQL("true")))
-        if ccd_new is not None and tile_new is not None:
-            client.append((_staged_pixels(ccd_new), _staged_pixels(tile_new)))
-        ccd_source = _stored(ccd, "ccd_id", ("region",))
-        if ccd_new is not None:
-            ccd_source = _staged_rows(ccd_new, ccd_source, ("region",))
-        tile_columns = ("outer_region", "inner_region")
-        tile_source = _stored(tiles.table, tiles.id_column, tile_columns)
-        if tile_new is not None:
-            tile_source = _staged_rows(tile_new, tile_source, tile_columns)
-        count = 0
-        for ccd_refs, tile_refs in itertools.chain(_pairs(connection, joins),
-                                                   _client_pairs(connection, client)):
-            count += _test_and_store(connection, tiles, ccd_refs, tile_refs, ccd_source,
-                                     tile_source, _pending(tiles))
-        counts[tiles.kind] = count
-        if timings is not None:
-            timings[f"overlaps {tiles.kind}"] = time.perf_counter() - started
-    return counts
+    found: list[Pairs] = []
+    joins = [(sql.SQL("SELECT pix, ccd_id AS ref FROM {}").format(
+        sql.Identifier(ccd_pixel.name)), _staged_pixels(staging), sql.SQL("true"))]
+    tile_source = _staged_rows(staging, _stored(tiles.table, tiles.id_column, _TILE_COLUMNS),
+                               _TILE_COLUMNS)
+    for ccd_ids, tile_refs in _pairs(connection, joins):
+        found.append(_test_candidates(connection, tiles, ccd_ids, tile_refs,
+                                      _stored(ccd, "ccd_id", ("region",)), tile_source))
+    return Pairs.concat(found)
 
 
-def _client_pairs(connection: Connection, joins: Sequence[tuple[sql.Composable, sql.Composable]]
-                  ) -> Iterator[tuple[IntArray, IntArray]]:
-    """:func:`_pairs` of (staged CCD pixels, tile pixels) sources, joined by the client.
-
-    On the server the distinct pairs of a batch's pixel join cost a hash join and a hash
-    aggregate over every shared pixel (~2.8 candidate rows per distinct pair) plus a
-    function call per pair. The staged CCDs' pixel rows are bounded by the batch, so they
-    and the tiles' pixel rows sharing a pixel with them come over by binary COPY, and numpy
-    joins them (a sort, two binary searches) and drops duplicate pairs. Joins of the stored
-    CCDs (a sky map registered after them: as many pixel rows as the registry holds) stay on
-    the server.
-    """
-    for ccd_source, tile_source in joins:
-        tile_pix, tile_refs = _fetch_pixels(connection, sql.SQL(
-            "SELECT pix, ref FROM ({tiles}) AS t WHERE pix IN (SELECT pix FROM ({ccds}) AS c)"
-        ).format(tiles=tile_source, ccds=ccd_source))
-        if not len(tile_pix):
-            continue
-        ccd_pix, ccd_refs = _fetch_pixels(connection, ccd_source)
-        yield from join_pixels(ccd_pix, ccd_refs, tile_pix, tile_refs, PAIRS_PER_ROUND)
-
-
-def _fetch_pixels(connection: Connection, source: sql.Composable) -> tuple[IntArray, IntArray]:
-    """(pix, ref) of a source's rows, as one bytea of big-endian pairs read by numpy.
-
-    (A binary COPY out sends a message per row, which psycopg hands over one by one.)
-    """
-    statement = sql.SQL("SELECT coalesce(string_agg(int8send(pix) || int8send(ref), ''), '') "
-                        "FROM ({}) AS s").format(source)
-    with _driver(connection).cursor(binary=True) as cursor:  # type: ignore[attr-defined]
-        data = cursor.execute(statement).fetchone()[0]
-    rows = np.frombuffer(data, dtype=">i8").reshape(-1, 2).astype(np.int64)
-    return rows[:, 0].copy(), rows[:, 1].copy()
+def _test_candidates(connection: Connection, tiles: Tiles, ccd_ids: IntArray,
+                     tile_refs: IntArray, ccd_source: sql.Composable,
+                     tile_source: sql.Composable) -> Pairs:
+    found_ccds, (ccd_blobs,) = _regions(connection, ccd_source, ("region",), _distinct(ccd_ids))
+    found_tiles, (outer_blobs, inner_blobs) = _regions(connection, tile_source, _TILE_COLUMNS,
+                                                       _distinct(tile_refs))
+    decode = ConvexPolygon.decode
+    tile_set = TileSet(
+        tiles.kind, found_tiles, batch_overlap.PolygonArrays.from_encoded(outer_blobs),
+        batch_overlap.PolygonArrays.from_encoded(inner_blobs),
+        np.array([not decode(o).contains(decode(i))
+                  for o, i in zip(outer_blobs, inner_blobs, strict=True)], dtype=bool),
+        np.empty(0, np.int64), np.empty(0, np.int64))
+    tile_rows = np.searchsorted(found_tiles, tile_refs)
+    outer_hit, inner_hit = exact_flags(batch_overlap.PolygonArrays.from_encoded(ccd_blobs),
+                                       np.searchsorted(found_ccds, ccd_ids), tile_set,
+                                       tile_rows)
+    keep = np.flatnonzero(outer_hit | inner_hit)
+    return Pairs(tile_refs[keep], ccd_ids[keep], outer_hit[keep], inner_hit[keep])
 
 
 def join_pixels(ccd_pix: IntArray, ccd_refs: IntArray, tile_pix: IntArray, tile_refs: IntArray,
@@ -443,29 +603,65 @@ def join_pixels(ccd_pix: IntArray, ccd_refs: IntArray, tile_pix: IntArray, tile_
         yield ccd_values[keys // width], tile_values[keys % width]
 
 
-def insert_staged_overlaps(connection: Connection, first_ids: dict[str, int],
-                           counts: dict[str, int]) -> None:
-    """Store the pairs :func:`stage_overlaps` computed, now that new rows have ids
-    (``first_ids[kind] + row_no``): one INSERT ... SELECT per relation."""
-    def ref(column: str, kind: str) -> sql.Composable:
-        first = sql.Literal(first_ids.get(kind, 0))
-        return sql.SQL("CASE WHEN {c} < 0 THEN {first} - {c} - 1 ELSE {c} END").format(
-            c=sql.Identifier(column), first=first)
 
+@dataclass(frozen=True)
+class Prepared:
+    """One relation's new rows, laid out for a binary COPY (:func:`prepare_overlaps`)."""
+
+    tiles: Tiles
+    rows: npt.NDArray[np.void]
+    #: The relation is empty: truncate it, COPY FREEZE, build its keys afterwards.
+    bulk: bool
+
+
+def prepare_overlaps(connection: Connection, first_ids: dict[str, int],
+                     pairs: dict[str, Pairs]) -> list[Prepared]:
+    """The relation rows of computed pairs, given the ids the new rows will get
+    (``first_ids[kind] + row_no``): everything but the COPY itself, so that the loader does
+    it before its inserts take the locks that block readers."""
+    prepared = []
     for tiles in TILES:
-        if not counts.get(tiles.kind):
+        found = pairs.get(tiles.kind)
+        if found is None or not len(found):
             continue
+        tile_ids = _resolve(found.tile_refs, first_ids.get(tiles.kind, 0))
+        ccd_ids = _resolve(found.ccd_refs, first_ids.get("ccd", 0))
+        outer, inner = found.outer, found.inner
         bulk = _is_empty(connection, tiles.relation)
-        if bulk:
-            _drop_indexes(connection, tiles.relation)
-        statement = sql.SQL(
-            "INSERT INTO {relation} ({tile_id}, ccd_id, outer_overlap, inner_overlap) "
-            "SELECT {tile}, {ccd}, outer_overlap, inner_overlap FROM {pending}{order}").format(
-            relation=sql.Identifier(tiles.relation.name),
-            tile_id=sql.Identifier(tiles.id_column), tile=ref("tile_ref", tiles.kind),
-            ccd=ref("ccd_ref", "ccd"), pending=sql.Identifier(_pending(tiles)),
-            order=sql.SQL("") if bulk else sql.SQL(" ORDER BY 1, 2"))
-        with _driver(connection).cursor() as cursor:  # type: ignore[attr-defined]
-            cursor.execute(statement)
-        if bulk:
-            _create_indexes(connection, tiles.relation)
+        if not bulk:  # B-tree inserts in key order
+            order = np.lexsort((ccd_ids, tile_ids))
+            tile_ids, ccd_ids, outer, inner = (tile_ids[order], ccd_ids[order], outer[order],
+                                               inner[order])
+        prepared.append(Prepared(tiles, _overlap_rows(tile_ids, ccd_ids, outer, inner), bulk))
+    return prepared
+
+
+def store_overlaps(connection: Connection, prepared: Sequence[Prepared],
+                   timings: dict[str, float] | None = None) -> None:
+    """Store prepared relation rows: one binary COPY per relation.
+
+    Into an empty relation (a registry's first load) the relation is truncated in this
+    transaction first, which lets the COPY freeze its rows (``FREEZE``: no hint-bit writes,
+    pages all-visible at once, so the index-only scans of the searches need no VACUUM pass
+    over them first) and, on a server with ``wal_level = minimal`` (the embedded one), skip
+    the WAL; its keys are then built once afterwards.
+    """
+    for item in prepared:
+        started = time.perf_counter()
+        relation = item.tiles.relation
+        if item.bulk:
+            connection.execute(text(f'TRUNCATE "{relation.name}"'))
+            _drop_indexes(connection, relation)
+        _copy_rows(connection, relation.name, item.rows, freeze=item.bulk)
+        copied = time.perf_counter()
+        if item.bulk:
+            _create_indexes(connection, relation)
+        if timings is not None:
+            kind = item.tiles.kind
+            timings[f"insert overlaps {kind}: copy"] = copied - started
+            timings[f"insert overlaps {kind}: indexes"] = time.perf_counter() - copied
+
+
+def _resolve(refs: IntArray, first_id: int) -> IntArray:
+    """Ids of references: a stored id as is, staged row ``-(ref + 1)`` as ``first_id + row``."""
+    return np.where(refs < 0, first_id - refs - 1, refs)
