@@ -19,6 +19,7 @@ import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cache
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -157,3 +158,130 @@ def frame_from_binary(data: bytes, table: str, names: Sequence[str]) -> pd.DataF
     fields = {name: rows[name] for name in record.names or () if not name.startswith("length ")}
     return pd.DataFrame({column.name: column.decode(fields)
                          for column in _columns(table, key)}, columns=list(key))
+
+
+# -- writes -----------------------------------------------------------------------------------
+
+#: Microseconds from the Unix epoch to PostgreSQL's (2000-01-01), for binary timestamps.
+_PG_EPOCH_US = 946_684_800_000_000
+
+_FIXED = {pa.int16(): ">i2", pa.int32(): ">i4", pa.int64(): ">i8", pa.float32(): ">f4",
+          pa.float64(): ">f8", pa.bool_(): "u1"}
+
+
+@dataclass(frozen=True)
+class _Field:
+    """One column ready to be written: big-endian bytes per row (fixed width), or UTF-8
+    bytes with offsets (texts), and which rows are NULL (None: none are)."""
+
+    width: int  # bytes per value; 0 for texts
+    values: npt.NDArray[np.generic]  # (rows,) of the big-endian type, or the text bytes
+    offsets: npt.NDArray[np.int64] | None  # texts: rows + 1 offsets into values
+    nulls: npt.NDArray[np.bool_] | None
+
+
+def _field(values: pa.ChunkedArray | pa.Array) -> _Field:
+    array = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+    kind = array.type
+    nulls = (np.asarray(array.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+             if array.null_count else None)
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        filled = array.fill_null("") if nulls is not None else array
+        offsets_buffer, data_buffer = filled.buffers()[1:3]
+        offset_type = np.int64 if pa.types.is_large_string(kind) else np.int32
+        offsets = np.frombuffer(offsets_buffer, dtype=offset_type)[
+            filled.offset:filled.offset + len(filled) + 1].astype(np.int64)
+        data = (np.frombuffer(data_buffer, dtype=np.uint8) if data_buffer is not None
+                else np.zeros(0, dtype=np.uint8))
+        return _Field(0, data, offsets, nulls)
+    if pa.types.is_timestamp(kind):
+        micro = array.cast(pa.timestamp("us")).cast(pa.int64()).fill_null(0)
+        numbers = np.asarray(micro.to_numpy(zero_copy_only=False)) - _PG_EPOCH_US
+        return _Field(8, numbers.astype(">i8"), None, nulls)
+    code = _FIXED.get(kind)
+    if code is None:
+        raise ValueError(f"no binary COPY encoding for Arrow type {kind}")
+    filled = array.fill_null(False if kind == pa.bool_() else 0) if nulls is not None else array
+    numbers = np.asarray(filled.to_numpy(zero_copy_only=False))
+    return _Field(np.dtype(code).itemsize, numbers.astype(code), None, nulls)
+
+
+def to_binary(table: pa.Table, order: Sequence[str]) -> tuple[bytes, tuple[str, ...]]:
+    """PostgreSQL binary COPY data (``COPY ... FROM STDIN (FORMAT binary)``) of ``table``'s
+    columns in ``order`` (those present), and the column list.
+
+    Built by numpy from the Arrow buffers: the server receives every value in its binary
+    form (a float is copied, not parsed from text: measured 8-12 ms of the server's time per
+    1,000 84-column DiaObject rows as CSV) and the client formats no text. When no value is
+    NULL and every text column has one length, every row has the same layout and is one
+    record of a structured array; otherwise each field is placed at its own offset.
+    Equal tables give equal bytes (a store's digest is taken over them).
+    """
+    present = set(table.column_names)
+    columns = tuple(c for c in order if c in present)
+    rows = table.num_rows
+    if rows == 0:
+        return b"", columns
+    fields = [_field(table.column(c)) for c in columns]
+    header = _SIGNATURE + bytes(8)
+    uniform = all(f.nulls is None for f in fields) and all(
+        f.offsets is None or len(np.unique(np.diff(f.offsets))) == 1 for f in fields)
+    if uniform:
+        return header + _uniform_rows(fields, rows) + b"\xff\xff", columns
+    return header + _scattered_rows(fields, rows) + b"\xff\xff", columns
+
+
+def _uniform_rows(fields: Sequence[_Field], rows: int) -> bytes:
+    layout_: list[tuple[str, Any]] = [("count", ">i2")]
+    for position, f in enumerate(fields):
+        width = f.width if f.offsets is None else int(f.offsets[1] - f.offsets[0])
+        layout_ += [(f"l{position}", ">i4"),
+                    (f"v{position}", f.values.dtype if f.offsets is None else f"V{width}")]
+    records = np.empty(rows, dtype=np.dtype(layout_))
+    records["count"] = len(fields)
+    for position, f in enumerate(fields):
+        if f.offsets is None:
+            records[f"l{position}"] = f.width
+            records[f"v{position}"] = f.values
+        else:
+            width = int(f.offsets[1] - f.offsets[0])
+            records[f"l{position}"] = width
+            if width:
+                start = int(f.offsets[0])
+                records[f"v{position}"] = f.values[start:start + rows * width].view(
+                    f"V{width}")
+    return records.tobytes()
+
+
+def _scattered_rows(fields: Sequence[_Field], rows: int) -> bytes:
+    """Rows of varying layout: every field's length and bytes written at its offset."""
+    lengths = np.empty((rows, len(fields)), dtype=np.int64)
+    for position, f in enumerate(fields):
+        lengths[:, position] = f.width if f.offsets is None else np.diff(f.offsets)
+        if f.nulls is not None:
+            lengths[f.nulls, position] = -1
+    sizes = 4 + np.maximum(lengths, 0)
+    row_sizes = 2 + sizes.sum(axis=1)
+    row_starts = np.concatenate([[0], np.cumsum(row_sizes)[:-1]])
+    starts = row_starts[:, None] + 2 + np.cumsum(sizes, axis=1) - sizes  # of each length
+    out = np.zeros(int(row_sizes.sum()), dtype=np.uint8)
+    four, two = np.arange(4), np.arange(2)
+    out[row_starts[:, None] + two] = np.frombuffer(
+        np.full(rows, len(fields), dtype=">i2").tobytes(), dtype=np.uint8).reshape(rows, 2)
+    for position, f in enumerate(fields):
+        at = starts[:, position]
+        out[at[:, None] + four] = np.frombuffer(
+            lengths[:, position].astype(">i4").tobytes(), dtype=np.uint8).reshape(rows, 4)
+        valid = slice(None) if f.nulls is None else ~f.nulls
+        if f.offsets is None:
+            values = np.frombuffer(f.values.tobytes(), dtype=np.uint8).reshape(rows, f.width)
+            out[(at[valid] + 4)[:, None] + np.arange(f.width)] = values[valid]
+        else:
+            counts = np.maximum(lengths[:, position], 0)
+            total = int(counts.sum())
+            if total:
+                # Byte k of row i's text goes to at[i] + 4 + k; it comes from offsets[i] + k.
+                within = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)
+                out[np.repeat(at + 4, counts) + within] = f.values[
+                    np.repeat(f.offsets[:-1], counts) + within]
+    return out.tobytes()
