@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import psycopg
 import pyarrow as pa
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -18,7 +19,7 @@ from lsst.sphgeom import Angle, Circle, ConvexPolygon, LonLat, Region, UnitVecto
 
 from apdb_builder import ccd_frames, random_objects
 from skyreg import Registry
-from skyreg.catalogs.apdb_binary import to_binary
+from skyreg.catalogs.apdb_binary import copy_out, to_binary
 from skyreg.catalogs.apdb_frames import add_pixels, layout, to_arrow, to_csv
 from skyreg.catalogs.apdb_store import ApdbConflictError, store_digest
 from skyreg.db.engine import make_engine
@@ -374,3 +375,44 @@ def test_one_store_of_newer_new_and_older_versions(database_url: str) -> None:
                 assert starts == [T0 + 1, T0 + 5] and ends[0] == T0 + 5 and pd.isna(ends[1])
             else:
                 assert starts == [T0 + 1] and pd.isna(ends[0])
+
+
+def test_store_over_sources_already_there(database_url: str) -> None:
+    """Sources of a CCD already stored without its record (as a bulk load leaves them): the
+    plain insert fails, its savepoint is rolled back, and the careful insert keeps what is
+    there, or names the rows stored with other values."""
+    ids, ra, dec = random_objects(30, Box(80.0, 80.1, 0.0, 0.1), seed=14)
+    frames = ccd_frames(9, 2, T0, ids, ra, dec, seed=14)
+    with Registry.connect(database_url) as registry:
+        apdb = registry.apdb
+        apdb.store(T0, frames.objects, frames.sources, frames.forced)
+
+        def forget() -> None:
+            with registry.engine.begin() as connection:
+                connection.exec_driver_sql("DELETE FROM apdb.skyreg_stored_ccd WHERE visit = 9")
+
+        forget()
+        again = apdb.store(T0, frames.objects, frames.sources, frames.forced)
+        assert not again.already_stored
+        assert again.sources_inserted == 0 and again.forced_sources_inserted == 0
+        assert apdb.count("DiaForcedSource") == 30
+        assert apdb.contains_visit_detector(9, 2)
+        forget()
+        changed = frames.forced.copy()
+        changed.loc[3, "psfFlux"] = -5.0
+        bad_id = int(changed.loc[3, "diaObjectId"])
+        with pytest.raises(ApdbConflictError, match=f"diaObjectId={bad_id}"):
+            apdb.store(T0, frames.objects, frames.sources, changed)
+        assert apdb.count("DiaForcedSource") == 30
+
+
+def test_a_failing_copy_leaves_the_read_session_usable(database_url: str) -> None:
+    with Registry.connect(database_url) as registry:
+        apdb = registry.apdb
+        with pytest.raises(psycopg.errors.DivisionByZero):
+            apdb._copy_out("SELECT 1 / 0")
+        assert apdb.count("DiaObject") == 0
+        with registry.engine.connect() as connection:  # not autocommit, no transaction yet
+            driver: Any = connection.connection.driver_connection
+            data = copy_out(driver, "COPY (SELECT 1::int4) TO STDOUT (FORMAT binary)")
+            assert data.endswith(b"\x00\x01\x00\x00\x00\x04\x00\x00\x00\x01\xff\xff")

