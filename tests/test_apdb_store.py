@@ -240,9 +240,15 @@ def test_nulls_and_texts_read_back_as_stored(database_url: str) -> None:
     sources["ssObjectId"] = pd.array([None, 5, None, 7, 8], dtype="Int64")
     sources["isDipole"] = pd.array([True, None, False, True, None], dtype="boolean")
     sources["psfFlux"] = [np.nan, 1.5, None, 2.5, 3.5]
+    forced = frames.forced.sort_values("diaObjectId").reset_index(drop=True)
+    forced["band"] = ["g", None, "r", "", "i"]  # ASCII only, with a NULL and an empty text
     with Registry.connect(database_url) as registry:
         apdb = registry.apdb
-        apdb.store(T0, frames.objects, sources, frames.forced)
+        apdb.store(T0, frames.objects, sources, forced)
+        back_forced = apdb.get_dia_forced_sources(object_ids=ids, months=None).sort_values(
+            "diaObjectId")
+        bands = back_forced["band"].tolist()
+        assert bands[:1] == ["g"] and pd.isna(bands[1]) and bands[2:] == ["r", "", "i"]
         back = apdb.get_dia_sources(object_ids=ids, months=None).sort_values("diaSourceId")
         given_ = sources.sort_values("diaSourceId")
         assert back["band"].tolist()[:2] == ["g", "r"] and pd.isna(back["band"].iloc[2])

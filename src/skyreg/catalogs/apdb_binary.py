@@ -96,9 +96,21 @@ def _short_text(name: str, length: int) -> _Column:
     width = 4 * length  # UTF-8 bytes of at most `length` characters
 
     def decode(f: dict[str, npt.NDArray[np.generic]]) -> npt.NDArray[np.generic]:
-        raw = f[name]  # numpy 'S' drops the zero padding (a text holds no NUL)
-        return np.array([None if b[:1] == _NULL_TEXT else b.decode("utf-8")
-                         for b in raw.tolist()], dtype=object)
+        raw = np.ascontiguousarray(f[name])  # numpy "S" drops the zero padding (no NUL in texts)
+        if len(raw) == 0:
+            return np.zeros(0, dtype=object)
+        octets = raw.view(np.uint8).reshape(len(raw), -1)
+        nulls = octets[:, 0] == _NULL_TEXT[0]
+        if not (octets[~nulls] & 0x80).any():
+            # ASCII only (a band letter, a version): numpy decodes it in one step (a Python
+            # decode per value cost ~1 ms per 3,000 forced sources).
+            values = np.where(nulls, b"", raw).astype(f"U{raw.dtype.itemsize}").astype(object)
+        else:
+            values = np.array([b.decode("utf-8") if not null else None
+                               for b, null in zip(raw.tolist(), nulls.tolist(), strict=True)],
+                              dtype=object)
+        values[nulls] = None
+        return values
 
     # The UTF-8 bytes laid over `width` zero bytes (the constant is folded at plan time), a
     # NULL as 0xFF: half the server's cost of the hex round trip through rpad, and no
