@@ -33,7 +33,7 @@ import pandas as pd
 from lsst.sphgeom import ConvexPolygon, LonLat, UnitVector3d
 
 from skyreg import Registry
-from skyreg.catalogs.apdb_binary import to_binary, with_records
+from skyreg.catalogs.apdb_binary import to_binary
 from skyreg.catalogs.apdb_frames import layout, to_arrow
 from skyreg.synthetic.apdb_catalogs import Box, dia_forced_sources, dia_objects, dia_sources
 
@@ -69,7 +69,7 @@ def _field(scale: float) -> Box:
 
 def _copy(registry: Registry, name: str, frame: pd.DataFrame) -> None:
     table = to_arrow(frame, name)
-    data, columns = to_binary(with_records(table, name), layout(name).copy_columns)
+    data, columns = to_binary(table, layout(name).stored_columns)
     quoted = ", ".join(f'"{c}"' for c in columns)
     with registry.engine.begin() as connection:
         driver: Any = connection.connection.driver_connection

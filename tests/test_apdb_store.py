@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import importlib.util
 import multiprocessing
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -13,7 +11,6 @@ import pandas as pd
 import psycopg
 import pyarrow as pa
 import pytest
-from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from hypothesis import HealthCheck, given, settings
@@ -22,11 +19,11 @@ from lsst.sphgeom import Angle, Circle, ConvexPolygon, LonLat, Region, UnitVecto
 
 from apdb_builder import ccd_frames, random_objects
 from skyreg import Registry
-from skyreg.catalogs.apdb_binary import copy_out, record_sql, to_binary
+from skyreg.catalogs.apdb_binary import copy_out, to_binary
 from skyreg.catalogs.apdb_frames import add_pixels, layout, to_arrow, to_csv
 from skyreg.catalogs.apdb_store import ApdbConflictError, store_digest
 from skyreg.db.engine import make_engine
-from skyreg.db.migrate import alembic_config, head_revision, upgrade
+from skyreg.db.migrate import upgrade
 from skyreg.errors import InputError
 from skyreg.schema.apdb import APDB_SCHEMA, apdb_metadata, apdb_schema_version
 from skyreg.synthetic.apdb_catalogs import Box, dia_objects
@@ -59,7 +56,7 @@ def test_migrated_apdb_schema_equals_the_yaml(empty_database_url: str) -> None:
             "AND table_name = 'DiaObject'").scalar_one()
     engine.dispose()
     assert version == apdb_schema_version()
-    assert columns == 83 + 2  # Rubin's columns, pixelId and the row record
+    assert columns == 83 + 1  # Rubin's columns and pixelId
 
 
 @pytest.fixture(scope="module")
@@ -425,111 +422,3 @@ def test_a_failing_copy_leaves_the_read_session_usable(database_url: str) -> Non
             driver: Any = connection.connection.driver_connection
             data = copy_out(driver, "COPY (SELECT 1::int4) TO STDOUT (FORMAT binary)")
             assert data.endswith(b"\x00\x01\x00\x00\x00\x04\x00\x00\x00\x01\xff\xff")
-
-
-def _records_off(connection: Any) -> dict[str, int]:
-    """Rows per table whose record is missing or not what the server computes from the
-    columns."""
-    out = {}
-    for name in ("DiaObject", "DiaSource", "DiaForcedSource"):
-        out[name] = connection.exec_driver_sql(
-            f'SELECT count(*) FROM apdb."{name}" WHERE skyreg_record IS DISTINCT FROM '
-            f"({record_sql(name)})").scalar_one()
-    return out
-
-
-def _null_and_text_frames() -> tuple[np.ndarray, Any]:
-    ids, ra, dec = random_objects(5, Box(90.0, 90.01, 0.0, 0.01), seed=15)
-    frames = ccd_frames(11, 2, T0, ids, ra, dec, seed=15, source_fraction=1.0)
-    frames.sources["band"] = ["g", "r", None, "é", "y"]
-    frames.sources["reliabilityVersion"] = ["v1.2.3", None, "", "ü7", "x"]
-    frames.sources["ssObjectId"] = pd.array([None, 5, None, 7, 8], dtype="Int64")
-    frames.sources["isDipole"] = pd.array([True, None, False, True, None], dtype="boolean")
-    frames.sources["psfFlux"] = [np.nan, 1.5, None, -0.0, 3.5]
-    frames.objects["raErr"] = [np.nan, 1.0, np.nan, 2.0, 3.0]
-    frames.forced["band"] = [" ", None, "r", "", "i"]
-    return ids, frames
-
-
-def test_row_records_are_what_the_server_computes(database_url: str) -> None:
-    """The records built by the client equal the server's (NULLs, texts, -0.0, a char(1)
-    of one blank); reads through records equal reads through the columns; a row without a
-    record, or one changed by another writer (the trigger clears its record), reads as its
-    columns."""
-    ids, frames = _null_and_text_frames()
-    with Registry.connect(database_url) as registry:
-        apdb = registry.apdb
-        apdb.store(T0, frames.objects, frames.sources, frames.forced)
-        with registry.engine.begin() as connection:
-            assert _records_off(connection) == {"DiaObject": 0, "DiaSource": 0,
-                                                "DiaForcedSource": 0}
-        names = {name: list(layout(name).columns) for name in ("DiaObject", "DiaSource",
-                                                                "DiaForcedSource")}
-
-        def both(name: str) -> tuple[pd.DataFrame, pd.DataFrame]:
-            key = list(layout(name).key)
-            by_record = apdb._select(name, ["TRUE"]).sort_values(key).reset_index(drop=True)
-            by_column = apdb._select(name, ["TRUE"], names[name]).sort_values(key)
-            return by_record, by_column.reset_index(drop=True)
-
-        for name in names:
-            pd.testing.assert_frame_equal(*both(name))
-        with registry.engine.begin() as connection:  # records gone (another writer's rows)
-            connection.exec_driver_sql('UPDATE apdb."DiaSource" SET skyreg_record = NULL '
-                                       'WHERE mod("diaSourceId", 2) = 0')
-            connection.exec_driver_sql('UPDATE apdb."DiaObject" SET skyreg_record = NULL')
-        for name in names:
-            pd.testing.assert_frame_equal(*both(name))
-        with registry.engine.begin() as connection:  # another writer changes a value
-            connection.exec_driver_sql('UPDATE apdb."DiaForcedSource" SET "psfFlux" = 42')
-            assert connection.exec_driver_sql(
-                'SELECT count(*) FROM apdb."DiaForcedSource" WHERE skyreg_record IS NULL'
-            ).scalar_one() == 5
-        forced = apdb.get_dia_forced_sources(object_ids=ids, months=None)
-        assert (forced["psfFlux"] == 42).all()
-        # A neighbouring CCD's version of the same visit replaces the values and the record.
-        replaced = frames.objects.copy()
-        replaced["raErr"] = 7.0
-        apdb.store(T0, replaced)
-        with registry.engine.begin() as connection:
-            connection.exec_driver_sql('UPDATE apdb."DiaSource" SET skyreg_record = NULL')
-            connection.exec_driver_sql('UPDATE apdb."DiaForcedSource" SET skyreg_record = NULL')
-            assert _records_off(connection)["DiaObject"] == 0
-        assert (apdb.get_dia_objects(Circle(UnitVector3d(LonLat.fromDegrees(90.005, 0.005)),
-                                            Angle.fromDegrees(1)))["raErr"] == 7.0).all()
-
-
-def test_migration_computes_the_records_of_stored_rows(database_url: str) -> None:
-    """Revision 0010 on rows stored without records: their records are computed, and its
-    frozen SQL is today's."""
-    path = (Path(__file__).resolve().parents[1] / "src" / "skyreg" / "migrations" / "versions"
-            / "0010_apdb_row_records.py")
-    spec = importlib.util.spec_from_file_location("revision_0010", path)
-    assert spec is not None and spec.loader is not None
-    revision = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(revision)
-    for name in ("DiaObject", "DiaSource", "DiaForcedSource"):
-        assert revision.record_sql(name) == record_sql(name)
-    assert head_revision() == "0010"
-    _, frames = _null_and_text_frames()
-    with Registry.connect(database_url) as registry:
-        registry.apdb.store(T0, frames.objects, frames.sources, frames.forced)
-        before = {name: registry.apdb._select(name, ["TRUE"], list(layout(name).columns))
-                  for name in ("DiaObject", "DiaSource", "DiaForcedSource")}
-        registry.apdb.reads.close()
-        for target in ("0009", "head"):
-            with registry.engine.begin() as connection:
-                (command.downgrade if target == "0009" else command.upgrade)(
-                    alembic_config(connection), target)
-        with registry.engine.begin() as connection:
-            columns = connection.exec_driver_sql(
-                "SELECT count(*) FROM information_schema.columns WHERE table_schema = 'apdb' "
-                "AND column_name = 'skyreg_record'").scalar_one()
-            assert columns == 3
-            assert _records_off(connection) == {"DiaObject": 0, "DiaSource": 0,
-                                                "DiaForcedSource": 0}
-        for name, frame in before.items():
-            key = list(layout(name).key)
-            pd.testing.assert_frame_equal(
-                registry.apdb._select(name, ["TRUE"]).sort_values(key).reset_index(drop=True),
-                frame.sort_values(key).reset_index(drop=True))

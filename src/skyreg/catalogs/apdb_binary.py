@@ -27,10 +27,10 @@ import pandas as pd
 import psycopg
 import pyarrow as pa
 from psycopg.pq import ExecStatus, TransactionStatus
-from sqlalchemy.types import CHAR, String
+from sqlalchemy.types import String
 
 from skyreg.catalogs.apdb_frames import layout
-from skyreg.schema.apdb import RECORD_COLUMN, apdb_table
+from skyreg.schema.apdb import apdb_table
 
 _SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
 _HEADER = len(_SIGNATURE) + 8  # flags and header-extension length, both 0 here
@@ -214,147 +214,6 @@ def frame_from_binary(data: bytes, table: str, names: Sequence[str]) -> pd.DataF
                          for column in _columns(table, key)}, columns=list(key))
 
 
-# -- the record of a row ----------------------------------------------------------------------
-#
-# Sending ~100 fields a row is most of a read's cost on the server (~40-50 ns a field: send
-# function, length word, COPY buffer; 13 ms of the 18 for a CCD's 2,300-row DiaSource history).
-# So every DiaObject, DiaSource and DiaForcedSource row also holds its values as one record
-# (``skyreg_record``): the fields of its fixed-width select list, without their length words,
-# as the server's send functions write them. A read sends that one field (and, for DiaObject,
-# the validity interval, which changes after the row is written), and numpy reads every row
-# of the answer with one ``np.frombuffer``. ``store`` and the bulk load build the records
-# (:func:`with_records`); a row without one (written by another program, or whose values
-# another program changed: a trigger clears the record then) gets it computed by the server
-# when read, from the same expressions (:func:`record_sql`), so a read is always the columns.
-
-_SEND = {">f4": "float4send", ">f8": "float8send", ">i2": "int2send", ">i4": "int4send",
-         ">i8": "int8send", "?": "boolsend"}
-
-
-def record_sql(table: str) -> str:
-    """The record of a row, computed from its columns by the server."""
-    parts = []
-    for column in _columns(table, layout(table).record_columns):
-        for _, expression, dtype in column.fields:
-            parts.append(expression if dtype.startswith("S")
-                         else f"{_SEND[dtype]}({expression})")
-    return " || ".join(parts)
-
-
-@cache
-def record_dtype(table: str) -> np.dtype[np.void]:
-    """The record as a numpy structured type (big-endian fields, no padding)."""
-    return np.dtype([(field, dtype) for column in _columns(table, layout(table).record_columns)
-                     for field, _, dtype in column.fields])
-
-
-def _record_field_values(table: str, column: _Column, values: pa.ChunkedArray | None,
-                         rows: int) -> dict[str, npt.NDArray[Any]] | None:
-    """The record fields of one column, as the server's expressions make them (None: the
-    column is absent and has a server default, which only the server knows)."""
-    name = column.name
-    sql_column = apdb_table(table).columns[name]
-    if values is None and sql_column.server_default is not None:
-        return None
-    kind = layout(table).types[name]
-    array = (values.combine_chunks() if values is not None
-             else pa.nulls(rows, kind))
-    (field, _, dtype), *rest = column.fields
-    if pa.types.is_floating(kind):  # NULL is NaN already
-        return {field: array.to_numpy(zero_copy_only=False)}
-    nulls = (np.asarray(array.is_null().to_numpy(zero_copy_only=False), dtype=bool)
-             if array.null_count else np.zeros(rows, dtype=bool))
-    if not array.null_count and pa.types.is_integer(kind) and not rest:
-        return {field: array.to_numpy(zero_copy_only=False)}
-    if pa.types.is_integer(kind):
-        numbers = np.asarray(array.fill_null(0).to_numpy(zero_copy_only=False), dtype=dtype)
-        out: dict[str, npt.NDArray[Any]] = {field: numbers}
-        if rest:
-            out[rest[0][0]] = nulls
-        return out
-    if pa.types.is_boolean(kind):
-        flags = np.asarray(array.fill_null(False).to_numpy(zero_copy_only=False), dtype=bool)
-        if dtype == "?":
-            return {field: flags}
-        return {field: np.where(nulls, -1, flags.astype(np.int32)).astype(dtype)}
-    texts = array.fill_null("").to_numpy(zero_copy_only=False).astype(str)
-    if isinstance(sql_column.type, CHAR):
-        texts = np.char.rstrip(texts, " ")  # char(n)::text drops the padding
-    octets = np.char.encode(texts, "utf-8").astype(dtype)
-    octets[nulls] = _NULL_TEXT
-    return {field: octets}
-
-
-def with_records(table: pa.Table, name: str) -> pa.Table:
-    """``table`` with the record column (NULL when one of its columns is absent and has a
-    server default: the server computes the record when the row is read)."""
-    if not layout(name).record_columns:
-        return table
-    rows = table.num_rows
-    records = np.zeros(rows, dtype=record_dtype(name))
-    present = set(table.column_names)
-    for column in _columns(name, layout(name).record_columns):
-        fields = _record_field_values(name, column, table.column(column.name)
-                                      if column.name in present else None, rows)
-        if fields is None:
-            return _set_column(table, RECORD_COLUMN, pa.nulls(rows, pa.binary()))
-        for field, values in fields.items():
-            records[field] = values
-    width = record_dtype(name).itemsize
-    offsets = np.arange(0, (rows + 1) * width, width, dtype=np.int32)
-    array = pa.Array.from_buffers(pa.binary(), rows, [None, pa.py_buffer(offsets.tobytes()),
-                                                       pa.py_buffer(records.tobytes())])
-    return _set_column(table, RECORD_COLUMN, array)
-
-
-def _set_column(table: pa.Table, name: str, values: pa.Array) -> pa.Table:
-    if name in table.column_names:
-        return table.set_column(table.column_names.index(name), name, values)
-    return table.append_column(name, values)
-
-
-#: Columns read beside the record (they are not in it).
-def _beside_record(table: str) -> tuple[str, ...]:
-    return tuple(c for c in layout(table).columns if c not in layout(table).record_columns)
-
-
-def record_select_list(table: str) -> str:
-    """What a read of every column selects: the columns beside the record, fixed-width, then
-    the record (computed from the columns where the row has none)."""
-    beside = select_list(table, _beside_record(table))
-    record = f"coalesce({_quote(RECORD_COLUMN)}, {record_sql(table)})"
-    return f"{beside}, {record}" if beside else record
-
-
-@cache
-def _record_row(table: str) -> np.dtype[np.void]:
-    fields: list[tuple[str, Any]] = [("count", ">i2")]
-    for column in _columns(table, _beside_record(table)):
-        for field, _, dtype in column.fields:
-            fields += [(f"length {field}", ">i4"), (field, dtype)]
-    fields += [("length record", ">i4")]
-    fields += [(field, record_dtype(table).fields[field][0])  # type: ignore[index]
-               for field in record_dtype(table).names or ()]
-    return np.dtype(fields)
-
-
-def frame_from_records(data: bytes, table: str) -> pd.DataFrame:
-    """The DataFrame (every column, table order) of ``COPY (SELECT <record_select_list>)
-    TO STDOUT (FORMAT binary)``."""
-    record = _record_row(table)
-    if not data.startswith(_SIGNATURE):
-        raise ValueError("not PostgreSQL binary COPY data")
-    (extension,) = struct.unpack(">i", data[len(_SIGNATURE) + 4:_HEADER])
-    body = memoryview(data)[_HEADER + extension:len(data) - 2]
-    if len(body) % record.itemsize:
-        raise ValueError("binary COPY rows are not of the expected width")
-    rows = np.frombuffer(body, dtype=record)
-    fields = {name: rows[name] for name in record.names or () if not name.startswith("length ")}
-    names = layout(table).columns
-    return pd.DataFrame({column.name: column.decode(fields)
-                         for column in _columns(table, names)}, columns=list(names))
-
-
 # -- writes -----------------------------------------------------------------------------------
 
 #: Microseconds from the Unix epoch to PostgreSQL's (2000-01-01), for binary timestamps.
@@ -380,13 +239,10 @@ def _field(values: pa.ChunkedArray | pa.Array) -> _Field:
     kind = array.type
     nulls = (np.asarray(array.is_null().to_numpy(zero_copy_only=False), dtype=bool)
              if array.null_count else None)
-    if (pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_binary(kind)
-            or pa.types.is_large_binary(kind)):
-        filled = array.fill_null(b"" if pa.types.is_binary(kind) or pa.types.is_large_binary(
-            kind) else "") if nulls is not None else array
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        filled = array.fill_null("") if nulls is not None else array
         offsets_buffer, data_buffer = filled.buffers()[1:3]
-        offset_type = (np.int64 if pa.types.is_large_string(kind)
-                       or pa.types.is_large_binary(kind) else np.int32)
+        offset_type = np.int64 if pa.types.is_large_string(kind) else np.int32
         offsets = np.frombuffer(offsets_buffer, dtype=offset_type)[
             filled.offset:filled.offset + len(filled) + 1].astype(np.int64)
         data = (np.frombuffer(data_buffer, dtype=np.uint8) if data_buffer is not None

@@ -33,27 +33,17 @@ from sqlalchemy.types import (
     DateTime,
     Double,
     Integer,
-    LargeBinary,
     SmallInteger,
     String,
 )
 
 from skyreg.errors import InputError
 from skyreg.geometry.htm_index import htm_indices
-from skyreg.schema.apdb import (
-    APDB_HTM_LEVEL,
-    PIXEL_COLUMN,
-    PIXEL_TABLES,
-    RECORD_COLUMN,
-    RECORD_EXCLUDED,
-    apdb_table,
-)
+from skyreg.schema.apdb import APDB_HTM_LEVEL, PIXEL_COLUMN, PIXEL_TABLES, apdb_table
 
 
 def _arrow_type(kind: Any) -> pa.DataType:
     """Arrow type of a column type (order matters: subclasses first)."""
-    if isinstance(kind, LargeBinary):
-        return pa.binary()
     if isinstance(kind, BigInteger):
         return pa.int64()
     if isinstance(kind, SmallInteger):
@@ -85,21 +75,8 @@ class TableLayout:
 
     @property
     def stored_columns(self) -> tuple[str, ...]:
-        """The columns that hold values: Rubin's, then pixelId where present (not the
-        record, which is derived from them)."""
+        """Every column of the table (Rubin's, then pixelId where present)."""
         return (*self.columns, PIXEL_COLUMN) if self.has_pixel else self.columns
-
-    @property
-    def copy_columns(self) -> tuple[str, ...]:
-        """What a write sends: :attr:`stored_columns` and the record where present."""
-        return (*self.stored_columns, RECORD_COLUMN) if self.has_pixel else self.columns
-
-    @property
-    def record_columns(self) -> tuple[str, ...]:
-        """The columns of the record (none for a table without one), in table order."""
-        if not self.has_pixel:
-            return ()
-        return tuple(c for c in self.columns if c not in RECORD_EXCLUDED)
 
     def schema(self) -> pa.Schema:
         return pa.schema([(name, self.types[name]) for name in self.columns])
@@ -109,14 +86,14 @@ class TableLayout:
 def layout(name: str) -> TableLayout:
     """The layout of APDB table ``name`` (``DiaObject``, ...)."""
     table: Table = apdb_table(name)
-    columns = tuple(c.name for c in table.columns if c.name not in (PIXEL_COLUMN, RECORD_COLUMN))
+    columns = tuple(c.name for c in table.columns if c.name != PIXEL_COLUMN)
     return TableLayout(
         name=name,
         columns=columns,
         types={c.name: _arrow_type(c.type) for c in table.columns},
         required=frozenset(c.name for c in table.columns
                            if not c.nullable and c.server_default is None
-                           and c.name not in (PIXEL_COLUMN, RECORD_COLUMN)),
+                           and c.name != PIXEL_COLUMN),
         char_lengths={c.name: int(c.type.length) for c in table.columns
                       if isinstance(c.type, String) and c.type.length},
         key=tuple(c.name for c in table.primary_key.columns),

@@ -45,15 +45,7 @@ import pyarrow as pa
 from lsst.sphgeom import HtmPixelization, Region
 from sqlalchemy import Engine
 
-from skyreg.catalogs.apdb_binary import (
-    copy_out,
-    frame_from_binary,
-    frame_from_records,
-    record_select_list,
-    select_list,
-    to_binary,
-    with_records,
-)
+from skyreg.catalogs.apdb_binary import copy_out, frame_from_binary, select_list, to_binary
 from skyreg.catalogs.apdb_frames import (
     add_pixels,
     check_unique,
@@ -66,13 +58,7 @@ from skyreg.db.connection import ReadConnection, writing
 from skyreg.errors import ConflictError, InputError
 from skyreg.geometry.htm_index import unit_vectors
 from skyreg.geometry.polygons import GeometryError
-from skyreg.schema.apdb import (
-    APDB_HTM_LEVEL,
-    APDB_SCHEMA,
-    PIXEL_COLUMN,
-    RECORD_COLUMN,
-    STORED_CCD_TABLE,
-)
+from skyreg.schema.apdb import APDB_HTM_LEVEL, APDB_SCHEMA, PIXEL_COLUMN, STORED_CCD_TABLE
 
 if TYPE_CHECKING:
     from skyreg.catalogs.apdb_match import MatchReport
@@ -202,15 +188,9 @@ class Apdb:
 
     def _select(self, table: str, conditions: Sequence[str],
                 columns: Sequence[str] | None = None) -> pd.DataFrame:
-        """Rows of ``table`` (all Rubin columns, or ``columns``) meeting every condition.
-
-        All columns of a table with row records are read as the records (one field a row
-        instead of ~100: see :mod:`skyreg.catalogs.apdb_binary`)."""
-        where = " AND ".join(f"({c})" for c in conditions) or "TRUE"
-        if columns is None and layout(table).record_columns:
-            sql = f"SELECT {record_select_list(table)} FROM {_t(table)} WHERE {where}"
-            return frame_from_records(self._copy_out(sql), table)
+        """Rows of ``table`` (all Rubin columns, or ``columns``) meeting every condition."""
         names = list(columns) if columns is not None else list(layout(table).columns)
+        where = " AND ".join(f"({c})" for c in conditions) or "TRUE"
         sql = f"SELECT {select_list(table, names)} FROM {_t(table)} WHERE {where}"
         return frame_from_binary(self._copy_out(sql), table, names)
 
@@ -337,9 +317,8 @@ class Apdb:
         for name, table in batches.items():
             check_unique(table, name)
         ccd = _ccd_of(batches)
-        batches = {name: with_records(_canonical(table, name), name)
-                   for name, table in batches.items()}
-        data = {name: to_binary(table, layout(name).copy_columns)
+        batches = {name: _canonical(table, name) for name, table in batches.items()}
+        data = {name: to_binary(table, layout(name).stored_columns)
                 for name, table in batches.items()}
         with writing(self.engine, "the APDB store"), self.engine.begin() as connection:
             driver: psycopg.Connection[Any] = connection.connection.driver_connection  # type: ignore[assignment]
@@ -655,7 +634,7 @@ def discard_clashes(driver: psycopg.Connection[Any], name: str) -> None:
 
 def _insert_sql(name: str) -> str:
     """Insert the temporary rows of ``name`` (all of them: none may be stored already)."""
-    columns = layout(name).copy_columns
+    columns = layout(name).stored_columns
     return (f"INSERT INTO {_t(name)} ({_columns(columns)}) SELECT {_columns(columns, 't.')} "
             f"FROM {_temp(name)} AS t")
 
@@ -787,8 +766,7 @@ def merge_objects(driver: psycopg.Connection[Any], table: pa.Table, *,
     if "validityEndMjdTai" in table.column_names:
         table = table.drop_columns(["validityEndMjdTai"])
     if not copied:
-        data, columns = to_binary(with_records(table, "DiaObject"),
-                                  layout("DiaObject").copy_columns)
+        data, columns = to_binary(table, layout("DiaObject").stored_columns)
         copy_to_temp(driver, "DiaObject", data, columns)
     closed = ~np.isnan(new_ends)
     if closed.any():
@@ -818,9 +796,8 @@ def merge_objects(driver: psycopg.Connection[Any], table: pa.Table, *,
             values = _object_values()
             # Never prepared: a constant array is hashed, a generic plan's is searched.
             replaced = driver.execute(
-                f"UPDATE {catalog} AS d SET ({_columns([*values, RECORD_COLUMN])}) = ROW("
-                f"{_columns([*values, RECORD_COLUMN], 't.')}) FROM {_temp('DiaObject')} AS t "
-                "WHERE "
+                f"UPDATE {catalog} AS d SET ({_columns(values)}) = ROW("
+                f"{_columns(values, 't.')}) FROM {_temp('DiaObject')} AS t WHERE "
                 f"t.{oid} = ANY(%s::int8[]) AND {_clash_condition('DiaObject', 'd')}",
                 (_array(np.unique(stored_ids)),), prepare=False).rowcount
         else:

@@ -14,11 +14,7 @@ skyreg adds to Rubin's definitions only what its own machinery needs:
 * a unique partial index on DiaObject(diaObjectId) for latest versions, so two writers can
   never leave an object with two open validity intervals;
 * ``skyreg_stored_ccd``: one row per (visit, detector) stored through ``store``, with the
-  digest of what was stored, which makes a re-run of the same CCD recognisable;
-* ``skyreg_record`` (bytea) on DiaObject, DiaSource and DiaForcedSource: the row's values as one
-  fixed-width record, which reads send instead of ~100 fields (derived data: NULL when another
-  program wrote the row, cleared by a trigger of revision 0010 when another program changes
-  its values; such rows get their record computed when read).
+  digest of what was stored, which makes a re-run of the same CCD recognisable.
 
 All of it lives in the PostgreSQL schema ``apdb`` (quoted mixed-case names, as Rubin's).
 """
@@ -40,7 +36,6 @@ from sqlalchemy import (
     Double,
     Index,
     Integer,
-    LargeBinary,
     MetaData,
     PrimaryKeyConstraint,
     SmallInteger,
@@ -63,11 +58,6 @@ APDB_TABLES = ("metadata", "DiaObject", "DiaSource", "DiaForcedSource",
 #: Tables that get a ``pixelId`` column from their ra/dec.
 PIXEL_TABLES = ("DiaObject", "DiaSource", "DiaForcedSource")
 PIXEL_COLUMN = "pixelId"
-#: Each row's values as one fixed-width record (skyreg): what a read sends instead of ~100
-#: fields (see :mod:`skyreg.catalogs.apdb_binary`). NULL when another writer made the row.
-RECORD_COLUMN = "skyreg_record"
-#: Columns left out of the record: they change after the row is written.
-RECORD_EXCLUDED = ("validityStartMjdTai", "validityEndMjdTai")
 STORED_CCD_TABLE = "skyreg_stored_ccd"
 
 #: Felis data types of apdb.yaml → SQLAlchemy types, as Felis maps them for PostgreSQL.
@@ -142,9 +132,6 @@ def _table(metadata: MetaData, spec: dict[str, Any]) -> Table:
     if name in PIXEL_TABLES:
         columns.append(Column(PIXEL_COLUMN, BigInteger, nullable=False, autoincrement=False,
                               comment=f"HTM level-{APDB_HTM_LEVEL} index of (ra, dec) (skyreg)"))
-        columns.append(Column(RECORD_COLUMN, LargeBinary, nullable=True,
-                              comment="the row's values as one fixed-width record, sent by "
-                                      "reads; NULL: computed when read (skyreg)"))
     constraints: list[Any] = []
     keys = _references(spec.get("primaryKey"))
     if keys:
