@@ -229,9 +229,13 @@ def run(url: str, scale: float, regions: int, workers: int, reuse: bool) -> None
             print(f"generated {counts} in {ms / 1000:.1f} s")
         rng = np.random.default_rng(7)
         # Visits (and times) of their own per run: a re-run with --reuse must not re-store
-        # the same CCDs with other rows (store refuses that).
+        # the same CCDs with other rows (store refuses that). The times follow the clock, so
+        # that every run's versions are newer than every earlier run's, as a night's visits
+        # are (a run's visit used to come half a day after its start, so that the next run
+        # stored versions older than those: the rarer, slower path of `store`).
         run = int(time.time()) % 100_000
-        first_visit, first_time = run * 1000, NOW + 1 + run / 1000.0
+        first_visit = run * 1000
+        first_time = NOW + 1 + (time.time() % 10_000_000) / 86_400.0
         field = _field(scale)
         margin = CCD_SIDE_DEG
         samples: dict[str, list[tuple[float, int, float, float]]] = {}
@@ -240,12 +244,12 @@ def run(url: str, scale: float, regions: int, workers: int, reuse: bool) -> None
             ra = rng.uniform(field.ra_min + margin, field.ra_max - margin)
             dec = rng.uniform(field.dec_min + margin, field.dec_max - margin)
             result = ccd_work(registry, _square(ra, dec, CCD_SIDE_DEG), first_visit + k, 0,
-                              first_time + k * 1e-5, rng)
+                              first_time + k * 1e-6, rng)
             for name, value in result.items():
                 samples.setdefault(name, []).append(value)
     centres, side = _visit_layout(scale)
     jobs = [(url, [(d, *centres[d]) for d in range(w, len(centres), workers)], side,
-             first_time + 0.5, first_visit + 999) for w in range(workers)]
+             first_time + (regions + 1) * 1e-6, first_visit + 999) for w in range(workers)]
     context = multiprocessing.get_context("spawn")
     with context.Pool(workers) as pool:
         pool.map(_visit_worker, [(url, [], side, NOW, 0) for _ in range(workers)])  # imports
