@@ -33,7 +33,8 @@ import pandas as pd
 from lsst.sphgeom import ConvexPolygon, LonLat, UnitVector3d
 
 from skyreg import Registry
-from skyreg.catalogs.apdb_frames import layout, to_arrow, to_csv
+from skyreg.catalogs.apdb_binary import to_binary
+from skyreg.catalogs.apdb_frames import layout, to_arrow
 from skyreg.synthetic.apdb_catalogs import Box, dia_forced_sources, dia_objects, dia_sources
 
 FULL_OBJECTS = 1_000_000
@@ -68,12 +69,12 @@ def _field(scale: float) -> Box:
 
 def _copy(registry: Registry, name: str, frame: pd.DataFrame) -> None:
     table = to_arrow(frame, name)
-    data, columns = to_csv(table, layout(name).stored_columns)
+    data, columns = to_binary(table, layout(name).stored_columns)
     quoted = ", ".join(f'"{c}"' for c in columns)
     with registry.engine.begin() as connection:
         driver: Any = connection.connection.driver_connection
         with driver.cursor() as cursor, cursor.copy(
-                f'COPY apdb."{name}" ({quoted}) FROM STDIN (FORMAT csv)') as copy:
+                f'COPY apdb."{name}" ({quoted}) FROM STDIN (FORMAT binary)') as copy:
             copy.write(data)
 
 
@@ -125,32 +126,61 @@ def generate(registry: Registry, scale: float, seed: int = 1, chunk: int = 200_0
 #: Client CPU (ms) of the last timed call: on a loaded machine wall times mostly measure the
 #: wait for a core, CPU times what the call costs this process.
 _LAST_CPU = [0.0]
+#: Server CPU (ms) of the last timed call: the CPU time of this process's server backends
+#: (``/proc/PID/schedstat``, nanoseconds; NaN when the server is not on this machine).
+_LAST_SERVER = [math.nan]
+#: Backend process ids of this process's connections (set by :func:`track_backends`).
+_BACKENDS: list[int] = []
+
+
+def track_backends(registry: Registry) -> None:
+    """Find this process's server backends: the read session's and the write pool's."""
+    reads: Any = registry.apdb.reads.connection.driver_connection
+    pids = {int(reads.info.backend_pid)}
+    with registry.engine.connect() as connection:
+        writes: Any = connection.connection.driver_connection
+        pids.add(int(writes.info.backend_pid))
+    _BACKENDS[:] = sorted(pids)
+
+
+def server_cpu_ms() -> float:
+    """CPU time so far of the tracked backends (ms), NaN if they cannot be read."""
+    total = 0
+    for pid in _BACKENDS:
+        try:
+            with open(f"/proc/{pid}/schedstat") as stat:
+                total += int(stat.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            return math.nan
+    return total / 1e6 if _BACKENDS else math.nan
 
 
 def _timed(function: Callable[[], Any]) -> tuple[float, Any]:
-    start, cpu = time.perf_counter(), time.process_time()
+    start, cpu, server = time.perf_counter(), time.process_time(), server_cpu_ms()
     result = function()
     _LAST_CPU[0] = (time.process_time() - cpu) * 1000.0
+    _LAST_SERVER[0] = server_cpu_ms() - server
     return (time.perf_counter() - start) * 1000.0, result
 
 
 def ccd_work(registry: Registry, region: ConvexPolygon, visit: int, detector: int,
              visit_time: float, rng: np.random.Generator
-             ) -> dict[str, tuple[float, int, float]]:
+             ) -> dict[str, tuple[float, int, float, float]]:
     """What AP does for one CCD: read the three catalogs, then store the CCD's rows.
-    Returns (wall ms, rows, client CPU ms) per call."""
+    Returns (wall ms, rows, client CPU ms, server CPU ms) per call."""
     apdb = registry.apdb
-    out: dict[str, tuple[float, int, float]] = {}
+    out: dict[str, tuple[float, int, float, float]] = {}
     ms, objects = _timed(lambda: apdb.get_dia_objects(region))
-    out["get_dia_objects"] = (ms, len(objects), _LAST_CPU[0])
+    out["get_dia_objects"] = (ms, len(objects), _LAST_CPU[0], _LAST_SERVER[0])
     ids = objects["diaObjectId"].to_numpy()
     ms, sources = _timed(lambda: apdb.get_dia_sources(object_ids=ids, visit_time=visit_time))
-    out["get_dia_sources(ids)"] = (ms, len(sources), _LAST_CPU[0])
+    out["get_dia_sources(ids)"] = (ms, len(sources), _LAST_CPU[0], _LAST_SERVER[0])
     ms, forced = _timed(lambda: apdb.get_dia_forced_sources(object_ids=ids,
                                                             visit_time=visit_time))
-    out["get_dia_forced_sources(ids)"] = (ms, len(forced), _LAST_CPU[0])
+    out["get_dia_forced_sources(ids)"] = (ms, len(forced), _LAST_CPU[0],
+                                            _LAST_SERVER[0])
     ms, _ = _timed(lambda: apdb.contains_visit_detector(visit, detector))
-    out["contains_visit_detector"] = (ms, 1, _LAST_CPU[0])
+    out["contains_visit_detector"] = (ms, 1, _LAST_CPU[0], _LAST_SERVER[0])
     updated = objects.drop(columns=["validityStartMjdTai", "validityEndMjdTai"])
     updated["nDiaSources"] = updated["nDiaSources"] + 1
     picked = rng.choice(len(ids), size=min(80, len(ids)), replace=False)
@@ -164,7 +194,7 @@ def ccd_work(registry: Registry, region: ConvexPolygon, visit: int, detector: in
         objects["ra"].to_numpy(), objects["dec"].to_numpy(), visit, detector, visit_time, rng)
     ms, _ = _timed(lambda: apdb.store(visit_time, updated, new_sources, new_forced))
     out["store (one CCD)"] = (ms, len(updated) + len(new_sources) + len(new_forced),
-                              _LAST_CPU[0])
+                              _LAST_CPU[0], _LAST_SERVER[0])
     return out
 
 
@@ -178,13 +208,18 @@ def _visit_layout(scale: float) -> tuple[list[tuple[float, float]], float]:
 
 
 def _visit_worker(args: tuple[str, list[tuple[int, float, float]], float, float, int]
-                  ) -> int:
+                  ) -> tuple[int, float, float]:
+    """One process's CCDs of the visit; returns (CCDs, client CPU s, server CPU s)."""
     url, ccds, side, visit_time, visit = args
     rng = np.random.default_rng(os.getpid())
+    cpu = time.process_time()
     with Registry.connect(url) as registry:
+        track_backends(registry)
+        server = server_cpu_ms()
         for detector, ra, dec in ccds:
             ccd_work(registry, _square(ra, dec, side), visit, detector, visit_time, rng)
-    return len(ccds)
+        server = server_cpu_ms() - server
+    return len(ccds), time.process_time() - cpu, server / 1000.0
 
 
 def run(url: str, scale: float, regions: int, workers: int, reuse: bool) -> None:
@@ -194,45 +229,55 @@ def run(url: str, scale: float, regions: int, workers: int, reuse: bool) -> None
             print(f"generated {counts} in {ms / 1000:.1f} s")
         rng = np.random.default_rng(7)
         # Visits (and times) of their own per run: a re-run with --reuse must not re-store
-        # the same CCDs with other rows (store refuses that).
+        # the same CCDs with other rows (store refuses that). The times follow the clock, so
+        # that every run's versions are newer than every earlier run's, as a night's visits
+        # are (a run's visit used to come half a day after its start, so that the next run
+        # stored versions older than those: the rarer, slower path of `store`).
         run = int(time.time()) % 100_000
-        first_visit, first_time = run * 1000, NOW + 1 + run / 1000.0
+        first_visit = run * 1000
+        first_time = NOW + 1 + (time.time() % 10_000_000) / 86_400.0
         field = _field(scale)
         margin = CCD_SIDE_DEG
-        samples: dict[str, list[tuple[float, int, float]]] = {}
+        samples: dict[str, list[tuple[float, int, float, float]]] = {}
+        track_backends(registry)
         for k in range(regions):
             ra = rng.uniform(field.ra_min + margin, field.ra_max - margin)
             dec = rng.uniform(field.dec_min + margin, field.dec_max - margin)
             result = ccd_work(registry, _square(ra, dec, CCD_SIDE_DEG), first_visit + k, 0,
-                              first_time + k * 1e-5, rng)
+                              first_time + k * 1e-6, rng)
             for name, value in result.items():
                 samples.setdefault(name, []).append(value)
     centres, side = _visit_layout(scale)
     jobs = [(url, [(d, *centres[d]) for d in range(w, len(centres), workers)], side,
-             first_time + 0.5, first_visit + 999) for w in range(workers)]
+             first_time + (regions + 1) * 1e-6, first_visit + 999) for w in range(workers)]
     context = multiprocessing.get_context("spawn")
     with context.Pool(workers) as pool:
         pool.map(_visit_worker, [(url, [], side, NOW, 0) for _ in range(workers)])  # imports
         start = time.perf_counter()
-        done = sum(pool.map(_visit_worker, jobs))
+        parts = pool.map(_visit_worker, jobs)
         visit_ms = (time.perf_counter() - start) * 1000.0
+    done = sum(p[0] for p in parts)
+    visit_client, visit_server = sum(p[1] for p in parts), sum(p[2] for p in parts)
     load = os.getloadavg()
     print(f"\nscale {scale} (field {FULL_AREA_DEG2 * scale:.1f} deg², "
           f"{int(FULL_OBJECTS * scale)} DiaObjects x 2 versions); load average "
           f"{load[0]:.1f} {load[1]:.1f} {load[2]:.1f}; {regions} regions\n")
-    print(f"| {'call':<30} | {'median':>10} | {'client CPU':>10} | {'rows':>6} | "
-          f"{'target':>8} | {'dax_apdb (notes)':>16} |")
-    print(f"|{'-' * 32}|{'-' * 12}|{'-' * 12}|{'-' * 8}|{'-' * 10}|{'-' * 18}|")
+    print(f"| {'call':<30} | {'median':>10} | {'client CPU':>10} | {'server CPU':>10} | "
+          f"{'rows':>6} | {'target':>8} | {'dax_apdb (notes)':>16} |")
+    print(f"|{'-' * 32}|{'-' * 12}|{'-' * 12}|{'-' * 12}|{'-' * 8}|{'-' * 10}|{'-' * 18}|")
     for name, values in samples.items():
         median = statistics.median(v[0] for v in values)
         cpu = statistics.median(v[2] for v in values)
+        server = statistics.median(v[3] for v in values)
         rows = int(statistics.median(v[1] for v in values))
         target = f"{TARGETS[name]:.0f} ms" if name in TARGETS else ""
-        print(f"| {name:<30} | {median:7.1f} ms | {cpu:7.1f} ms | {rows:>6} | {target:>8} | "
-              f"{PEERS.get(name, ''):>16} |")
+        print(f"| {name:<30} | {median:7.1f} ms | {cpu:7.1f} ms | {server:7.1f} ms | "
+              f"{rows:>6} | {target:>8} | {PEERS.get(name, ''):>16} |")
     label = f"visit ({done} CCDs, {workers} proc)"
-    print(f"| {label:<30} | {visit_ms:7.0f} ms | {'':>10} | {'':>6} | {'5000 ms':>8} | "
-          f"{'':>16} |")
+    print(f"| {label:<30} | {visit_ms:7.0f} ms | {visit_client * 1000:7.0f} ms | "
+          f"{visit_server * 1000:7.0f} ms | {'':>6} | {'5000 ms':>8} | {'':>16} |")
+    print("\n(client and server CPU of the visit: summed over its processes and their "
+          "backends)")
     if side < CCD_SIDE_DEG:
         print(f"\n(the field is smaller than a focal plane: the visit's CCDs are {side:.3f}° "
               "squares)")

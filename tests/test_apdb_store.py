@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import multiprocessing
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import numpy as np
 import pandas as pd
+import psycopg
+import pyarrow as pa
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -16,7 +19,9 @@ from lsst.sphgeom import Angle, Circle, ConvexPolygon, LonLat, Region, UnitVecto
 
 from apdb_builder import ccd_frames, random_objects
 from skyreg import Registry
-from skyreg.catalogs.apdb_store import ApdbConflictError
+from skyreg.catalogs.apdb_binary import copy_out, to_binary
+from skyreg.catalogs.apdb_frames import add_pixels, layout, to_arrow, to_csv
+from skyreg.catalogs.apdb_store import ApdbConflictError, store_digest
 from skyreg.db.engine import make_engine
 from skyreg.db.migrate import upgrade
 from skyreg.errors import InputError
@@ -235,9 +240,15 @@ def test_nulls_and_texts_read_back_as_stored(database_url: str) -> None:
     sources["ssObjectId"] = pd.array([None, 5, None, 7, 8], dtype="Int64")
     sources["isDipole"] = pd.array([True, None, False, True, None], dtype="boolean")
     sources["psfFlux"] = [np.nan, 1.5, None, 2.5, 3.5]
+    forced = frames.forced.sort_values("diaObjectId").reset_index(drop=True)
+    forced["band"] = ["g", None, "r", "", "i"]  # ASCII only, with a NULL and an empty text
     with Registry.connect(database_url) as registry:
         apdb = registry.apdb
-        apdb.store(T0, frames.objects, sources, frames.forced)
+        apdb.store(T0, frames.objects, sources, forced)
+        back_forced = apdb.get_dia_forced_sources(object_ids=ids, months=None).sort_values(
+            "diaObjectId")
+        bands = back_forced["band"].tolist()
+        assert bands[:1] == ["g"] and pd.isna(bands[1]) and bands[2:] == ["r", "", "i"]
         back = apdb.get_dia_sources(object_ids=ids, months=None).sort_values("diaSourceId")
         given_ = sources.sort_values("diaSourceId")
         assert back["band"].tolist()[:2] == ["g", "r"] and pd.isna(back["band"].iloc[2])
@@ -251,3 +262,163 @@ def test_nulls_and_texts_read_back_as_stored(database_url: str) -> None:
         assert back["psfFlux"].iloc[3] == 2.5
         assert (back["ra"].to_numpy() == given_["ra"].to_numpy()).all()  # exact round trip
         assert back["diaObjectId"].dtype == np.int64 and back["detector"].dtype == np.int16
+
+
+def test_binary_copy_writes_what_csv_writes(database_url: str) -> None:
+    """The binary COPY writer against Arrow's CSV (what stores used before): every type of
+    the APDB tables, NULLs, multi-byte and empty texts, sliced arrays, uniform rows."""
+    rng = np.random.default_rng(11)
+    n = 300
+
+    def column(values: np.ndarray, kind: pa.DataType, nulls: bool) -> pa.Array:
+        return pa.array(values, kind, mask=(rng.random(n) < 0.2) if nulls else None)
+
+    def table(nulls: bool) -> pa.Table:
+        texts = np.array(["", "é", "abcdefg", "x y"] if nulls else ["abc", "déf"])
+        return pa.table({
+            "i2": column(rng.integers(-30000, 30000, n), pa.int16(), nulls),
+            "i4": column(rng.integers(-2**31, 2**31 - 1, n), pa.int32(), nulls),
+            "i8": column(rng.integers(-2**62, 2**62, n), pa.int64(), nulls),
+            "f4": column(rng.normal(size=n).astype(np.float32), pa.float32(), nulls),
+            "f8": column(rng.normal(size=n) * 1e300, pa.float64(), nulls),
+            "b": column(rng.random(n) < 0.5, pa.bool_(), nulls),
+            "t": column(texts[rng.integers(0, len(texts), n)], pa.string(), nulls),
+            "c": column(np.array(["r", "g"])[rng.integers(0, 2, n)], pa.string(), nulls),
+            "ts": column(rng.integers(0, 2**50, n), pa.timestamp("us"), nulls)})
+
+    with Registry.connect(database_url) as registry, registry.engine.begin() as session:
+        connection: Any = session.connection.driver_connection
+        connection.execute("CREATE TEMP TABLE a (i2 int2, i4 int4, i8 int8, f4 float4, "
+                           "f8 float8, b bool, t varchar(7), c char(1), ts timestamp)")
+        connection.execute("CREATE TEMP TABLE b (LIKE a)")
+        for data in (table(True), table(True).slice(7, 100), table(False),
+                     table(False).slice(3, 50), table(True).slice(0, 0)):
+            binary, columns = to_binary(data, data.column_names)
+            text, _ = to_csv(data, data.column_names)
+            connection.execute("TRUNCATE a; TRUNCATE b")
+            with connection.cursor().copy(
+                    f"COPY a ({', '.join(columns)}) FROM STDIN (FORMAT binary)") as copy:
+                if binary:
+                    copy.write(binary)
+            with connection.cursor().copy(
+                    f"COPY b ({', '.join(columns)}) FROM STDIN (FORMAT csv)") as copy:
+                if text:
+                    copy.write(text)
+            row = connection.execute(
+                "SELECT (SELECT count(*) FROM a), (SELECT count(*) FROM ((TABLE a EXCEPT ALL "
+                "TABLE b) UNION ALL (TABLE b EXCEPT ALL TABLE a)) AS d)").fetchone()
+            assert row == (data.num_rows, 0)
+    with pytest.raises(ValueError, match="no binary COPY encoding"):
+        to_binary(pa.table({"x": pa.array([[1]])}), ["x"])
+
+
+def test_rerun_of_a_ccd_with_a_csv_digest(database_url: str) -> None:
+    """A CCD whose digest was recorded over CSV (before the binary format) is still
+    recognised as stored; a CSV digest of other rows is still refused."""
+    ids, ra, dec = random_objects(40, Box(60.0, 60.1, 0.0, 0.1), seed=12)
+    frames = ccd_frames(8, 1, T0, ids, ra, dec, seed=12)
+    with Registry.connect(database_url) as registry:
+        apdb = registry.apdb
+        apdb.store(T0, frames.objects, frames.sources, frames.forced)
+        stored = {name: apdb._select(name, ["TRUE"]) for name in ("DiaObject", "DiaSource",
+                                                                   "DiaForcedSource")}
+        csv: dict[str, tuple[bytes, tuple[str, ...]]] = {}
+        for name, frame in stored.items():
+            columns = [c for c in layout(name).stored_columns if c in frame.columns
+                       and c != "validityEndMjdTai"]
+            table = add_pixels({name: to_arrow(frame[columns], name, pixel=False)})[name]
+            table = table.sort_by([(k, "ascending") for k in layout(name).key])
+            csv[name] = to_csv(table, layout(name).stored_columns)
+        legacy = store_digest(T0, csv, legacy=True)
+        with registry.engine.begin() as connection:
+            connection.exec_driver_sql(
+                "UPDATE apdb.skyreg_stored_ccd SET digest = %(d)s WHERE visit = 8",
+                {"d": legacy})
+        assert apdb.store(T0, frames.objects, frames.sources, frames.forced).already_stored
+        with registry.engine.begin() as connection:
+            connection.exec_driver_sql(
+                "UPDATE apdb.skyreg_stored_ccd SET digest = %(d)s WHERE visit = 8",
+                {"d": "0" * 64})
+        with pytest.raises(ApdbConflictError, match="visit 8 detector 1"):
+            apdb.store(T0, frames.objects, frames.sources, frames.forced)
+
+
+def test_contains_visit_detector_is_never_prepared(database_url: str) -> None:
+    """Its generic plan scans DiaForcedSource: the read session must not prepare it."""
+    with Registry.connect(database_url) as registry:
+        apdb = registry.apdb
+        for visit in range(8):
+            assert not apdb.contains_visit_detector(visit, 0)
+
+        def prepared(driver: Any) -> int:
+            row = driver.execute(
+                "SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE "
+                "'%skyreg_stored_ccd%'").fetchone()
+            return int(row[0])
+
+        assert apdb.reads.read(prepared) == 0
+
+
+def test_one_store_of_newer_new_and_older_versions(database_url: str) -> None:
+    """One call mixing objects seen before (its version is the newest), new objects and
+    objects already stored later: every chain comes out right."""
+    ids, ra, dec = random_objects(30, Box(70.0, 70.1, 0.0, 0.1), seed=13)
+    rng = np.random.default_rng(13)
+    with Registry.connect(database_url) as registry:
+        apdb = registry.apdb
+        apdb.store(T0, dia_objects(ids[:10], ra[:10], dec[:10], rng))  # seen before
+        apdb.store(T0 + 5, dia_objects(ids[10:20], ra[10:20], dec[10:20], rng))  # later
+        report = apdb.store(T0 + 1, dia_objects(ids, ra, dec, rng))
+        assert report.objects_inserted == 30
+        rows = apdb._select("DiaObject", ["TRUE"])
+        for object_id, versions in rows.groupby("diaObjectId"):
+            versions = versions.sort_values("validityStartMjdTai")
+            starts = versions["validityStartMjdTai"].tolist()
+            ends = versions["validityEndMjdTai"].tolist()
+            if object_id in ids[:10]:
+                assert starts == [T0, T0 + 1] and ends[0] == T0 + 1 and pd.isna(ends[1])
+            elif object_id in ids[10:20]:
+                assert starts == [T0 + 1, T0 + 5] and ends[0] == T0 + 5 and pd.isna(ends[1])
+            else:
+                assert starts == [T0 + 1] and pd.isna(ends[0])
+
+
+def test_store_over_sources_already_there(database_url: str) -> None:
+    """Sources of a CCD already stored without its record (as a bulk load leaves them): the
+    plain insert fails, its savepoint is rolled back, and the careful insert keeps what is
+    there, or names the rows stored with other values."""
+    ids, ra, dec = random_objects(30, Box(80.0, 80.1, 0.0, 0.1), seed=14)
+    frames = ccd_frames(9, 2, T0, ids, ra, dec, seed=14)
+    with Registry.connect(database_url) as registry:
+        apdb = registry.apdb
+        apdb.store(T0, frames.objects, frames.sources, frames.forced)
+
+        def forget() -> None:
+            with registry.engine.begin() as connection:
+                connection.exec_driver_sql("DELETE FROM apdb.skyreg_stored_ccd WHERE visit = 9")
+
+        forget()
+        again = apdb.store(T0, frames.objects, frames.sources, frames.forced)
+        assert not again.already_stored
+        assert again.sources_inserted == 0 and again.forced_sources_inserted == 0
+        assert apdb.count("DiaForcedSource") == 30
+        assert apdb.contains_visit_detector(9, 2)
+        forget()
+        changed = frames.forced.copy()
+        changed.loc[3, "psfFlux"] = -5.0
+        bad_id = int(changed.loc[3, "diaObjectId"])
+        with pytest.raises(ApdbConflictError, match=f"diaObjectId={bad_id}"):
+            apdb.store(T0, frames.objects, frames.sources, changed)
+        assert apdb.count("DiaForcedSource") == 30
+
+
+def test_a_failing_copy_leaves_the_read_session_usable(database_url: str) -> None:
+    with Registry.connect(database_url) as registry:
+        apdb = registry.apdb
+        with pytest.raises(psycopg.errors.DivisionByZero):
+            apdb._copy_out("SELECT 1 / 0")
+        assert apdb.count("DiaObject") == 0
+        with registry.engine.connect() as connection:  # not autocommit, no transaction yet
+            driver: Any = connection.connection.driver_connection
+            data = copy_out(driver, "COPY (SELECT 1::int4) TO STDOUT (FORMAT binary)")
+            assert data.endswith(b"\x00\x01\x00\x00\x00\x04\x00\x00\x00\x01\xff\xff")

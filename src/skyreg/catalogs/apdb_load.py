@@ -27,7 +27,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from sqlalchemy import Engine
 
-from skyreg.catalogs.apdb_frames import check_unique, layout, to_arrow, to_csv
+from skyreg.catalogs.apdb_binary import to_binary
+from skyreg.catalogs.apdb_frames import check_unique, layout, to_arrow
 from skyreg.catalogs.apdb_store import (
     clashing_keys,
     copy_to_temp,
@@ -154,7 +155,7 @@ def _store_batch(engine: Engine, name: str, table: pa.Table, rows: npt.NDArray[n
             merged = merge_objects(driver, table, replace=False)
             _refuse_clashes(table, name, rows, file, merged.clashes, report)
             return merged.inserted, merged.unchanged
-        data, columns = to_csv(table, spec.stored_columns)
+        data, columns = to_binary(table, spec.stored_columns)
         copy_to_temp(driver, name, data, columns)
         clashes = clashing_keys(driver, name)
         if clashes:
