@@ -238,6 +238,18 @@ def test_cones_are_exact(loaded: tuple[Registry, pd.DataFrame], centre: tuple[fl
     assert list(got.columns) == ["objectId", "coord_ra"]
 
 
+@pytest.mark.parametrize(("ra", "dec", "radius"), [(0.0, 0.0, 136.0), (90.0, 0.0, 150.0),
+                                               (360.0, 0.0, 179.0), (0.0, 0.0, 59.0),
+                                               (45.0, 41.8103, 100.0)])
+def test_huge_cones_are_exact(loaded: tuple[Registry, pd.DataFrame], ra: float, dec: float,
+                              radius: float) -> None:
+    """Cones of a quarter of the sky and more, centred where HEALPix base pixels meet
+    (hpgeom's inclusive cover at order 0 missed the antipode's base pixel there)."""
+    registry, frame = loaded
+    got = registry.catalog("obj").cone(ra, dec, radius, columns=["coord_ra"])
+    assert got["objectId"].tolist() == brute_cone(frame, ra, dec, radius)
+
+
 def test_cones_find_the_clusters(loaded: tuple[Registry, pd.DataFrame]) -> None:
     registry, frame = loaded
     catalog = registry.catalog("obj")

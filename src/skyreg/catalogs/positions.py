@@ -119,6 +119,12 @@ def cone_ranges(circle: Circle, max_ranges: int = MAX_RANGES) -> tuple[IntArray,
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
     radius = min(circle.getOpeningAngle().asDegrees(), 180.0)
     order = coarse_order(radius)
+    if order == 0:
+        # A circle over 58.6° in radius holds a quarter of the sky or more: read it all.
+        # (hpgeom's inclusive query at order 0 leaves out the base pixel of the antipode of
+        # an equatorial centre on a pixel corner for radii of 136° and more.)
+        return (np.zeros(1, dtype=np.int64),
+                np.full(1, 12 << (2 * PIXEL_ORDER), dtype=np.int64))
     centre = LonLat(circle.getCenter())
     spans = np.asarray(hpgeom.query_circle(
         2**order, centre.getLon().asDegrees(), centre.getLat().asDegrees(),
