@@ -226,6 +226,24 @@ def test_htm_cover_contains_sphgeom_envelope(conn: psycopg.Connection[Any], ra: 
             assert len(mine) <= 3 * len(theirs) + 12, (kind, len(mine), len(theirs))
 
 
+@pytest.mark.parametrize(("ra", "dec"), [(2.2250738585072014e-308, 90.0),
+                                       (2.225073858507203e-309, 90.0), (5e-324, -90.0),
+                                       (359.99999999999994, 90.0), (1e-250, 0.0)])
+def test_unit_vectors_near_ra_zero_at_the_poles(conn: psycopg.Connection[Any], ra: float,
+                                                dec: float) -> None:
+    """Tiny longitudes at the poles: PostgreSQL's underflow error was raised where C rounds
+    to zero; the vectors equal sphgeom's after the flush of components below 1e-100."""
+    got = conn.execute("SELECT skyreg_unit_vector(%s, %s)", (ra, dec)).fetchone()
+    assert got is not None
+    expected = vector(ra, dec)
+    assert got[0] == [0.0 if abs(c) < 1e-100 else c
+                      for c in (expected.x(), expected.y(), expected.z())]
+    circle = conn.execute("SELECT skyreg_circle(%s, %s, 0.001)", (ra, dec)).fetchone()
+    assert circle is not None and circle[0][:3] == got[0]
+    assert conn.execute("SELECT count(*) FROM skyreg_htm_cover('circle', "
+                        "skyreg_circle(%s, %s, 0.001), 7)", (ra, dec)).fetchone() != (0,)
+
+
 def test_htm_index_of_a_point(conn: psycopg.Connection[Any]) -> None:
     rng = np.random.default_rng(3)
     for _ in range(50):
