@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Protocol
 
 import pytest
+from hypothesis import settings
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
@@ -28,6 +29,13 @@ TEST_URL_ENV = "SKYREG_TEST_DATABASE_URL"
 DEFAULT_PIXELIZATION = str(PixelScheme())
 
 pytest_plugins = ["embedded_fixtures", "service_fixtures"]
+
+# Property-based tests explore new examples on every run by default. CI
+# (``HYPOTHESIS_PROFILE=ci``, set by .ci/run) runs the same examples every time instead, so a
+# submission is judged by the examples it was checked with; bugs found while exploring are
+# fixed and kept as explicit cases.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 # Embedded servers started by tests (and by the skyreg processes they spawn) stop as soon as
 # their last user leaves, so that no server outlives the temporary home it runs in. Tests of
