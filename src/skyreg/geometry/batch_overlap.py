@@ -188,7 +188,6 @@ def _classify_shape(a: PolygonArrays, pa: IntArray, k: int, b: PolygonArrays, pb
     second polygon's vertices and the first one's normals only for the pairs the first step
     leaves open.
     """
-    bound = SIGN_BOUND
     # m1[i, j] = det(p_i, q_j, q_j+1): p_i is left of Q's edge j; m2[j, i] likewise.
     m1 = _vertex_dots(_gather(a.by_vertex, k, pa), _gather(b.normals_by_vertex, m, pb))
     # A vertex proven left of every edge of the other polygon is inside it: overlap.
@@ -199,23 +198,15 @@ def _classify_shape(a: PolygonArrays, pa: IntArray, k: int, b: PolygonArrays, pb
     # projection), so this decides nearly every disjoint pair. (Both cannot be proven for
     # one pair.) The vertices of P against the edges of Q decide most candidate pairs
     # already; only the others need Q's vertices against P's edges.
-    inside = m1.min(axis=1).max(axis=0) > bound
-    separated = m1.max(axis=0).min(axis=0) < -bound
-    result = np.full(len(pa), UNDECIDED, dtype=np.int8)
-    result[separated] = DISJOINT
-    result[inside] = OVERLAPS
-    open_ = np.flatnonzero(~(inside | separated))
+    result = _proven(m1)
+    open_ = np.flatnonzero(result == UNDECIDED)
     if not len(open_):
         return result
     m1 = m1[:, :, open_]
     m2 = _vertex_dots(_gather(b.by_vertex, m, pb[open_]),
                       _gather(a.normals_by_vertex, k, pa[open_]))
-    inside = m2.min(axis=1).max(axis=0) > bound
-    separated = m2.max(axis=0).min(axis=0) < -bound
-    decided = np.full(len(open_), UNDECIDED, dtype=np.int8)
-    decided[separated] = DISJOINT
-    decided[inside] = OVERLAPS
-    rest = np.flatnonzero(~(inside | separated))
+    decided = _proven(m2)
+    rest = np.flatnonzero(decided == UNDECIDED)
     if len(rest):
         decided[rest] = _classify_rest(np.moveaxis(m1[:, :, rest], 2, 0),
                                        np.moveaxis(m2[:, :, rest], 2, 0))
@@ -238,6 +229,21 @@ def _vertex_dots(points: FloatArray, normals: FloatArray) -> FloatArray:
     """
     dots: FloatArray = np.einsum("icn,jcn->ijn", points, normals)
     return dots
+
+
+def _proven(dets: FloatArray) -> npt.NDArray[np.int8]:
+    """OVERLAPS where some vertex of one polygon is proven inside the other, DISJOINT where
+    some edge of the other has every vertex proven on its right, UNDECIDED elsewhere.
+
+    ``dets[i, j, n]`` is det(v_i, e_j, e_j+1) of pair ``n``: one polygon's vertices against
+    the other's edges (see :func:`_classify_shape`).
+    """
+    inside = dets.min(axis=1).max(axis=0) > SIGN_BOUND
+    separated = dets.max(axis=0).min(axis=0) < -SIGN_BOUND
+    codes = np.full(dets.shape[2], UNDECIDED, dtype=np.int8)
+    codes[separated] = DISJOINT
+    codes[inside] = OVERLAPS
+    return codes
 
 
 def _classify_rest(m1: FloatArray, m2: FloatArray) -> npt.NDArray[np.int8]:
