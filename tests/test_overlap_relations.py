@@ -107,11 +107,25 @@ def brute_force(url: str) -> dict[str, Pairs]:
 
 
 def stored(url: str) -> dict[str, Pairs]:
+    """The stored pairs; where the relations hold the CCD keys (revision 0014 on), each
+    pair's key is checked against the CCD's own."""
     engine = create_engine(url)
     with engine.connect() as connection:
         result = {kind: {tuple(row) for row in connection.execute(text(
             f"SELECT {kind}_id, ccd_id, outer_overlap, inner_overlap "
             f"FROM ccd_{kind}_overlap"))} for kind in ("patch", "tract")}
+        for kind in ("patch", "tract"):
+            keyed = connection.execute(text(
+                "SELECT count(*) FROM information_schema.columns "
+                "WHERE table_name = :t AND column_name IN ('instrument', 'visit', 'detector')"),
+                {"t": f"ccd_{kind}_overlap"}).scalar_one()
+            if keyed:
+                wrong = connection.execute(text(
+                    f"SELECT count(*) FROM ccd_{kind}_overlap AS o LEFT JOIN ccd AS c "
+                    "ON c.ccd_id = o.ccd_id WHERE c.ccd_id IS NULL OR (o.instrument, o.visit, "
+                    "o.detector) IS DISTINCT FROM (c.instrument, c.visit, c.detector)"
+                )).scalar_one()
+                assert (keyed, wrong) == (3, 0), f"ccd_{kind}_overlap: {wrong} wrong keys"
     engine.dispose()
     return result
 
@@ -202,6 +216,24 @@ def test_migration_backfills_a_registry_with_data(registry: Registry, database_u
     engine.dispose()
     _alembic(database_url, command.upgrade, "0007")
     assert stored(database_url) == truth == brute_force(database_url)
+    # Revision 0014 adds the CCD keys to the stored pairs (stored() checks them).
+    _alembic(database_url, command.upgrade, "head")
+    assert stored(database_url) == truth
+    engine = create_engine(database_url)
+    with engine.connect() as connection:
+        keys = {row[0]: tuple(row[1:]) for row in connection.execute(text(
+            "SELECT ccd_id, instrument, visit, detector FROM ccd"))}
+        patches = connection.execute(text(
+            "SELECT patch_id, skymap, tract, patch FROM patch ORDER BY patch_id")).all()
+    engine.dispose()
+    again = Registry.connect(database_url)
+    try:
+        for patch_id, *patch in patches:
+            expected = sorted(keys[ccd_id] for tile, ccd_id, outer, _ in truth["patch"]
+                              if tile == patch_id and outer)
+            assert [tuple(row) for row in again.find_ccds(patch=tuple(patch))] == expected
+    finally:
+        again.close()
 
 
 @pytest.mark.slow

@@ -148,6 +148,8 @@ class Staged:
     pixel_table: Table | None
     #: The target held no row when staging began (under the ingest lock).
     target_was_empty: bool
+    #: Positions in ``batch.rows`` of the new rows, by row_no.
+    new_positions: npt.NDArray[np.int64]
 
 
 # -- COPY -------------------------------------------------------------------------------------
@@ -457,7 +459,7 @@ def _stage(connection: Connection, batch: Batch, metadata: MetaData,
     if progress is not None:
         progress(f"copying {batch.kind}", count, count)
 
-    staged = Staged(batch, table, len(new), pixel_table, empty)
+    staged = Staged(batch, table, len(new), pixel_table, empty, new)
     _refuse_conflicts(connection, staged)
     for ref in references:
         if ref.kind == batch.kind:
@@ -641,7 +643,10 @@ def load(engine: Engine, batches: Sequence[Batch], references: Sequence[Referenc
                      for item in staged if item.new}
         # The relation rows are laid out before the inserts take their locks.
         started = time.perf_counter()
-        prepared = overlaps.prepare_overlaps(connection, first_ids, pairs)
+        prepared = overlaps.prepare_overlaps(
+            connection, first_ids, pairs,
+            next((_ccd_keys(item) for item in staged if item.batch.target.name == "ccd"),
+                 overlaps.NO_KEYS))
         timings["overlaps: prepare rows"] = time.perf_counter() - started
         for item in staged:
             if not item.new:
@@ -688,6 +693,34 @@ def _polygons_of(batch: Batch, new: npt.NDArray[np.int64]) -> overlaps.PolygonsO
             return [blob.tobytes() for blob in blobs[positions]]
         return [rows[int(i)][index] for i in positions]
     return polygons
+
+
+def _ccd_keys(staged: Staged) -> overlaps.CcdKeys:
+    """The keys of a CCD batch's new rows, by row_no (the overlap relations store them)."""
+    batch, positions = staged.batch, staged.new_positions
+    at = [batch.columns.index(name) for name in ("instrument", "visit", "detector")]
+    rows = batch.rows
+    if isinstance(rows, Columns):
+        # Column-wise text is one value shared by every row (db.binary_copy.Column).
+        name_column, visit_column, detector_column = (rows.columns[i] for i in at)
+        if name_column.kind != "text":
+            raise TypeError(f"batch {batch.kind}: instrument column of kind {name_column.kind}")
+        return overlaps.CcdKeys((str(name_column.values),),
+                                np.zeros(len(positions), dtype=np.int64),
+                                np.asarray(visit_column.values, dtype=np.int64)[positions],
+                                np.asarray(detector_column.values, dtype=np.int64)[positions])
+    picked = [rows[int(i)] for i in positions]
+    names, codes = _codes([str(row[at[0]]) for row in picked])
+    return overlaps.CcdKeys(names, codes,
+                            np.array([row[at[1]] for row in picked], dtype=np.int64),
+                            np.array([row[at[2]] for row in picked], dtype=np.int64))
+
+
+def _codes(values: Sequence[str]) -> tuple[tuple[str, ...], npt.NDArray[np.int64]]:
+    """(sorted distinct values, index of each value among them)."""
+    names = sorted(set(values))
+    position = {name: i for i, name in enumerate(names)}
+    return tuple(names), np.array([position[value] for value in values], dtype=np.int64)
 
 
 def _overlap_pairs(connection: Connection, staged: Sequence[Staged], jobs: OverlapJobs,

@@ -13,11 +13,12 @@ pixels and polygons (:class:`Shapes`): candidates are the (CCD, tile) pairs shar
 and decided by :func:`chunk_pairs` on the ingest's worker processes, while the loader copies
 its rows; the new tiles' pairs with stored CCDs are joined on the server
 (:func:`stored_ccd_pairs`). Once every kind is staged the loader lays the rows out with the ids
-the new rows will get (:func:`prepare_overlaps`) and, after its inserts, streams them into the
-relations (:func:`store_overlaps`). The backfilling migration uses :func:`add_overlaps` on
-stored rows (ids above :func:`high_water` marks, all of them for a backfill), candidates from
-the pixel tables. The exact test runs vectorised (:mod:`skyreg.geometry.batch_overlap`),
-sphgeom deciding only the pairs numpy cannot prove.
+the new rows will get (:func:`prepare_overlaps`), each pair with its CCD's key (the relations
+store it, so that a patch's CCDs are read without a lookup per CCD), and, after its inserts,
+streams them into the relations (:func:`store_overlaps`). The backfilling migration uses
+:func:`add_overlaps` on stored rows (ids above :func:`high_water` marks, all of them for a
+backfill), candidates from the pixel tables. The exact test runs vectorised
+(:mod:`skyreg.geometry.batch_overlap`), sphgeom deciding only the pairs numpy cannot prove.
 
 This module sits below ingest (the migration that backfills existing registries uses it too),
 so it talks to the database through the connection it is given and imports no ingest code.
@@ -35,7 +36,6 @@ import numpy.typing as npt
 from lsst.sphgeom import ConvexPolygon
 from psycopg import sql
 from sqlalchemy import Connection, Table, func, select, text, true
-from sqlalchemy.schema import AddConstraint, CreateIndex, DropConstraint, DropIndex
 
 from skyreg.geometry import batch_overlap
 from skyreg.schema.tables import (
@@ -61,9 +61,23 @@ _COPY_ROWS = 1_000_000
 
 _COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + b"\x00" * 8
 _COPY_TRAILER = b"\xff\xff"
-_OVERLAP_ROW = np.dtype([("fields", ">i2"), ("len_t", ">i4"), ("tile", ">i8"),
-                         ("len_c", ">i4"), ("ccd", ">i8"), ("len_o", ">i4"), ("outer", "u1"),
-                         ("len_i", ">i4"), ("inner", "u1")])
+#: A relation row as revision 0007 created the relations: (tile, CCD id, flags).
+_BARE_ROW = np.dtype([("fields", ">i2"), ("len_t", ">i4"), ("tile", ">i8"),
+                      ("len_c", ">i4"), ("ccd", ">i8"), ("len_o", ">i4"), ("outer", "u1"),
+                      ("len_i", ">i4"), ("inner", "u1")])
+#: The COPY column lists of the two layouts (0014 added the CCD key).
+_BARE_COLUMNS = ("{tile}", "ccd_id", "outer_overlap", "inner_overlap")
+_KEYED_COLUMNS = ("{tile}", "instrument", "visit", "detector", "ccd_id", "outer_overlap",
+                  "inner_overlap")
+
+
+def _keyed_row(instrument: bytes) -> np.dtype[np.void]:
+    """A relation row with the CCD key, for one instrument name (a fixed-width text field)."""
+    return np.dtype([("fields", ">i2"), ("len_t", ">i4"), ("tile", ">i8"),
+                     ("len_n", ">i4"), ("instrument", f"S{len(instrument)}"),
+                     ("len_v", ">i4"), ("visit", ">i8"), ("len_d", ">i4"), ("detector", ">i8"),
+                     ("len_c", ">i4"), ("ccd", ">i8"), ("len_o", ">i4"), ("outer", "u1"),
+                     ("len_i", ">i4"), ("inner", "u1")])
 
 
 @dataclass(frozen=True)
@@ -81,6 +95,41 @@ TILES = (
     Tiles("patch", patch, patch_pixel, ccd_patch_overlap, "patch_id"),
     Tiles("tract", tract, tract_pixel, ccd_tract_overlap, "tract_id"),
 )
+
+
+@dataclass(frozen=True)
+class CcdKeys:
+    """The keys (instrument, visit, detector) of some CCDs, column-wise.
+
+    ``instrument[i]`` indexes ``names``: a survey has a handful of instruments and millions of
+    CCDs, so the names are stored once.
+    """
+
+    names: tuple[str, ...]
+    instrument: IntArray
+    visit: IntArray
+    detector: IntArray
+
+    def __len__(self) -> int:
+        return len(self.visit)
+
+    def take(self, rows: IntArray) -> CcdKeys:
+        return CcdKeys(self.names, self.instrument[rows], self.visit[rows], self.detector[rows])
+
+    @classmethod
+    def concat(cls, parts: Sequence[CcdKeys]) -> CcdKeys:
+        """One set of keys from several (their name tables merged)."""
+        names = tuple(sorted({name for part in parts for name in part.names}))
+        position = {name: i for i, name in enumerate(names)}
+        codes = [np.array([position[name] for name in part.names], dtype=np.int64)
+                 [part.instrument] if len(part.names) else part.instrument for part in parts]
+        empty = np.empty(0, np.int64)
+        return cls(names, np.concatenate(codes) if codes else empty,
+                   np.concatenate([p.visit for p in parts]) if parts else empty,
+                   np.concatenate([p.detector for p in parts]) if parts else empty)
+
+
+NO_KEYS = CcdKeys((), np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.int64))
 
 
 @dataclass(frozen=True)
@@ -126,8 +175,9 @@ def add_overlaps(connection: Connection, since: HighWater,
             # Into an empty relation (a registry's first load, a backfill), drop the indexes
             # and build each once afterwards: a sort instead of a B-tree descent per pair.
             bulk = _is_empty(connection, tiles.relation)
-            if bulk:
-                _drop_indexes(connection, tiles.relation)
+            keys = _IndexKeys.of(connection, tiles.relation.name) if bulk else None
+            if keys is not None:
+                keys.drop(connection)
                 # A first load's tables were filled in this transaction, so the planner's
                 # statistics still call them empty: without fresh ones the candidate join
                 # became a nested loop over sequential scans.
@@ -141,8 +191,8 @@ def add_overlaps(connection: Connection, since: HighWater,
                 count += _test_and_store(connection, tiles, ccd_ids, tile_ids)
                 steps["exact test and copy"] += time.perf_counter() - clock
                 clock = time.perf_counter()
-            if bulk:
-                _create_indexes(connection, tiles.relation)
+            if keys is not None:
+                keys.create(connection)
                 steps["indexes"] = time.perf_counter() - clock
             if timings is not None:
                 timings.update({f"overlaps {tiles.kind}: {k}": v for k, v in steps.items()})
@@ -161,17 +211,52 @@ def _is_empty(connection: Connection, relation: Table) -> bool:
     return bool(connection.execute(owns, {"name": relation.name}).scalar_one())
 
 
-def _drop_indexes(connection: Connection, relation: Table) -> None:
-    assert relation.primary_key.name is not None
-    connection.execute(DropConstraint(relation.primary_key))
-    for index in sorted(relation.indexes, key=lambda index: str(index.name)):
-        connection.execute(DropIndex(index))
+@dataclass(frozen=True)
+class _IndexKeys:
+    """A relation's primary key and indexes as the catalog has them, to drop and rebuild.
+
+    Read from the server rather than from :mod:`skyreg.schema.tables`, because the backfill
+    of revision 0007 runs on the relations as that revision created them, not as they are now.
+    """
+
+    relation: str
+    #: (name, definition) of the primary key, and of every other index.
+    primary_key: tuple[str, str]
+    indexes: tuple[tuple[str, str], ...]
+
+    @classmethod
+    def of(cls, connection: Connection, relation: str) -> _IndexKeys:
+        table = {"table": relation}
+        primary = connection.execute(text(
+            "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
+            "WHERE conrelid = CAST(:table AS regclass) AND contype = 'p'"), table).one()
+        indexes = connection.execute(text(
+            "SELECT c.relname, pg_get_indexdef(i.indexrelid) FROM pg_index AS i "
+            "JOIN pg_class AS c ON c.oid = i.indexrelid "
+            "WHERE i.indrelid = CAST(:table AS regclass) AND NOT i.indisprimary "
+            "ORDER BY c.relname"), table).all()
+        return cls(relation, (str(primary[0]), str(primary[1])),
+                   tuple((str(name), str(definition)) for name, definition in indexes))
+
+    def drop(self, connection: Connection) -> None:
+        connection.exec_driver_sql(f'ALTER TABLE "{self.relation}" '
+                                   f'DROP CONSTRAINT "{self.primary_key[0]}"')
+        for name, _ in self.indexes:
+            connection.exec_driver_sql(f'DROP INDEX "{name}"')
+
+    def create(self, connection: Connection) -> None:
+        name, definition = self.primary_key
+        connection.exec_driver_sql(f'ALTER TABLE "{self.relation}" ADD CONSTRAINT "{name}" '
+                                   f"{definition}")
+        for _, index in self.indexes:
+            connection.exec_driver_sql(index)
 
 
-def _create_indexes(connection: Connection, relation: Table) -> None:
-    connection.execute(AddConstraint(relation.primary_key))
-    for index in sorted(relation.indexes, key=lambda index: str(index.name)):
-        connection.execute(CreateIndex(index))
+def _is_keyed(connection: Connection, relation: str) -> bool:
+    """Whether the relation stores the CCD key (revision 0014 on), as the catalog says."""
+    return bool(connection.execute(text(
+        "SELECT EXISTS (SELECT FROM pg_attribute WHERE attrelid = CAST(:table AS regclass) "
+        "AND attname = 'instrument' AND NOT attisdropped)"), {"table": relation}).scalar_one())
 
 
 def _driver(connection: Connection) -> object:
@@ -256,44 +341,105 @@ def _distinct(ids: IntArray) -> IntArray:
 def _test_and_store(connection: Connection, tiles: Tiles, ccd_ids: IntArray,
                     tile_ids: IntArray) -> int:
     """Exact test of candidate pairs of stored rows; COPY the overlapping ones into the
-    relation."""
+    relation (with the CCD keys when it has them: see :class:`_IndexKeys`)."""
     if not len(ccd_ids):
         return 0
     found = _test_candidates(connection, tiles, ccd_ids, tile_ids,
                              _stored(ccd, "ccd_id", ("region",)),
                              _stored(tiles.table, tiles.id_column, _TILE_COLUMNS))
-    order = np.lexsort((found.ccd_refs, found.tile_refs))  # B-tree inserts in key order
-    _copy_overlaps(connection, tiles.relation.name, found.tile_refs[order],
-                   found.ccd_refs[order], found.outer[order], found.inner[order])
-    return len(order)
+    keys = None
+    if _is_keyed(connection, tiles.relation.name):
+        distinct = _distinct(found.ccd_refs)
+        keys = stored_ccd_keys(connection, distinct).take(
+            np.searchsorted(distinct, found.ccd_refs))
+    _copy_rows(connection, tiles, _overlap_rows(found.tile_refs, found.ccd_refs, found.outer,
+                                                found.inner, keys, ordered=True))
+    return len(found)
 
 
-def _copy_overlaps(connection: Connection, relation: str, tile_ids: IntArray,
-                   ccd_ids: IntArray, outer: BoolArray, inner: BoolArray) -> None:
-    """Binary COPY of relation rows, built as one numpy structured array."""
-    _copy_rows(connection, relation, _overlap_rows(tile_ids, ccd_ids, outer, inner))
+def stored_ccd_keys(connection: Connection, ids: IntArray) -> CcdKeys:
+    """The keys of stored CCDs, in the order of ``ids`` (sorted, distinct; all must exist)."""
+    if not len(ids):
+        return NO_KEYS
+    # One bytea of big-endian (id, visit, detector) per instrument: a handful of values to
+    # transfer, read by numpy, instead of a row object per CCD (millions for a sky map
+    # registered after a survey's CCDs). Never prepared, as in _regions.
+    statement = sql.SQL(
+        "SELECT instrument, string_agg(int8send(ccd_id) || int8send(visit) "
+        "|| int8send(detector), '') FROM {} WHERE ccd_id = ANY(CAST(%s AS bigint[])) "
+        "GROUP BY instrument ORDER BY instrument").format(sql.Identifier(ccd.name))
+    with _driver(connection).cursor(binary=True) as cursor:  # type: ignore[attr-defined]
+        rows = cursor.execute(statement, ["{" + ",".join(ids.astype(str).tolist()) + "}"],
+                              prepare=False).fetchall()
+    names = tuple(str(row[0]) for row in rows)
+    parts = [np.frombuffer(row[1], dtype=">i8").reshape(-1, 3).astype(np.int64) for row in rows]
+    values = np.concatenate(parts)
+    codes = np.repeat(np.arange(len(parts), dtype=np.int64), [len(part) for part in parts])
+    order = np.argsort(values[:, 0], kind="stable")
+    if len(order) != len(ids) or not np.array_equal(values[order, 0], ids):
+        raise LookupError("overlap pairs name CCD ids that are not stored")
+    return CcdKeys(names, codes[order], values[order, 1].copy(), values[order, 2].copy())
 
 
-def _overlap_rows(tile_ids: IntArray, ccd_ids: IntArray, outer: BoolArray, inner: BoolArray
-                  ) -> npt.NDArray[np.void]:
-    """Relation rows in binary COPY format (without header and trailer)."""
-    rows = np.empty(len(tile_ids), dtype=_OVERLAP_ROW)
-    rows["fields"], rows["len_t"], rows["len_c"], rows["len_o"], rows["len_i"] = 4, 8, 8, 1, 1
-    rows["tile"], rows["ccd"] = tile_ids, ccd_ids
-    rows["outer"], rows["inner"] = outer, inner
-    return rows
+def _overlap_rows(tile_ids: IntArray, ccd_ids: IntArray, outer: BoolArray, inner: BoolArray,
+                  keys: CcdKeys | None, ordered: bool) -> list[npt.NDArray[np.void]]:
+    """Relation rows in binary COPY format (without header and trailer), in pieces.
+
+    With ``keys`` (those of each pair's CCD) the rows have the CCD key: one piece per
+    instrument, whose name has one width within it. ``ordered``: the pieces' rows in key order
+    (instrument, then tile, visit, detector), for B-tree inserts into a relation with indexes.
+    """
+    if keys is None:
+        if ordered:
+            by_key = np.lexsort((ccd_ids, tile_ids))
+            tile_ids, ccd_ids, outer, inner = (tile_ids[by_key], ccd_ids[by_key], outer[by_key],
+                                               inner[by_key])
+        rows = np.empty(len(tile_ids), dtype=_BARE_ROW)
+        rows["fields"], rows["len_t"], rows["len_c"], rows["len_o"], rows["len_i"] = 4, 8, 8, 1, 1
+        rows["tile"], rows["ccd"] = tile_ids, ccd_ids
+        rows["outer"], rows["inner"] = outer, inner
+        return [rows]
+    order: IntArray | None = None
+    if ordered:
+        order = np.lexsort((keys.detector, keys.visit, tile_ids, keys.instrument))
+    elif len(keys.names) > 1:
+        order = np.argsort(keys.instrument, kind="stable")
+    codes = keys.instrument if order is None else keys.instrument[order]
+    bounds = np.flatnonzero(np.diff(codes)) + 1 if len(codes) else np.empty(0, np.int64)
+    pieces = []
+    for first, last in itertools.pairwise([0, *bounds.tolist(), len(codes)]):
+        if first == last:
+            continue
+        picked = slice(first, last) if order is None else order[first:last]
+        name = keys.names[int(codes[first])].encode()
+        rows = np.empty(last - first, dtype=_keyed_row(name))
+        rows["fields"], rows["len_t"], rows["len_n"], rows["len_v"] = 7, 8, len(name), 8
+        rows["len_d"], rows["len_c"], rows["len_o"], rows["len_i"] = 8, 8, 1, 1
+        rows["tile"], rows["instrument"] = tile_ids[picked], name
+        rows["visit"], rows["detector"] = keys.visit[picked], keys.detector[picked]
+        rows["ccd"], rows["outer"], rows["inner"] = ccd_ids[picked], outer[picked], inner[picked]
+        pieces.append(rows)
+    return pieces
 
 
-def _copy_rows(connection: Connection, relation: str, rows: npt.NDArray[np.void],
+def _copy_rows(connection: Connection, tiles: Tiles, pieces: Sequence[npt.NDArray[np.void]],
                freeze: bool = False) -> None:
-    """COPY rows of :func:`_overlap_rows`; ``freeze``: the relation was created or truncated
-    in this transaction (COPY FREEZE)."""
-    statement = sql.SQL("COPY {} FROM STDIN (FORMAT BINARY{})").format(
-        sql.Identifier(relation), sql.SQL(", FREEZE") if freeze else sql.SQL(""))
+    """COPY rows of :func:`_overlap_rows` into the relation of ``tiles``; ``freeze``: the
+    relation was created or truncated in this transaction (COPY FREEZE)."""
+    if not pieces:
+        return
+    keyed = pieces[0].dtype.names is not None and "instrument" in pieces[0].dtype.names
+    columns = [name.format(tile=tiles.id_column)
+               for name in (_KEYED_COLUMNS if keyed else _BARE_COLUMNS)]
+    statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY{})").format(
+        sql.Identifier(tiles.relation.name),
+        sql.SQL(", ").join(sql.Identifier(name) for name in columns),
+        sql.SQL(", FREEZE") if freeze else sql.SQL(""))
     with _driver(connection).cursor() as cursor, cursor.copy(statement) as copy:  # type: ignore[attr-defined]
         copy.write(_COPY_HEADER)
-        for start in range(0, len(rows), _COPY_ROWS):
-            copy.write(rows[start:start + _COPY_ROWS].tobytes())
+        for rows in pieces:
+            for start in range(0, len(rows), _COPY_ROWS):
+                copy.write(rows[start:start + _COPY_ROWS].tobytes())
         copy.write(_COPY_TRAILER)
 
 
@@ -609,30 +755,39 @@ class Prepared:
     """One relation's new rows, laid out for a binary COPY (:func:`prepare_overlaps`)."""
 
     tiles: Tiles
-    rows: npt.NDArray[np.void]
+    rows: list[npt.NDArray[np.void]]
     #: The relation is empty: truncate it, COPY FREEZE, build its keys afterwards.
     bulk: bool
 
 
 def prepare_overlaps(connection: Connection, first_ids: dict[str, int],
-                     pairs: dict[str, Pairs]) -> list[Prepared]:
+                     pairs: dict[str, Pairs], new_ccds: CcdKeys) -> list[Prepared]:
     """The relation rows of computed pairs, given the ids the new rows will get
-    (``first_ids[kind] + row_no``): everything but the COPY itself, so that the loader does
-    it before its inserts take the locks that block readers."""
+    (``first_ids[kind] + row_no``) and the keys of the new CCDs (by ``row_no``; those of
+    stored CCDs are read): everything but the COPY itself, so that the loader does it before
+    its inserts take the locks that block readers."""
     prepared = []
+    # Pairs of new tiles with CCDs stored before (a sky map registered after them) need
+    # those CCDs' keys: read once for both relations.
+    stored_ids = _distinct(np.concatenate([np.empty(0, np.int64)] + [
+        found.ccd_refs[found.ccd_refs >= 0] for found in pairs.values()]))
+    stored = stored_ccd_keys(connection, stored_ids)
     for tiles in TILES:
         found = pairs.get(tiles.kind)
         if found is None or not len(found):
             continue
         tile_ids = _resolve(found.tile_refs, first_ids.get(tiles.kind, 0))
         ccd_ids = _resolve(found.ccd_refs, first_ids.get("ccd", 0))
-        outer, inner = found.outer, found.inner
+        staged = found.ccd_refs < 0
+        keys = new_ccds.take(-found.ccd_refs[staged] - 1)
+        if not staged.all():
+            old = stored.take(np.searchsorted(stored_ids, ccd_ids[~staged]))
+            order = np.concatenate([np.flatnonzero(staged), np.flatnonzero(~staged)])
+            keys = CcdKeys.concat([keys, old]).take(np.argsort(order, kind="stable"))
         bulk = _is_empty(connection, tiles.relation)
-        if not bulk:  # B-tree inserts in key order
-            order = np.lexsort((ccd_ids, tile_ids))
-            tile_ids, ccd_ids, outer, inner = (tile_ids[order], ccd_ids[order], outer[order],
-                                               inner[order])
-        prepared.append(Prepared(tiles, _overlap_rows(tile_ids, ccd_ids, outer, inner), bulk))
+        prepared.append(Prepared(tiles, _overlap_rows(tile_ids, ccd_ids, found.outer,
+                                                      found.inner, keys, ordered=not bulk),
+                                 bulk))
     return prepared
 
 
@@ -649,13 +804,14 @@ def store_overlaps(connection: Connection, prepared: Sequence[Prepared],
     for item in prepared:
         started = time.perf_counter()
         relation = item.tiles.relation
-        if item.bulk:
+        keys = _IndexKeys.of(connection, relation.name) if item.bulk else None
+        if keys is not None:
             connection.execute(text(f'TRUNCATE "{relation.name}"'))
-            _drop_indexes(connection, relation)
-        _copy_rows(connection, relation.name, item.rows, freeze=item.bulk)
+            keys.drop(connection)
+        _copy_rows(connection, item.tiles, item.rows, freeze=item.bulk)
         copied = time.perf_counter()
-        if item.bulk:
-            _create_indexes(connection, relation)
+        if keys is not None:
+            keys.create(connection)
         if timings is not None:
             kind = item.tiles.kind
             timings[f"insert overlaps {kind}: copy"] = copied - started

@@ -226,8 +226,10 @@ patch_pixel = _pixel_table("patch_pixel", "patch", "patch_id")
 def _overlap_table(name: str, tile: str, tile_id: str) -> Table:
     """Every (CCD, tile) pair whose footprints overlap, with which tile polygon they overlap.
 
-    Keyed (tile, CCD) for tile → CCDs, with a second index (CCD, tile) for CCD → tiles; both
-    carry the two flags so either lookup is one index-only range scan.
+    Keyed (tile, CCD key) for tile → CCDs: the CCD's instrument, visit and detector are stored
+    with the pair (a CCD's key never changes), so a patch's CCDs are one index-only range scan
+    returning their keys in key order, with no lookup per CCD. A second index (CCD, tile) serves
+    CCD → tiles. Both carry the two flags, so either lookup stays index-only.
     """
     return Table(
         name,
@@ -238,16 +240,20 @@ def _overlap_table(name: str, tile: str, tile_id: str) -> Table:
                comment=f"the CCD overlaps the {tile}'s outer polygon (find_ccds({tile}=...))"),
         Column("inner_overlap", Boolean, nullable=False,
                comment=f"the CCD overlaps the {tile}'s inner polygon (inner=True)"),
-        PrimaryKeyConstraint(tile_id, "ccd_id",
-                             postgresql_include=["outer_overlap", "inner_overlap"]),
+        Column("instrument", Text, nullable=False, comment="ccd.instrument of ccd_id"),
+        Column("visit", BigInteger, nullable=False, comment="ccd.visit of ccd_id"),
+        Column("detector", BigInteger, nullable=False, comment="ccd.detector of ccd_id"),
+        PrimaryKeyConstraint(tile_id, "instrument", "visit", "detector",
+                             postgresql_include=["ccd_id", "outer_overlap", "inner_overlap"]),
         Index(f"ix_{name}_ccd_id_{tile_id}", "ccd_id", tile_id,
               postgresql_include=["outer_overlap", "inner_overlap"]),
         CheckConstraint("outer_overlap OR inner_overlap", name="some_overlap"),
         comment=(
             f"Exact overlaps of CCD footprints with {tile} polygons (sphgeom's "
             "ConvexPolygon.overlaps), one row per pair that overlaps the outer or the inner "
-            "polygon. Written by every ingest in the transaction that stores the CCD or the "
-            f"{tile}; patch/tract searches read it instead of testing polygons."
+            "polygon, with the CCD's key. Written by every ingest in the transaction that "
+            f"stores the CCD or the {tile}; patch/tract searches read it instead of testing "
+            "polygons."
         ),
     )
 

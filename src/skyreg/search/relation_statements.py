@@ -4,8 +4,9 @@
 ``find_tracts(ccd=...)`` need no geometry at query time: ingest stores every (CCD, tile) pair
 whose polygons overlap (``ccd_patch_overlap``, ``ccd_tract_overlap``, decided by the same exact
 test the pixel path applies; see :mod:`skyreg.schema.overlaps`). So each statement here is one
-index-only range scan of a relation, for the id of the stored key, plus the lookups of the rows
-it returns; the rows have the same columns as the candidate statements of
+index-only range scan of a relation, for the id of the stored key: the relations store each
+CCD's key too (the lookups of the other rows are only made for the columns asked for); the rows
+have the same columns as the candidate statements of
 :mod:`skyreg.search.statements` (key, then the extras asked for) minus the polygon, which no
 exact test needs any more.
 
@@ -18,7 +19,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import BigInteger, ColumnElement, Select, Table, Text, bindparam, select
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    FromClause,
+    Select,
+    Table,
+    Text,
+    bindparam,
+    select,
+)
 
 from skyreg.schema import ccd, ccd_patch_overlap, ccd_tract_overlap, patch, tract
 from skyreg.search.columns import ColumnSpec
@@ -69,9 +79,13 @@ def ccds_of_tile(kind: str, inner: bool, filters: CcdFilters,
     relation = tiles.relation
     tile_id = select(tiles.table.c[tiles.id_column]).where(
         *(tiles.table.c[name] == _key_param(name) for name in tiles.keys))
-    return ccd_statement(relation.join(ccd, ccd.c.ccd_id == relation.c.ccd_id),
-                         [relation.c[tiles.id_column] == tile_id.scalar_subquery(),
-                          _overlap(relation, inner)], filters, extras, polygon=False)
+    # The relation holds each CCD's key: ``ccd`` is joined only for footprint columns.
+    source: FromClause = relation
+    if any(spec.source == "ccd" for spec in extras):
+        source = relation.join(ccd, ccd.c.ccd_id == relation.c.ccd_id)
+    return ccd_statement(source, [relation.c[tiles.id_column] == tile_id.scalar_subquery(),
+                                  _overlap(relation, inner)], filters, extras, polygon=False,
+                         keys=relation)
 
 
 def tiles_of_ccd(kind: str, by_skymap: bool, inner: bool,

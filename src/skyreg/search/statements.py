@@ -94,13 +94,19 @@ def ccd_candidates(filters: CcdFilters, extras: tuple[ColumnSpec, ...] = ()) -> 
 
 
 def ccd_statement(source: FromClause, where: list[ColumnElement[bool]], filters: CcdFilters,
-                  extras: tuple[ColumnSpec, ...], *, polygon: bool) -> Select[Any]:
+                  extras: tuple[ColumnSpec, ...], *, polygon: bool,
+                  keys: FromClause | None = None) -> Select[Any]:
     """CCD rows from ``source`` (``ccd``, or a join holding it) meeting ``where`` and
     ``filters``: key, ``extras``, and the polygon with ``polygon``. Every CCD search builds its
     statement here, so all apply the filters and fetch the extras the same way.
 
+    ``keys`` is the table of ``source`` whose ``instrument``, ``visit`` and ``detector`` are
+    the CCD key (default ``ccd``; an overlap relation stores them too, so that ``source`` need
+    not join ``ccd`` unless a footprint column is asked for).
+
     Parameters as :func:`ccd_candidates` (without the pixel ranges).
     """
+    key = (keys if keys is not None else ccd).c
     sources = {spec.source for spec in extras}
     # Visit values of each row by primary key (a LATERAL kept apart by OFFSET 0), for the
     # filters and the extra columns alike: a plain join let the planner hash the whole visit
@@ -112,7 +118,7 @@ def ccd_statement(source: FromClause, where: list[ColumnElement[bool]], filters:
     if fields:
         visit_columns = (
             select(*(visit.c[field] for field in dict.fromkeys(fields)))
-            .where(visit.c.instrument == ccd.c.instrument, visit.c.visit == ccd.c.visit)
+            .where(visit.c.instrument == key.instrument, visit.c.visit == key.visit)
             .offset(literal_column("0")).lateral("visit_values"))
     file_columns: Any = None
     if "file" in sources:
@@ -121,16 +127,16 @@ def ccd_statement(source: FromClause, where: list[ColumnElement[bool]], filters:
         file_columns = (
             select(*(ccd_dataset.c[spec.stored] for spec in extras if spec.source == "file"))
             .where(ccd_dataset.c.dataset_type == bindparam("dataset_type", type_=Text),
-                   ccd_dataset.c.instrument == ccd.c.instrument,
-                   ccd_dataset.c.visit == ccd.c.visit, ccd_dataset.c.detector == ccd.c.detector)
+                   ccd_dataset.c.instrument == key.instrument,
+                   ccd_dataset.c.visit == key.visit, ccd_dataset.c.detector == key.detector)
             .offset(literal_column("0")).lateral("file_values"))
     tables: dict[str, Any] = {"visit": visit_columns, "ccd": ccd, "file": file_columns}
-    statement = select(ccd.c.instrument, ccd.c.visit, ccd.c.detector,
+    statement = select(key.instrument, key.visit, key.detector,
                        *(tables[spec.source].c[spec.stored].label(spec.name) for spec in extras),
                        *([ccd.c.region] if polygon else [])).select_from(source).where(*where)
     conditions: list[ColumnElement[bool]] = []
     if filters.instrument:
-        conditions.append(ccd.c.instrument == any_(text_array("instruments")))
+        conditions.append(key.instrument == any_(text_array("instruments")))
     if visit_columns is not None:
         statement = statement.join(visit_columns, true())
     if file_columns is not None:
