@@ -104,17 +104,18 @@ def classify_circle(vertices: FloatArray, circle: Circle) -> Codes:
     x, y, z = np.ascontiguousarray(vertices.transpose(2, 1, 0))
     usable = (np.abs((x * x + y * y + z * z) - 1.0) <= NORM_TOLERANCE).all(axis=0)
     dx, dy, dz = x - c[0], y - c[1], z - c[2]
-    dist = (dx * dx + dy * dy) + dz * dz
-    inside = (dist.min(axis=0) < sq - INSIDE_MARGIN) & usable
+    nearest = ((dx * dx + dy * dy) + dz * dz).min(axis=0)
+    inside = (nearest < sq - INSIDE_MARGIN) & usable
     codes[inside] = OVERLAPS
     if sq > 1.0 - CLEARANCE:
         return codes
     rest = np.flatnonzero(usable & ~inside)
     if not len(rest):
         return codes
-    x, y, z, dist = (a.take(rest, axis=1) for a in (x, y, z, dist))
+    x, y, z = (a.take(rest, axis=1) for a in (x, y, z))
     # Edge j runs from vertex j to vertex j + 1 (mod k), as in sphgeom.
-    xn, yn, zn = (np.roll(a, -1, axis=0) for a in (x, y, z))
+    following = np.roll(np.arange(len(x)), -1)
+    xn, yn, zn = (a.take(following, axis=0) for a in (x, y, z))
     nx, ny, nz = y * zn - z * yn, z * xn - x * zn, x * yn - y * xn
     cn = (nx * c[0] + ny * c[1]) + nz * c[2]
     norms = np.sqrt((nx * nx + ny * ny) + nz * nz)
@@ -129,7 +130,7 @@ def classify_circle(vertices: FloatArray, circle: Circle) -> Codes:
         cut = (to_great_circle < sq - margin) & (ga > ARC_TOLERANCE) & (gb < -ARC_TOLERANCE)
         clear = (to_great_circle > sq + margin) | (ga < -ARC_TOLERANCE) | (gb > ARC_TOLERANCE)
     overlapping = cut.any(axis=0) | (cn > SLACK).all(axis=0)
-    disjoint = ((dist.min(axis=0) > sq + INSIDE_MARGIN) & clear.all(axis=0)
+    disjoint = ((nearest[rest] > sq + INSIDE_MARGIN) & clear.all(axis=0)
                 & (cn < -SLACK).any(axis=0))
     # The two are exclusive (edge by edge); were both found, sphgeom would decide.
     codes[rest[overlapping & ~disjoint]] = OVERLAPS

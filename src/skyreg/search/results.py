@@ -190,9 +190,10 @@ class ResultTable(Sequence[Row], Generic[Row]):
 
     def _row_list(self) -> list[Row]:
         if self._rows is None:
-            fields = [_python(self._data[name]) for name in _fields(self.kind)]
-            # tuple.__new__ skips the named tuple's Python-level constructor; map and zip
-            # keep the loop in C.
+            # Key fields hold numbers and text, never per-row arrays: plain tolist() is
+            # _python() without its per-value check. tuple.__new__ skips the named tuple's
+            # Python-level constructor; map and zip keep the loop in C.
+            fields = [self._data[name].tolist() for name in _fields(self.kind)]
             rows: list[Row] = list(map(tuple.__new__, itertools.repeat(self.kind),
                                        zip(*fields, strict=True)))
             self._rows = rows
