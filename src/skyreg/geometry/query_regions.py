@@ -7,16 +7,28 @@ pixel lookup and the exact predicate used to keep or drop each candidate footpri
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import numpy as np
+import numpy.typing as npt
 from lsst.sphgeom import Angle, Circle, ConvexPolygon, LonLat, Region, UnitVector3d
 
+from skyreg.geometry.batch_overlap import DISJOINT, OVERLAPS, UNDECIDED
+from skyreg.geometry.circle_overlap import classify_circle
+from skyreg.geometry.encoded_polygons import EncodedPolygons
+from skyreg.geometry.point_match import classify_point
 from skyreg.geometry.polygons import GeometryError, polygon_from_vertices, wrap_ra
 
 RegionKind = Literal["cone", "polygon", "point", "region"]
+
+BoolArray = npt.NDArray[np.bool_]
+
+#: Below this many candidates, sphgeom one by one is as fast as the vectorised tests.
+FEW = 16
 
 
 @dataclass(frozen=True)
@@ -29,19 +41,49 @@ class QueryRegion:
 
     def keep_matching(self, rows: list[Any]) -> list[Any]:
         """The rows whose last field, an encoded polygon, matches; the hot loop of queries."""
+        if len(rows) < FEW or not self._vectorised:
+            return list(itertools.compress(rows, self._each_matches([row[-1] for row in rows])))
+        keep = self.matching(EncodedPolygons.from_blobs([row[-1] for row in rows]))
+        return list(itertools.compress(rows, keep.tolist()))
+
+    def matching(self, footprints: EncodedPolygons) -> BoolArray:
+        """Which encoded footprints match (:meth:`matches`), decided in bulk where proven.
+
+        Point containment and overlap with a circle have vectorised tests whose decided
+        answers are proven to be sphgeom's; what they leave open is asked of sphgeom one by
+        one, as is every footprint for other regions (polygons among them: there the
+        vectorised pair test of :mod:`~skyreg.geometry.batch_overlap` is no faster).
+        """
+        n = len(footprints)
+        if n < FEW or not self._vectorised:
+            return np.array(self._each_matches(footprints.blobs()), dtype=bool).reshape(n)
+        codes = np.full(n, UNDECIDED, dtype=np.int8)
+        for rows, vertices in footprints.groups():
+            if self.point is not None:
+                codes[rows] = classify_point(vertices, self.point)
+            else:
+                codes[rows] = classify_circle(vertices, self.region)  # type: ignore[arg-type]
+        for i in np.flatnonzero(codes == UNDECIDED).tolist():
+            codes[i] = OVERLAPS if self.matches(footprints.polygon(i)) else DISJOINT
+        matched: BoolArray = codes == OVERLAPS
+        return matched
+
+    @property
+    def _vectorised(self) -> bool:
+        return self.point is not None or isinstance(self.region, Circle)
+
+    def _each_matches(self, encoded: list[bytes]) -> list[bool]:
+        """:meth:`matches` of each encoded footprint, by sphgeom (the plain loop)."""
         decode = ConvexPolygon.decode
         if self.point is not None:
             point = self.point
-            return [row for row in rows if decode(row[-1]).contains(point)]
+            return [bool(decode(blob).contains(point)) for blob in encoded]
         region = self.region
-        kept = []
-        for row in rows:
-            answer = decode(row[-1]).overlaps(region)
-            if answer:
-                kept.append(row)
-            elif answer is None:
-                self.matches(footprint=decode(row[-1]))  # type: ignore[arg-type]  # raises
-        return kept
+        answers = [decode(blob).overlaps(region) for blob in encoded]
+        if None in answers:
+            polygon = decode(encoded[answers.index(None)])
+            self.matches(footprint=polygon)  # type: ignore[arg-type]  # raises
+        return answers  # type: ignore[return-value]  # no None left
 
     def matches(self, footprint: ConvexPolygon) -> bool:
         """True when ``footprint`` overlaps this region (contains it, for a point)."""

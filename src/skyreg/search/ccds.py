@@ -8,6 +8,7 @@ from typing import Any
 from skyreg.db.connection import ReadConnection
 from skyreg.geometry.pixelization import PixelScheme
 from skyreg.search import relation_statements, relations, statements
+from skyreg.search.ccd_columns import exact_ccd_table
 from skyreg.search.columns import resolve
 from skyreg.search.exact import exact_rows
 from skyreg.search.regions import names, query_region
@@ -40,7 +41,8 @@ def find_ccds(
     """CCDs whose footprint overlaps one region (see :meth:`skyreg.Registry.find_ccds`).
 
     A patch or a tract is answered from the overlap relation (an index scan, no geometry);
-    other regions by pixel candidates and the exact test. Both give the same rows.
+    other regions by pixel candidates and the exact test (as columns when no extra column is
+    asked for: :mod:`skyreg.search.ccd_columns`). All give the same rows.
 
     ``checker`` remembers filter names already found (warnings about unknown ones are raised
     ``stacklevel`` frames up, counted as for :func:`warnings.warn` from the checker).
@@ -78,6 +80,9 @@ def find_ccds(
             conn, kind, stored,
             compiled(relation_statements.ccds_of_tile, kind, inner, filters, extras),
             {**params, **tile_params})
+    elif not extras:
+        return exact_ccd_table(conn, scheme, compiled(statements.ccd_candidate_columns, filters),
+                               query, params)
     else:
         rows = exact_rows(conn, scheme, compiled(statements.ccd_candidates, filters, extras),
                           query, params)

@@ -9,11 +9,14 @@ table and indexing it with an integer still give the row tuples (:class:`CcdRef`
 Building columns costs a pass over the rows, which a key-only search that is only iterated
 (the common case in Python, ``for ccd in reg.find_ccds(...)``) never needs: such a table keeps
 the sorted key tuples the query produced and makes its key columns on first columnar use.
-Extra columns (``columns=``) are stored as arrays from the start.
+Searches that produce columns (a key-only CCD search by region, see
+:mod:`skyreg.search.ccd_columns`) go the other way: their row tuples are made, in one C-level
+pass, on first iteration. Extra columns (``columns=``) are stored as arrays from the start.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar, overload
 
@@ -187,9 +190,12 @@ class ResultTable(Sequence[Row], Generic[Row]):
 
     def _row_list(self) -> list[Row]:
         if self._rows is None:
-            new, kind = tuple.__new__, self.kind
-            fields = [_python(self._data[name]) for name in _fields(kind)]
-            rows: list[Row] = [new(kind, values) for values in zip(*fields, strict=True)]
+            # Key fields hold numbers and text, never per-row arrays: plain tolist() is
+            # _python() without its per-value check. tuple.__new__ skips the named tuple's
+            # Python-level constructor; map and zip keep the loop in C.
+            fields = [self._data[name].tolist() for name in _fields(self.kind)]
+            rows: list[Row] = list(map(tuple.__new__, itertools.repeat(self.kind),
+                                       zip(*fields, strict=True)))
             self._rows = rows
             return rows
         return self._rows

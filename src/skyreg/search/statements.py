@@ -66,6 +66,13 @@ def candidate_ids(pixel_table: object, id_column: str) -> ColumnElement[bool]:
     Returned as ``ARRAY(subquery)`` to compare with ``= ANY(...)``: the planner then fetches
     candidates by primary key, whereas ``IN (subquery)`` with its pessimistic estimate for
     range conditions on bind parameters chose a sequential scan of the footprint table.
+
+    The subquery is ordered by id: each footprint sits in several pixels, and the index scan
+    sorts and deduplicates the array before probing. A tuple sort of the ids is cheaper than
+    that array sort (which calls the comparison function through fmgr), and the array sort
+    only checks that an ordered array is ordered (2.0 ms less per 16,000 pixel rows).
+    Hash-based DISTINCT or GROUP BY was slower: the planner's estimate of the range join
+    (millions of rows) makes it size the hash table for that.
     """
     pixels = pixel_table.c  # type: ignore[attr-defined]
     ranges = (func.unnest(bindparam("lo", type_=ARRAY(BigInteger)),
@@ -75,6 +82,7 @@ def candidate_ids(pixel_table: object, id_column: str) -> ColumnElement[bool]:
         select(pixels[id_column])
         .select_from(ranges)
         .join(pixel_table, and_(pixels.pix >= ranges.c.lo, pixels.pix < ranges.c.hi))  # type: ignore[arg-type]
+        .order_by(pixels[id_column])
     )
     return any_(func.array(ids.scalar_subquery()))
 
@@ -91,6 +99,29 @@ def ccd_candidates(filters: CcdFilters, extras: tuple[ColumnSpec, ...] = ()) -> 
     """
     return ccd_statement(ccd, [ccd.c.ccd_id == candidate_ids(ccd_pixel, "ccd_id")], filters,
                          extras, polygon=True)
+
+
+def ccd_candidate_columns(filters: CcdFilters) -> Select[Any]:
+    """The candidates of :func:`ccd_candidates` without extra columns, as columns: one row
+    per instrument, ``(instrument, keys, regions)``.
+
+    ``keys`` concatenates, per CCD, its visit and detector (int8, network order) and the
+    length of its encoded polygon (int4), 20 bytes each; ``regions`` concatenates the
+    polygons in the same order (the two aggregates of one group see its rows in one order).
+    Two values per instrument instead of a row per candidate: the rows, their values and
+    their Python objects were most of the time of a cone search with thousands of
+    candidates. Parameters as :func:`ccd_candidates`.
+    """
+    rows = ccd_candidates(filters)
+    record = (func.int8send(ccd.c.visit).op("||")(func.int8send(ccd.c.detector))
+              .op("||")(func.int4send(func.octet_length(ccd.c.region))))
+    empty: ColumnElement[Any] = literal_column("''::bytea")
+    return rows.with_only_columns(
+        ccd.c.instrument,
+        func.string_agg(record, empty).label("keys"),
+        func.string_agg(ccd.c.region, empty).label("regions"),
+        maintain_column_froms=False,
+    ).group_by(ccd.c.instrument)
 
 
 def ccd_statement(source: FromClause, where: list[ColumnElement[bool]], filters: CcdFilters,
