@@ -176,6 +176,29 @@ def test_registered_sky_map_before_and_after_ccds(registry: Registry, database_u
     assert stored(database_url) == truth
 
 
+def test_one_ingest_with_new_ccds_and_a_new_sky_map_over_stored_ccds(
+        registry: Registry, database_url: str, tmp_path: Path) -> None:
+    """Pairs of stored CCDs (ids) and of new ones (staged rows) in one relation COPY, each
+    with its own CCD's key."""
+    spec = _spec(4)
+    half = len(spec.visits) // 2
+    early = ManifestSpec(detectors=spec.detectors, visits=spec.visits[:half],
+                         ccds=[c for c in spec.ccds if c["visit"] < 1000 + half])
+    late = ManifestSpec(detectors=spec.detectors, visits=spec.visits[half:],
+                        ccds=[c for c in spec.ccds if c["visit"] >= 1000 + half],
+                        skymap=spec.skymap, tracts=spec.tracts, patches=spec.patches)
+    assert early.ccds and late.ccds
+    registry.ingest_manifest(write_manifest(tmp_path / "early", early))
+    engine = create_engine(database_url)
+    with engine.connect() as connection:
+        early_ids = set(connection.execute(text("SELECT ccd_id FROM ccd")).scalars())
+    engine.dispose()
+    registry.ingest_manifest(write_manifest(tmp_path / "late", late))
+    truth = _assert_exact(database_url)
+    assert any(ccd in early_ids for _, ccd, _, _ in truth["patch"])
+    assert any(ccd not in early_ids for _, ccd, _, _ in truth["patch"])
+
+
 def test_fits_ingest_adds_its_pairs(registry: Registry, database_url: str,
                                     tmp_path: Path) -> None:
     registry.register_skymap("discrete", SKYMAP)
