@@ -6,8 +6,8 @@ key with one probe of ``ix_ccd_ccd_id_key`` per CCD: ~0.8 of the ~1.0 ms of serv
 ~1,000-CCD patch at 1.89 M CCDs. The relations now store the key with the pair
 (``instrument``, ``visit``, ``detector``: a CCD's key never changes) and are keyed
 (tile, instrument, visit, detector) INCLUDE (ccd_id, flags): the range scan returns the keys,
-in key order, and nothing else is read. The (CCD, tile) index is unchanged. This costs ~370
-bytes per CCD at survey depth (docs/benchmarks.md).
+in key order, and nothing else is read. The (CCD, tile) index is unchanged. This costs ~470
+bytes per CCD at survey depth (1,207 → 1,673; docs/benchmarks.md).
 
 The upgrade fills the new columns from ``ccd`` with the keys dropped and builds them once
 afterwards; ``ix_ccd_ccd_id_key`` (revision 0012) stays, for the SQL functions of older
