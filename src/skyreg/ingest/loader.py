@@ -710,17 +710,11 @@ def _ccd_keys(staged: Staged) -> overlaps.CcdKeys:
                                 np.asarray(visit_column.values, dtype=np.int64)[positions],
                                 np.asarray(detector_column.values, dtype=np.int64)[positions])
     picked = [rows[int(i)] for i in positions]
-    names, codes = _codes([str(row[at[0]]) for row in picked])
-    return overlaps.CcdKeys(names, codes,
+    names, codes = np.unique(np.array([str(row[at[0]]) for row in picked], dtype=str),
+                             return_inverse=True)
+    return overlaps.CcdKeys(tuple(str(name) for name in names), codes.astype(np.int64),
                             np.array([row[at[1]] for row in picked], dtype=np.int64),
                             np.array([row[at[2]] for row in picked], dtype=np.int64))
-
-
-def _codes(values: Sequence[str]) -> tuple[tuple[str, ...], npt.NDArray[np.int64]]:
-    """(sorted distinct values, index of each value among them)."""
-    names = sorted(set(values))
-    position = {name: i for i, name in enumerate(names)}
-    return tuple(names), np.array([position[value] for value in values], dtype=np.int64)
 
 
 def _overlap_pairs(connection: Connection, staged: Sequence[Staged], jobs: OverlapJobs,

@@ -21,7 +21,7 @@ from skyreg.db.connection import ReadConnection
 from skyreg.geometry.encoded_polygons import EncodedPolygons
 from skyreg.geometry.pixelization import PixelScheme
 from skyreg.geometry.query_regions import QueryRegion
-from skyreg.search.exact import MAX_QUERY_RANGES
+from skyreg.search.exact import candidate_rows
 from skyreg.search.results import CcdRef, ResultTable
 
 #: One CCD of a ``keys`` value: visit, detector (int8) and polygon length (int4), big-endian.
@@ -32,11 +32,7 @@ def exact_ccd_table(conn: ReadConnection, scheme: PixelScheme, sql: str, query: 
                     params: dict[str, Any]) -> ResultTable[CcdRef]:
     """Run the columnar candidate statement ``sql`` for the region's pixels; the CCDs that
     match exactly, sorted by key, as a table of columns."""
-    ranges = scheme.ranges(query.region, MAX_QUERY_RANGES)
-    groups = []
-    if ranges:
-        lo, hi = zip(*ranges, strict=True)
-        groups = conn.fetch(sql, {**params, "lo": list(lo), "hi": list(hi)})
+    groups = candidate_rows(conn, scheme, sql, query, params)
     instruments, visits, detectors = [], [], []
     # Python's order of the names, as the row tables sort them.
     for instrument, keys, regions in sorted(groups, key=lambda group: str(group[0])):
