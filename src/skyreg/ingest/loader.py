@@ -141,8 +141,9 @@ class Staged:
 
     batch: Batch
     #: All input rows: the ``new`` ones first (row_no 0 .. new - 1, in spatial order), then
-    #: those stored already.
-    table: Table
+    #: those stored already. None for a batch copied straight into its empty target at
+    #: insert time (:func:`_copies_directly`).
+    table: Table | None
     new: int
     #: (row_no, pix) of the new rows, when the batch has pixels.
     pixel_table: Table | None
@@ -150,6 +151,8 @@ class Staged:
     target_was_empty: bool
     #: Positions in ``batch.rows`` of the new rows, by row_no.
     new_positions: npt.NDArray[np.int64]
+    #: Pixels of the new rows (by row_no) of a batch copied straight into its target.
+    pixels: PixelSets | None = None
 
 
 # -- COPY -------------------------------------------------------------------------------------
@@ -220,7 +223,8 @@ def _fixed_column(kind: str, values: Sequence[Any]) -> BinaryColumn | None:
     return BinaryColumn(kind, array.astype(np.int64))
 
 
-def _column_wise(table: Table, rows: Sequence[Sequence[Any]]) -> Columns | None:
+def _column_wise(columns: Sequence[Column[Any]], rows: Sequence[Sequence[Any]]
+                 ) -> Columns | None:
     """Row tuples as numpy columns (one ``tobytes`` instead of a ``write_row`` per row).
 
     None when some column has no fixed width (polygons with different vertex counts, say):
@@ -228,22 +232,31 @@ def _column_wise(table: Table, rows: Sequence[Sequence[Any]]) -> Columns | None:
     """
     if not rows:
         return None
-    columns = []
-    for column, values in zip(table.columns, zip(*rows, strict=True), strict=True):
+    fixed_columns = []
+    for column, values in zip(columns, zip(*rows, strict=True), strict=True):
         fixed = _fixed_column(_copy_type(column.type), values)
         if fixed is None:
             return None
-        columns.append(fixed)
-    return Columns(columns, len(rows))
+        fixed_columns.append(fixed)
+    return Columns(fixed_columns, len(rows))
 
 
 def _copy(connection: Connection, table: Table, rows: Rows) -> None:
     """Binary COPY of ``rows`` (tuples, or numpy columns) into all columns of ``table``."""
+    _copy_into(connection, table, list(table.columns), rows)
+    analyze(connection, table.name)  # temporary tables get no autovacuum
+
+
+def _copy_into(connection: Connection, table: Table, columns: Sequence[Column[Any]],
+               rows: Rows, freeze: bool = False) -> None:
+    """Binary COPY of ``rows`` into ``columns`` of ``table`` (``FREEZE``: see
+    :func:`_copy_into_empty`)."""
     if not isinstance(rows, Columns):
-        rows = _column_wise(table, rows) or rows
-    statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
-        sql.Identifier(table.name), sql.SQL(", ").join(
-            sql.Identifier(column.name) for column in table.columns))
+        rows = _column_wise(columns, rows) or rows
+    statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY{})").format(
+        sql.Identifier(table.name),
+        sql.SQL(", ").join(sql.Identifier(column.name) for column in columns),
+        sql.SQL(", FREEZE" if freeze else ""))
     with _driver(connection).cursor() as cursor, cursor.copy(statement) as copy:
         if isinstance(rows, Columns):
             copy.write(COPY_HEADER)
@@ -251,10 +264,9 @@ def _copy(connection: Connection, table: Table, rows: Rows) -> None:
                 copy.write(chunk)
             copy.write(COPY_TRAILER)
         else:
-            copy.set_types([_copy_type(column.type) for column in table.columns])
+            copy.set_types([_copy_type(column.type) for column in columns])
             for row in rows:
                 copy.write_row(row)
-    analyze(connection, table.name)  # temporary tables get no autovacuum
 
 
 def _numbered(rows: Rows, positions: Sequence[int] | None = None) -> Rows:
@@ -353,7 +365,7 @@ def _new_in_order(batch: Batch, new: npt.NDArray[np.int64], with_pixels: bool
 
 def _refuse_conflicts(connection: Connection, staged: Staged) -> None:
     """Raise ConflictError if a staged row's key is stored with different content."""
-    batch, stage = staged.batch, staged.table
+    batch, stage = staged.batch, _staging_table(staged)
     compared = [name for name in batch.columns if name not in batch.key] \
         if batch.compare is None else list(batch.compare)
     if not compared or staged.new == len(batch.rows):
@@ -386,10 +398,16 @@ def _refuse_conflicts(connection: Connection, staged: Staged) -> None:
     raise ConflictError("\n".join(lines) + "\nnothing was written")
 
 
+def _staging_table(staged: Staged) -> Table:
+    if staged.table is None:
+        raise RuntimeError(f"{staged.batch.kind} rows were copied directly: no staging table")
+    return staged.table
+
+
 def _refuse_unknown(connection: Connection, staged: Staged, ref: Reference,
                     parent_stage: Table | None) -> None:
     """New rows that refer to a parent that is neither stored nor in this input."""
-    stage, batch = staged.table, staged.batch
+    stage, batch = _staging_table(staged), staged.batch
     unknown = ~exists().where(and_(*(ref.parent.c[p] == stage.c[c] for c, p in
                                      zip(ref.columns, ref.parent_columns, strict=True))))
     if parent_stage is not None:
@@ -433,6 +451,18 @@ def _stage(connection: Connection, batch: Batch, metadata: MetaData,
     pixel_seconds = time.perf_counter() - pixels_started
     if pixels is not None and pixels_known is not None:
         pixels_known(batch, new, pixels)
+    if empty and with_pixels and _copies_directly(connection, batch, references):
+        # Nothing to compare or check against: the rows wait in memory for the insert.
+        if batch.pixels is not None and pixels is None:
+            pixels_started = time.perf_counter()
+            pixels = _pixels_of(batch, new)
+            pixel_seconds += time.perf_counter() - pixels_started
+            if pixels_known is not None:
+                pixels_known(batch, new, pixels)
+        if pixels is not None:
+            timings[f"pixels {batch.kind}"] = pixel_seconds
+        timings[f"stage {batch.kind}"] = time.perf_counter() - started
+        return Staged(batch, None, len(new), None, True, new, pixels)
 
     if progress is not None:
         progress(f"copying {batch.kind}", 0, count)
@@ -468,6 +498,49 @@ def _stage(connection: Connection, batch: Batch, metadata: MetaData,
     return staged
 
 
+#: Batches smaller than this are staged even into an empty table: the direct copy's
+#: TRUNCATE locks the tables that refer to the target too, which is not worth it for them.
+DIRECT_COPY_MIN_ROWS = 10_000
+
+
+def _copies_directly(connection: Connection, batch: Batch,
+                     references: Sequence[Reference]) -> bool:
+    """Whether a batch bound for an empty table skips its staging table.
+
+    Staging exists to find stored rows, refuse conflicts and unknown parents, and join new
+    tiles with stored CCDs on the server. None of that applies to a large batch loaded into
+    an empty table that this session owns, with no reference checks on either side, and —
+    for tiles — no CCDs stored: its rows are COPYed once, straight into the target
+    (:func:`_copy_into_empty`), instead of into a temporary table and then again by
+    ``INSERT ... SELECT``.
+    """
+    target = batch.target
+    if len(batch.rows) < DIRECT_COPY_MIN_ROWS or not _owns(connection, target):
+        return False
+    if any(ref.kind == batch.kind or ref.parent is target for ref in references):
+        return False
+    if target.name in _TILE_TABLES and connection.execute(
+            select(exists().select_from(ccd_pixel))).scalar_one():
+        return False
+    return all(_is_empty(connection, table) for table in _referring(connection, target))
+
+
+def _referring(connection: Connection, table: Table) -> list[Table]:
+    """The tables whose foreign keys refer to ``table``, directly or through others (from the
+    catalog, so all of them: TRUNCATE must name each)."""
+    names = connection.execute(text("""
+        WITH RECURSIVE referring(oid) AS (
+            SELECT conrelid FROM pg_constraint
+            WHERE contype = 'f' AND confrelid = CAST(:name AS regclass)
+            UNION
+            SELECT c.conrelid FROM pg_constraint AS c JOIN referring AS r ON c.confrelid = r.oid
+            WHERE c.contype = 'f'
+        )
+        SELECT relname FROM referring JOIN pg_class USING (oid)
+        WHERE oid <> CAST(:name AS regclass) ORDER BY 1"""), {"name": table.name}).scalars()
+    return [Table(str(name), MetaData()) for name in names]
+
+
 # -- inserting --------------------------------------------------------------------------------
 
 
@@ -489,6 +562,9 @@ def _insert(connection: Connection, staged: Staged, first_id: int) -> None:
     """Insert the new rows of a staged batch and their pixel rows (no join with the target),
     the ids (for kinds with pixels) from ``first_id`` on, in staging order."""
     batch, stage, target = staged.batch, staged.table, staged.batch.target
+    if stage is None:
+        _copy_into_empty(connection, staged, first_id)
+        return
     columns: list[Any] = [stage.c[name] for name in batch.columns]
     id_column = batch.id_column or ""
     if batch.pixel_table is not None:
@@ -517,6 +593,56 @@ def _insert(connection: Connection, staged: Staged, first_id: int) -> None:
         connection.execute(insert(batch.pixel_table).from_select(["pix", id_column], pixel_rows))
     for constraint in constraints:
         connection.execute(AddConstraint(constraint))  # builds the index / validates once
+    for index in indexes:
+        connection.execute(CreateIndex(index))
+
+
+def _copy_into_empty(connection: Connection, staged: Staged, first_id: int) -> None:
+    """COPY a batch's rows and pixel rows straight into its empty target, frozen.
+
+    The target (and its pixel table, and every table that refers to it: all empty, which
+    :func:`_copies_directly` checked under the ingest lock) is truncated first, so that
+    ``COPY ... FREEZE`` may write the rows frozen and all-visible: the VACUUM after the
+    commit then has nothing to rewrite, and with ``wal_level = minimal`` the rows are not
+    written to the WAL either (the files are synced at commit). As with the bulk insert, the
+    indexes and constraints are dropped before and built once after.
+
+    TRUNCATE takes ``ACCESS EXCLUSIVE`` locks on those tables until the commit, as the bulk
+    path's index drops do on the target. Frozen rows are visible to every snapshot: a reader
+    inside an older ``REPEATABLE READ`` transaction sees the rows once committed (the
+    documented price of ``FREEZE``; readers of an empty table lose nothing they had).
+    """
+    batch, target = staged.batch, staged.batch.target
+    emptied = [target, *([batch.pixel_table] if batch.pixel_table is not None else []),
+               *_referring(connection, target)]
+    names = list(dict.fromkeys(table.name for table in emptied))
+    _driver(connection).execute(sql.SQL("TRUNCATE {}").format(
+        sql.SQL(", ").join(sql.Identifier(name) for name in names)))
+    constraints = _deferrable_constraints(batch)
+    indexes = sorted(target.indexes, key=lambda index: str(index.name))
+    for constraint in constraints:
+        connection.execute(DropConstraint(constraint))
+    for index in indexes:
+        connection.execute(DropIndex(index))
+    rows = _take(batch.rows, staged.new_positions)
+    columns = [target.c[name] for name in batch.columns]
+    if batch.pixel_table is not None:
+        id_column = batch.id_column or ""
+        ids = first_id + np.arange(staged.new, dtype=np.int64)
+        columns.insert(0, target.c[id_column])
+        rows = (Columns([BinaryColumn("int8", ids), *rows.columns], staged.new)
+                if isinstance(rows, Columns)
+                else [(int(i), *row) for i, row in zip(ids.tolist(), rows, strict=True)])
+    _copy_into(connection, target, columns, rows, freeze=True)
+    if batch.pixel_table is not None and staged.pixels is not None and staged.new:
+        pixels = staged.pixels
+        _copy_into(connection, batch.pixel_table,
+                   [batch.pixel_table.c.pix, batch.pixel_table.c[batch.id_column or ""]],
+                   Columns([BinaryColumn("int8", pixels.flat),
+                            BinaryColumn("int8", first_id + pixels.owners())],
+                           len(pixels.flat)), freeze=True)
+    for constraint in constraints:
+        connection.execute(AddConstraint(constraint))
     for index in indexes:
         connection.execute(CreateIndex(index))
 
@@ -624,7 +750,9 @@ def load(engine: Engine, batches: Sequence[Batch], references: Sequence[Referenc
                 staged.append(_stage(
                     connection, batch, metadata, parents, references, not check, timings,
                     progress, _shapes_to(jobs) if batch.target.name in _SPATIAL else None))
-                parents[batch.target.name] = staged[-1].table
+                table = staged[-1].table
+                if table is not None:
+                    parents[batch.target.name] = table
                 counts[batch.kind] = KindCount(in_input=len(batch.rows),
                                                inserted=staged[-1].new)
             if check:
@@ -729,8 +857,9 @@ def _overlap_pairs(connection: Connection, staged: Sequence[Staged], jobs: Overl
         item = by_kind.get(tiles.kind)
         if not stored_ccds or item is None or not item.new or item.pixel_table is None:
             continue
+        # (_copies_directly stages tiles whenever CCDs are stored.)
         more = overlaps.stored_ccd_pairs(connection, tiles, overlaps.Staging(
-            item.table.name, item.pixel_table.name, item.new))
+            _staging_table(item).name, item.pixel_table.name, item.new))
         found[tiles.kind] = overlaps.Pairs.concat(
             [found[tiles.kind], more] if tiles.kind in found else [more])
     timings.update(jobs.timings)
@@ -740,6 +869,8 @@ def _overlap_pairs(connection: Connection, staged: Sequence[Staged], jobs: Overl
 
 #: Tables whose new rows get overlap pairs (:mod:`skyreg.schema.overlaps`).
 _SPATIAL = frozenset(("ccd", "patch", "tract"))
+#: Of those, the tiles: their pairs with stored CCDs are joined from their staging tables.
+_TILE_TABLES = frozenset(("patch", "tract"))
 
 
 def vacuum_overlaps(engine: Engine, pairs: dict[str, int]) -> None:

@@ -1,0 +1,106 @@
+"""Large batches bound for empty tables are COPYed straight into them (loader._copy_into_empty).
+
+The direct path must store exactly what the staged path stores, leave nothing behind when it
+fails, and step aside whenever staging has work to do (a non-empty target).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+import pytest
+from sqlalchemy import create_engine, text
+
+from skyreg import Registry
+from skyreg.ingest import loader
+from skyreg.ingest.loader import Batch, Staged, load
+from skyreg.schema import skymap
+from skyreg.skymaps import DiscreteDefinition
+
+#: Three tracts (at RA 0/360, near the south pole, at RA 150) of ~1,000 small patches.
+SKYMAP = DiscreteDefinition(ra_deg=(0.1, 359.95, 150.0), dec_deg=(0.0, -89.7, 2.0),
+                            radius_deg=0.5, pixel_scale_arcsec=2.0, patch_inner_pixels=100,
+                            patch_border_pixels=10, tract_overlap_deg=0.01)
+
+_PATCHES = text("""
+    SELECT p.tract, p.patch, p.cell_x, p.cell_y, p.inner_bbox, p.outer_bbox, p.inner_region,
+           p.inner_ra, p.inner_dec, p.outer_region, p.outer_ra, p.outer_dec,
+           array_agg(x.pix ORDER BY x.pix) AS pixels
+    FROM patch AS p JOIN patch_pixel AS x USING (patch_id) WHERE p.skymap = :name
+    GROUP BY p.patch_id ORDER BY p.tract, p.patch""")
+_TRACTS = text("""
+    SELECT t.tract, t.ra_center, t.dec_center, t.ring, t.wcs, t.inner_region, t.outer_region,
+           array_agg(x.pix ORDER BY x.pix) AS pixels
+    FROM tract AS t JOIN tract_pixel AS x USING (tract_id) WHERE t.skymap = :name
+    GROUP BY t.tract_id ORDER BY t.tract""")
+
+
+def _rows(database_url: str, name: str) -> tuple[list[Any], list[Any]]:
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            return ([tuple(row) for row in connection.execute(_TRACTS, {"name": name})],
+                    [tuple(row) for row in connection.execute(_PATCHES, {"name": name})])
+    finally:
+        engine.dispose()
+
+
+def _record_direct_copies(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Send every batch down the direct path when allowed; return the kinds that took it."""
+    taken: list[str] = []
+    copy_into_empty = loader._copy_into_empty
+
+    def recording(connection: Any, staged: Staged, first_id: int) -> None:
+        taken.append(staged.batch.kind)
+        copy_into_empty(connection, staged, first_id)
+
+    monkeypatch.setattr(loader, "DIRECT_COPY_MIN_ROWS", 1)
+    monkeypatch.setattr(loader, "_copy_into_empty", recording)
+    return taken
+
+
+def test_direct_copy_stores_what_staging_stores(registry: Registry, database_url: str,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    taken = _record_direct_copies(monkeypatch)
+    first = registry.register_skymap("direct", SKYMAP)
+    assert taken == ["skymap", "tract", "patch"]
+    # The tables hold a sky map now: the same definition under another name is staged.
+    second = registry.register_skymap("staged", SKYMAP)
+    assert taken == ["skymap", "tract", "patch"]
+    assert first.counts == second.counts
+    direct_tracts, direct_patches = _rows(database_url, "direct")
+    staged_tracts, staged_patches = _rows(database_url, "staged")
+    assert len(direct_patches) == first.counts["patch"].inserted > 100
+    assert direct_tracts == staged_tracts
+    assert direct_patches == staged_patches
+    # Queries see both alike, through the pixel index and the exact test.
+    for point in [(0.0, 0.0), (359.99, 0.1), (12.0, -89.9), (150.1, 2.2)]:
+        found = {skymap_name: {(p.tract, p.patch) for p in
+                               registry.find_patches(point=point, skymap=skymap_name)}
+                 for skymap_name in ("direct", "staged")}
+        assert found["direct"] == found["staged"] and found["direct"]
+    # Rows copied frozen leave the VACUUM after the commit nothing to do: all pages visible.
+    engine = create_engine(database_url)
+    with engine.connect() as connection:
+        visible = connection.execute(text(
+            "SELECT relname, relpages, relallvisible FROM pg_class "
+            "WHERE relname IN ('patch', 'patch_pixel', 'tract', 'tract_pixel')")).all()
+    engine.dispose()
+    assert all(pages > 0 and all_visible == pages for _, pages, all_visible in visible), visible
+
+
+def test_failed_direct_copy_leaves_nothing(registry: Registry, database_url: str,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    taken = _record_direct_copies(monkeypatch)
+    row = ("twice", "rings", "0" * 40, psycopg.types.json.Jsonb({}))
+    batch = Batch("skymap", skymap, ("name",), ("name", "kind", "hash_sha1_hex", "parameters"),
+                  [row, row], source="test")
+    with pytest.raises(psycopg.errors.UniqueViolation):
+        load(registry.engine, [batch])
+    assert taken == ["skymap"]
+    assert registry.skymaps() == {}
+    # The rolled-back TRUNCATE took nothing with it, and the next load works.
+    registry.register_skymap("after", SKYMAP)
+    assert set(registry.skymaps()) == {"after"}
+    assert _rows(database_url, "after")[1]
