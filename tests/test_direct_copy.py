@@ -6,13 +6,17 @@ fails, and step aside whenever staging has work to do (a non-empty target).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 from sqlalchemy import create_engine, text
 
+from manifest_builder import box, survey_spec, write_manifest
 from skyreg import Registry
+from skyreg.errors import InputErrors
 from skyreg.ingest import loader
 from skyreg.ingest.loader import Batch, Staged, load
 from skyreg.schema import skymap
@@ -104,3 +108,67 @@ def test_failed_direct_copy_leaves_nothing(registry: Registry, database_url: str
     registry.register_skymap("after", SKYMAP)
     assert set(registry.skymaps()) == {"after"}
     assert _rows(database_url, "after")[1]
+
+
+_CCD_STATE = text("""
+    SELECT c.instrument, c.visit, c.detector, c.region, c.ra, c.dec,
+           (SELECT array_agg(x.pix ORDER BY x.pix) FROM ccd_pixel AS x
+            WHERE x.ccd_id = c.ccd_id) AS pixels,
+           (SELECT array_agg(p.patch ORDER BY p.patch) FROM ccd_patch_overlap AS o
+            JOIN patch AS p USING (patch_id) WHERE o.ccd_id = c.ccd_id) AS patches
+    FROM ccd AS c ORDER BY 1, 2, 3""")
+
+
+def _ccd_state(url: str) -> list[Any]:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            return [tuple(row) for row in connection.execute(_CCD_STATE)]
+    finally:
+        engine.dispose()
+
+
+def _survey() -> Any:
+    ccds = [box(10.0 + 0.05 * (i % 40), -5.0 + 0.05 * (i // 40), 0.02) for i in range(400)]
+    patches = [[box(10.0 + 0.2 * (i % 10), -5.0 + 0.2 * (i // 10), 0.1) for i in range(30)]]
+    return survey_spec(ccds, tract_polygons=[box(11.0, -4.0, 1.5)], patch_polygons=patches)
+
+
+def test_manifest_copied_directly_equals_staged(database_factory: Callable[..., str],
+                                                tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    root = write_manifest(tmp_path / "m", _survey())
+    staged_url = database_factory()
+    with Registry.connect(staged_url) as registry:
+        registry.ingest_manifest(root)
+    taken = _record_direct_copies(monkeypatch)
+    direct_url = database_factory()
+    with Registry.connect(direct_url) as registry:
+        report = registry.ingest_manifest(root)
+        # Instrument and detectors are parents of reference checks: they stay staged.
+        assert {"visit", "ccd", "patch"} <= set(taken) and "detector" not in taken
+        assert report.counts["ccd"].inserted == 400
+        again = registry.ingest_manifest(root)  # the tables are not empty any more
+        assert again.counts["ccd"].inserted == 0
+        found = {(c.visit, c.detector) for c in registry.find_ccds(patch=("testmap", 0, 12))}
+    state = _ccd_state(direct_url)
+    assert state == _ccd_state(staged_url)
+    assert found == {(visit, detector) for _, visit, detector, *_, patches in state
+                     if patches and 12 in patches}
+
+
+def test_direct_copy_refuses_unknown_parents(registry: Registry, database_url: str,
+                                            tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    taken = _record_direct_copies(monkeypatch)
+    spec = _survey()
+    spec.instrument, spec.detectors, spec.ccds = None, [], []
+    for row in spec.visits:
+        row["instrument"] = "OtherCam"  # neither in this manifest nor registered
+    with pytest.raises(InputErrors, match=r"OtherCam.*neither in this manifest nor registered"):
+        registry.ingest_manifest(write_manifest(tmp_path / "m", spec))
+    assert taken == []
+    engine = create_engine(database_url)
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT count(*) FROM visit")).scalar_one() == 0
+    engine.dispose()

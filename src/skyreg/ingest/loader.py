@@ -398,6 +398,48 @@ def _refuse_conflicts(connection: Connection, staged: Staged) -> None:
     raise ConflictError("\n".join(lines) + "\nnothing was written")
 
 
+def _refuse_unknown_values(connection: Connection, batch: Batch, new: npt.NDArray[np.int64],
+                           ref: Reference, metadata: MetaData, parent_stage: Table | None
+                           ) -> None:
+    """:func:`_refuse_unknown` for a batch without a staging table: the distinct values its
+    new rows refer to are copied into a small probe table, checked the same way."""
+    values = _distinct_values(batch, new, ref.columns)
+    probe = _temporary(f"probe_{batch.kind}_{ref.parent.name}", metadata,
+                       *(Column(name, batch.target.c[name].type) for name in ref.columns),
+                       Column("row_no", BigInteger))
+    probe.create(connection)
+    _copy(connection, probe, [(*row, number) for number, row in enumerate(values)])
+    _refuse_unknown(connection, Staged(batch, probe, len(values), None, True, new), ref,
+                    parent_stage)
+    probe.drop(connection)
+    metadata.remove(probe)
+
+
+def _distinct_values(batch: Batch, positions: npt.NDArray[np.int64],
+                     columns: Sequence[str]) -> list[tuple[Any, ...]]:
+    """The distinct tuples of ``columns`` over the rows at ``positions``."""
+    rows = batch.rows
+    at = [batch.columns.index(name) for name in columns]
+    if not isinstance(rows, Columns):
+        return sorted({tuple(rows[int(i)][j] for j in at) for i in positions}, key=repr)
+    if not len(positions):
+        return []
+    parts = [rows.columns[i] for i in at]
+    # Column-wise text and NULL are one value for every row (db.binary_copy.Column).
+    shared = [part.kind in ("text", "null") for part in parts]
+    arrays = [np.asarray(part.values)[positions]
+              for part, same in zip(parts, shared, strict=True) if not same]
+    if any(array.ndim != 1 for array in arrays):
+        raise TypeError(f"batch {batch.kind}: a reference to array columns {columns}")
+    distinct = np.unique(np.stack(arrays, axis=1), axis=0).tolist() if arrays else [[]]
+    out = []
+    for row in distinct:
+        values = iter(row)
+        out.append(tuple(part.values if same else next(values)
+                         for part, same in zip(parts, shared, strict=True)))
+    return out
+
+
 def _staging_table(staged: Staged) -> Table:
     if staged.table is None:
         raise RuntimeError(f"{staged.batch.kind} rows were copied directly: no staging table")
@@ -452,7 +494,12 @@ def _stage(connection: Connection, batch: Batch, metadata: MetaData,
     if pixels is not None and pixels_known is not None:
         pixels_known(batch, new, pixels)
     if empty and with_pixels and _copies_directly(connection, batch, references):
-        # Nothing to compare or check against: the rows wait in memory for the insert.
+        # Nothing to compare against: the rows wait in memory for the insert, once their
+        # references are checked.
+        for ref in references:
+            if ref.kind == batch.kind:
+                _refuse_unknown_values(connection, batch, new, ref, metadata,
+                                       parents.get(ref.parent.name))
         if batch.pixels is not None and pixels is None:
             pixels_started = time.perf_counter()
             pixels = _pixels_of(batch, new)
@@ -508,16 +555,19 @@ def _copies_directly(connection: Connection, batch: Batch,
     """Whether a batch bound for an empty table skips its staging table.
 
     Staging exists to find stored rows, refuse conflicts and unknown parents, and join new
-    tiles with stored CCDs on the server. None of that applies to a large batch loaded into
-    an empty table that this session owns, with no reference checks on either side, and —
-    for tiles — no CCDs stored: its rows are COPYed once, straight into the target
-    (:func:`_copy_into_empty`), instead of into a temporary table and then again by
-    ``INSERT ... SELECT``.
+    tiles with stored CCDs on the server. For a large batch loaded into an empty table that
+    this session owns, there are no stored rows to find or conflict with; its references are
+    checked from the distinct values it refers to (:func:`_refuse_unknown_values`), and no
+    batch may check references against it; for tiles no CCDs may be stored. Its rows are
+    then COPYed once, straight into the target (:func:`_copy_into_empty`), instead of into
+    a temporary table and again by ``INSERT ... SELECT``.
     """
     target = batch.target
     if len(batch.rows) < DIRECT_COPY_MIN_ROWS or not _owns(connection, target):
         return False
-    if any(ref.kind == batch.kind or ref.parent is target for ref in references):
+    # A parent of a reference is always staged, so that the checks of its children (staged
+    # or direct) find its new rows in its staging table.
+    if any(ref.parent is target for ref in references):
         return False
     if target.name in _TILE_TABLES and connection.execute(
             select(exists().select_from(ccd_pixel))).scalar_one():
