@@ -31,7 +31,7 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 #: SHA-256 of ``sql/0015`` (``functions.sql_digest``): the suite fails if the files change.
-SQL_SHA256 = "67b78647df75e81528c5a0ab8a5aba650875e6950f0ae0065453a9e7766c32e7"
+SQL_SHA256 = "20e21e06ac14cc811605a505155a55a69e9b7ced3b8dd520a38ec128a21ee3de"
 
 
 def upgrade() -> None:

@@ -187,7 +187,8 @@ CREATE FUNCTION skyreg_htm_decide(kind text, region float8[], centre float8[], r
 RETURNS TABLE (keep boolean, whole boolean)
 LANGUAGE sql IMMUTABLE PARALLEL SAFE ROWS 1 AS $$
     -- Whether the cover keeps trixel t (its bounding circle, inflated by `margin`, may touch
-    -- the region) and whether it lies wholly inside the region; for skyreg_htm_cover. The
+    -- the region) and whether it lies wholly inside the region; for skyreg_htm_cover (centre
+    -- and radius: the region's bounding circle, radians). The
     -- centre is skyreg_normalized of the vertex sum and the angles are skyreg_angle, written
     -- out (operation for operation) so that the whole query is planned as one.
     SELECT k.keep,
@@ -195,9 +196,9 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE ROWS 1 AS $$
                            ELSE skyreg_polygon_contains(region, t[1], t[2], t[3])
                                 AND skyreg_polygon_contains(region, t[4], t[5], t[6])
                                 AND skyreg_polygon_contains(region, t[7], t[8], t[9]) END
-    FROM (SELECT a.*, CASE WHEN kind = 'circle' THEN 2 * asin(least(1.0, sqrt(
+    FROM (SELECT a.*, 2 * asin(least(1.0, sqrt(
                      (a.x - centre[1]) ^ 2 + (a.y - centre[2]) ^ 2 + (a.z - centre[3]) ^ 2) / 2))
-                 END AS dist
+                 AS dist
           FROM (SELECT c.x, c.y, c.z, greatest(
                     2 * asin(least(1.0, sqrt((c.x - t[1]) ^ 2 + (c.y - t[2]) ^ 2
                                              + (c.z - t[3]) ^ 2) / 2)),
@@ -214,6 +215,10 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE ROWS 1 AS $$
                 OFFSET 0) AS a
           OFFSET 0) AS b
     CROSS JOIN LATERAL (SELECT CASE WHEN kind = 'circle' THEN b.dist <= radius + b.tr + margin
+        -- A trixel circle 1e-6 rad clear of the polygon's bounding circle (which holds the
+        -- polygon if its radius is below 1.5) is farther from the polygon than
+        -- skyreg_polygon_overlaps_circle's tolerance: that test would say false, so skip it.
+        WHEN radius < 1.5 AND b.dist > radius + b.tr + 1e-6 THEN false
         ELSE skyreg_polygon_overlaps_circle(region,
                  ARRAY[b.x, b.y, b.z, 4 * sin(least(b.tr, pi() / 2) / 2) ^ 2]) END AS keep) AS k
 $$;
