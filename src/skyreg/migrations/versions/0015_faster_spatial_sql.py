@@ -31,7 +31,7 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 #: SHA-256 of ``sql/0015`` (``functions.sql_digest``): the suite fails if the files change.
-SQL_SHA256 = "20e21e06ac14cc811605a505155a55a69e9b7ced3b8dd520a38ec128a21ee3de"
+SQL_SHA256 = "9f71b105b75900bfd338b9357712785e734bbd14809453530df0952d28ab9f94"
 
 
 def upgrade() -> None:

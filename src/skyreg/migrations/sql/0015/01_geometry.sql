@@ -538,7 +538,9 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE ROWS 1 AS $$
     -- enlarged to the angle whose cosine is t_out and sine is sin_o, NULL otherwise (the exact
     -- test decides). Disjointness is proven, for footprints of at most four vertices, by an
     -- edge whose great circle has the whole cap on its outer side (c . (a x b), signed by
-    -- the footprint's orientation, below -sin_o |a x b|), or by a vertex v that is the
+    -- the footprint's orientation, below -sin_o |a x b|; |a x b| from its components, which
+    -- are accurate to ~1e-16 even for short edges, and 1e-100 added to each so that their
+    -- squares cannot underflow), or by a vertex v that is the
     -- closest point (c . v > 0, and c has a negative component along both edges leaving v)
     -- and lies outside (c . v < t_out). Every comparison keeps a margin of 1e-13, about a
     -- hundred times the rounding error of these sums of products of unit vectors.
@@ -546,16 +548,24 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE ROWS 1 AS $$
                 WHEN d.n <= 4 AND abs(d.det) > 1e-13 AND (
                 sign(d.det) * (cx * (d.y1 * d.z2 - d.z1 * d.y2) + cy * (d.z1 * d.x2 - d.x1 * d.z2)
                 + cz * (d.x1 * d.y2 - d.y1 * d.x2))
-               < -(sin_o * sqrt(greatest(0, (1 - (d.x1 * d.x2 + d.y1 * d.y2 + d.z1 * d.z2)) * (1 + (d.x1 * d.x2 + d.y1 * d.y2 + d.z1 * d.z2)))) + 1e-13)
+               < -(sin_o * sqrt(power(d.y1 * d.z2 - d.z1 * d.y2 + 1e-100, 2)
+                                + power(d.z1 * d.x2 - d.x1 * d.z2 + 1e-100, 2)
+                                + power(d.x1 * d.y2 - d.y1 * d.x2 + 1e-100, 2)) + 1e-13)
              OR sign(d.det) * (cx * (d.y2 * d.z3 - d.z2 * d.y3) + cy * (d.z2 * d.x3 - d.x2 * d.z3)
                 + cz * (d.x2 * d.y3 - d.y2 * d.x3))
-               < -(sin_o * sqrt(greatest(0, (1 - (d.x2 * d.x3 + d.y2 * d.y3 + d.z2 * d.z3)) * (1 + (d.x2 * d.x3 + d.y2 * d.y3 + d.z2 * d.z3)))) + 1e-13)
+               < -(sin_o * sqrt(power(d.y2 * d.z3 - d.z2 * d.y3 + 1e-100, 2)
+                                + power(d.z2 * d.x3 - d.x2 * d.z3 + 1e-100, 2)
+                                + power(d.x2 * d.y3 - d.y2 * d.x3 + 1e-100, 2)) + 1e-13)
              OR sign(d.det) * (cx * (d.y3 * d.z4 - d.z3 * d.y4) + cy * (d.z3 * d.x4 - d.x3 * d.z4)
                 + cz * (d.x3 * d.y4 - d.y3 * d.x4))
-               < -(sin_o * sqrt(greatest(0, (1 - (d.x3 * d.x4 + d.y3 * d.y4 + d.z3 * d.z4)) * (1 + (d.x3 * d.x4 + d.y3 * d.y4 + d.z3 * d.z4)))) + 1e-13)
+               < -(sin_o * sqrt(power(d.y3 * d.z4 - d.z3 * d.y4 + 1e-100, 2)
+                                + power(d.z3 * d.x4 - d.x3 * d.z4 + 1e-100, 2)
+                                + power(d.x3 * d.y4 - d.y3 * d.x4 + 1e-100, 2)) + 1e-13)
              OR sign(d.det) * (cx * (d.y4 * d.z1 - d.z4 * d.y1) + cy * (d.z4 * d.x1 - d.x4 * d.z1)
                 + cz * (d.x4 * d.y1 - d.y4 * d.x1))
-               < -(sin_o * sqrt(greatest(0, (1 - (d.x4 * d.x1 + d.y4 * d.y1 + d.z4 * d.z1)) * (1 + (d.x4 * d.x1 + d.y4 * d.y1 + d.z4 * d.z1)))) + 1e-13)
+               < -(sin_o * sqrt(power(d.y4 * d.z1 - d.z4 * d.y1 + 1e-100, 2)
+                                + power(d.z4 * d.x1 - d.x4 * d.z1 + 1e-100, 2)
+                                + power(d.x4 * d.y1 - d.y4 * d.x1 + 1e-100, 2)) + 1e-13)
              OR CASE WHEN d.d1 > 1e-6 AND d.d1 < t_out
                   THEN d.d4 - (d.x4 * d.x1 + d.y4 * d.y1 + d.z4 * d.z1) * d.d1 < -1e-13
                        AND d.d2 - (d.x1 * d.x2 + d.y1 * d.y2 + d.z1 * d.z2) * d.d1 < -1e-13 ELSE false END
@@ -617,3 +627,100 @@ $$;
 COMMENT ON FUNCTION skyreg_point_verdict(float8[], float8[], float8, float8, float8) IS
     'Prefilter of the point search: true (contains), false (does not) or NULL (undecided) '
     'for a stored footprint and a unit vector; see the function body.';
+
+CREATE FUNCTION skyreg_sides_verdict(ra_deg float8[], dec_deg float8[], s float8[])
+RETURNS TABLE (verdict boolean)
+LANGUAGE sql IMMUTABLE PARALLEL SAFE ROWS 1 AS $$
+    -- Prefilter of the polygon search for a query polygon of at most four vertices, given as
+    -- s = skyreg_polygon_sides(...) (its vertices, then its edge normals): true when a vertex
+    -- of the footprint is strictly inside the polygon or a vertex of the polygon strictly
+    -- inside the footprint, false when an edge of either has every vertex of the other
+    -- strictly outside, each by a margin of 1e-13 (the footprint's vectors come from
+    -- skyreg_corner_vectors); NULL otherwise (s NULL, footprints of more than four vertices
+    -- but for the first test, tangencies), for the exact test.
+    SELECT CASE WHEN s IS NULL OR abs(d.det) <= 1e-13 THEN NULL
+                -- a vertex of the footprint inside the polygon (any footprint)
+                WHEN (s[13] * d.x1 + s[14] * d.y1 + s[15] * d.z1 > 1e-13
+                   AND s[16] * d.x1 + s[17] * d.y1 + s[18] * d.z1 > 1e-13
+                   AND s[19] * d.x1 + s[20] * d.y1 + s[21] * d.z1 > 1e-13
+                   AND s[22] * d.x1 + s[23] * d.y1 + s[24] * d.z1 > 1e-13)
+              OR (s[13] * d.x2 + s[14] * d.y2 + s[15] * d.z2 > 1e-13
+                   AND s[16] * d.x2 + s[17] * d.y2 + s[18] * d.z2 > 1e-13
+                   AND s[19] * d.x2 + s[20] * d.y2 + s[21] * d.z2 > 1e-13
+                   AND s[22] * d.x2 + s[23] * d.y2 + s[24] * d.z2 > 1e-13)
+              OR (s[13] * d.x3 + s[14] * d.y3 + s[15] * d.z3 > 1e-13
+                   AND s[16] * d.x3 + s[17] * d.y3 + s[18] * d.z3 > 1e-13
+                   AND s[19] * d.x3 + s[20] * d.y3 + s[21] * d.z3 > 1e-13
+                   AND s[22] * d.x3 + s[23] * d.y3 + s[24] * d.z3 > 1e-13)
+              OR (s[13] * d.x4 + s[14] * d.y4 + s[15] * d.z4 > 1e-13
+                   AND s[16] * d.x4 + s[17] * d.y4 + s[18] * d.z4 > 1e-13
+                   AND s[19] * d.x4 + s[20] * d.y4 + s[21] * d.z4 > 1e-13
+                   AND s[22] * d.x4 + s[23] * d.y4 + s[24] * d.z4 > 1e-13)
+                    THEN true
+                WHEN d.n > 4 THEN NULL
+                -- a vertex of the polygon inside the footprint
+                WHEN (sign(d.det) * (d.nx1 * s[1] + d.ny1 * s[2] + d.nz1 * s[3]) > 1e-13
+                   AND sign(d.det) * (d.nx2 * s[1] + d.ny2 * s[2] + d.nz2 * s[3]) > 1e-13
+                   AND sign(d.det) * (d.nx3 * s[1] + d.ny3 * s[2] + d.nz3 * s[3]) > 1e-13
+                   AND sign(d.det) * (d.nx4 * s[1] + d.ny4 * s[2] + d.nz4 * s[3]) > 1e-13)
+              OR (sign(d.det) * (d.nx1 * s[4] + d.ny1 * s[5] + d.nz1 * s[6]) > 1e-13
+                   AND sign(d.det) * (d.nx2 * s[4] + d.ny2 * s[5] + d.nz2 * s[6]) > 1e-13
+                   AND sign(d.det) * (d.nx3 * s[4] + d.ny3 * s[5] + d.nz3 * s[6]) > 1e-13
+                   AND sign(d.det) * (d.nx4 * s[4] + d.ny4 * s[5] + d.nz4 * s[6]) > 1e-13)
+              OR (sign(d.det) * (d.nx1 * s[7] + d.ny1 * s[8] + d.nz1 * s[9]) > 1e-13
+                   AND sign(d.det) * (d.nx2 * s[7] + d.ny2 * s[8] + d.nz2 * s[9]) > 1e-13
+                   AND sign(d.det) * (d.nx3 * s[7] + d.ny3 * s[8] + d.nz3 * s[9]) > 1e-13
+                   AND sign(d.det) * (d.nx4 * s[7] + d.ny4 * s[8] + d.nz4 * s[9]) > 1e-13)
+              OR (sign(d.det) * (d.nx1 * s[10] + d.ny1 * s[11] + d.nz1 * s[12]) > 1e-13
+                   AND sign(d.det) * (d.nx2 * s[10] + d.ny2 * s[11] + d.nz2 * s[12]) > 1e-13
+                   AND sign(d.det) * (d.nx3 * s[10] + d.ny3 * s[11] + d.nz3 * s[12]) > 1e-13
+                   AND sign(d.det) * (d.nx4 * s[10] + d.ny4 * s[11] + d.nz4 * s[12]) > 1e-13)
+                    THEN true
+                -- an edge of the polygon, or of the footprint, separating them
+                WHEN (s[13] * d.x1 + s[14] * d.y1 + s[15] * d.z1 < -1e-13
+                   AND s[13] * d.x2 + s[14] * d.y2 + s[15] * d.z2 < -1e-13
+                   AND s[13] * d.x3 + s[14] * d.y3 + s[15] * d.z3 < -1e-13
+                   AND s[13] * d.x4 + s[14] * d.y4 + s[15] * d.z4 < -1e-13)
+              OR (s[16] * d.x1 + s[17] * d.y1 + s[18] * d.z1 < -1e-13
+                   AND s[16] * d.x2 + s[17] * d.y2 + s[18] * d.z2 < -1e-13
+                   AND s[16] * d.x3 + s[17] * d.y3 + s[18] * d.z3 < -1e-13
+                   AND s[16] * d.x4 + s[17] * d.y4 + s[18] * d.z4 < -1e-13)
+              OR (s[19] * d.x1 + s[20] * d.y1 + s[21] * d.z1 < -1e-13
+                   AND s[19] * d.x2 + s[20] * d.y2 + s[21] * d.z2 < -1e-13
+                   AND s[19] * d.x3 + s[20] * d.y3 + s[21] * d.z3 < -1e-13
+                   AND s[19] * d.x4 + s[20] * d.y4 + s[21] * d.z4 < -1e-13)
+              OR (s[22] * d.x1 + s[23] * d.y1 + s[24] * d.z1 < -1e-13
+                   AND s[22] * d.x2 + s[23] * d.y2 + s[24] * d.z2 < -1e-13
+                   AND s[22] * d.x3 + s[23] * d.y3 + s[24] * d.z3 < -1e-13
+                   AND s[22] * d.x4 + s[23] * d.y4 + s[24] * d.z4 < -1e-13)
+              OR (sign(d.det) * (d.nx1 * s[1] + d.ny1 * s[2] + d.nz1 * s[3]) < -1e-13
+                   AND sign(d.det) * (d.nx1 * s[4] + d.ny1 * s[5] + d.nz1 * s[6]) < -1e-13
+                   AND sign(d.det) * (d.nx1 * s[7] + d.ny1 * s[8] + d.nz1 * s[9]) < -1e-13
+                   AND sign(d.det) * (d.nx1 * s[10] + d.ny1 * s[11] + d.nz1 * s[12]) < -1e-13)
+              OR (sign(d.det) * (d.nx2 * s[1] + d.ny2 * s[2] + d.nz2 * s[3]) < -1e-13
+                   AND sign(d.det) * (d.nx2 * s[4] + d.ny2 * s[5] + d.nz2 * s[6]) < -1e-13
+                   AND sign(d.det) * (d.nx2 * s[7] + d.ny2 * s[8] + d.nz2 * s[9]) < -1e-13
+                   AND sign(d.det) * (d.nx2 * s[10] + d.ny2 * s[11] + d.nz2 * s[12]) < -1e-13)
+              OR (sign(d.det) * (d.nx3 * s[1] + d.ny3 * s[2] + d.nz3 * s[3]) < -1e-13
+                   AND sign(d.det) * (d.nx3 * s[4] + d.ny3 * s[5] + d.nz3 * s[6]) < -1e-13
+                   AND sign(d.det) * (d.nx3 * s[7] + d.ny3 * s[8] + d.nz3 * s[9]) < -1e-13
+                   AND sign(d.det) * (d.nx3 * s[10] + d.ny3 * s[11] + d.nz3 * s[12]) < -1e-13)
+              OR (sign(d.det) * (d.nx4 * s[1] + d.ny4 * s[2] + d.nz4 * s[3]) < -1e-13
+                   AND sign(d.det) * (d.nx4 * s[4] + d.ny4 * s[5] + d.nz4 * s[6]) < -1e-13
+                   AND sign(d.det) * (d.nx4 * s[7] + d.ny4 * s[8] + d.nz4 * s[9]) < -1e-13
+                   AND sign(d.det) * (d.nx4 * s[10] + d.ny4 * s[11] + d.nz4 * s[12]) < -1e-13)
+                    THEN false END
+    FROM (SELECT v.n, v.x1, v.y1, v.z1, v.x2, v.y2, v.z2, v.x3, v.y3, v.z3, v.x4, v.y4, v.z4,
+                 v.y1 * v.z2 - v.z1 * v.y2 AS nx1, v.z1 * v.x2 - v.x1 * v.z2 AS ny1, v.x1 * v.y2 - v.y1 * v.x2 AS nz1,
+                 v.y2 * v.z3 - v.z2 * v.y3 AS nx2, v.z2 * v.x3 - v.x2 * v.z3 AS ny2, v.x2 * v.y3 - v.y2 * v.x3 AS nz2,
+                 v.y3 * v.z4 - v.z3 * v.y4 AS nx3, v.z3 * v.x4 - v.x3 * v.z4 AS ny3, v.x3 * v.y4 - v.y3 * v.x4 AS nz3,
+                 v.y4 * v.z1 - v.z4 * v.y1 AS nx4, v.z4 * v.x1 - v.x4 * v.z1 AS ny4, v.x4 * v.y1 - v.y4 * v.x1 AS nz4,
+                 o.det
+          FROM skyreg_corner_vectors(ra_deg, dec_deg) AS v
+          CROSS JOIN LATERAL (SELECT v.x3 * (v.y1 * v.z2 - v.z1 * v.y2) + v.y3 * (v.z1 * v.x2 - v.x1 * v.z2)
+                                     + v.z3 * (v.x1 * v.y2 - v.y1 * v.x2) AS det) AS o
+          OFFSET 0) AS d
+$$;
+COMMENT ON FUNCTION skyreg_sides_verdict(float8[], float8[], float8[]) IS
+    'Prefilter of the polygon search: true (overlaps), false (disjoint) or NULL (undecided) '
+    'for a stored footprint and a query polygon of at most four vertices; see the body.';

@@ -161,33 +161,68 @@ CREATE FUNCTION skyreg_polygon_cap(poly float8[]) RETURNS float8[]
 LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $$
 -- The limits skyreg_cap_verdict needs for a convex polygon (unit vectors, counter-clockwise),
 -- as {x, y, z, t_in, t_out, sin_o}: a cap around the centre m of skyreg_bounding_circle that
--- lies inside the polygon (radius: the smallest angle from m to an edge's great circle, less
--- 1e-12 rad; a vertex of a footprint with c . v > t_in is then strictly inside the polygon,
--- so the polygons overlap) and the bounding circle itself, which holds the polygon when its
--- radius is below ~85 degrees (a footprint that misses it misses the polygon). Where
--- anything is out of range the limits decide nothing and the exact test does the work.
+-- lies inside the polygon and the bounding circle itself, which holds the polygon when its
+-- radius is below ~85 degrees (a footprint that misses it misses the polygon). The inner
+-- cap's radius is the smallest angle from m to an edge's great circle, asin(m . n / |n|)
+-- with n = a x b, less 1e-12 rad and less 1e-14 / |n| (n is accurate to ~4e-16 in each
+-- component, so short edges make the angle less precise); a vertex of a footprint with
+-- c . v > t_in is then strictly inside the polygon, and the polygons overlap. Where anything
+-- is out of range the limits decide nothing and the exact test does the work.
 DECLARE
     b float8[];
     n int := array_length(poly, 1) / 3;
     rho float8;
 BEGIN
     b := skyreg_bounding_circle(poly);
-    SELECT min(asin(greatest(-1, least(1,
-               (b[1] * (poly[3*i+2] * poly[3*j+3] - poly[3*i+3] * poly[3*j+2])
-                + b[2] * (poly[3*i+3] * poly[3*j+1] - poly[3*i+1] * poly[3*j+3])
-                + b[3] * (poly[3*i+1] * poly[3*j+2] - poly[3*i+2] * poly[3*j+1]))
-               / sqrt((poly[3*i+2] * poly[3*j+3] - poly[3*i+3] * poly[3*j+2]) ^ 2
-                      + (poly[3*i+3] * poly[3*j+1] - poly[3*i+1] * poly[3*j+3]) ^ 2
-                      + (poly[3*i+1] * poly[3*j+2] - poly[3*i+2] * poly[3*j+1]) ^ 2)))))
+    SELECT min(asin(greatest(-1, least(1, e.dot / e.len))) - 1e-12 - 1e-14 / e.len)
     INTO rho
-    FROM generate_series(0, n - 1) AS i, LATERAL (SELECT (i + 1) % n AS j) AS k;
+    FROM generate_series(0, n - 1) AS i, LATERAL (SELECT (i + 1) % n AS j) AS k,
+         LATERAL (SELECT b[1] * x + b[2] * y + b[3] * z AS dot, sqrt(x ^ 2 + y ^ 2 + z ^ 2) AS len
+                  FROM (SELECT poly[3*i+2] * poly[3*k.j+3] - poly[3*i+3] * poly[3*k.j+2] AS x,
+                               poly[3*i+3] * poly[3*k.j+1] - poly[3*i+1] * poly[3*k.j+3] AS y,
+                               poly[3*i+1] * poly[3*k.j+2] - poly[3*i+2] * poly[3*k.j+1] AS z)
+                       AS c) AS e;
     RETURN ARRAY[b[1], b[2], b[3],
-                 CASE WHEN rho > 1e-6 THEN cos(rho - 1e-12) + 1e-13 ELSE 2 END,
+                 CASE WHEN rho > 1e-6 THEN cos(rho) + 1e-13 ELSE 2 END,
                  CASE WHEN b[4] < 1.9 THEN 1 - b[4] / 2 - 1e-13 ELSE -2 END,
                  CASE WHEN b[4] < 1.9 THEN sqrt(b[4] * (1 - b[4] / 4)) + 1e-13 ELSE 2 END];
 EXCEPTION WHEN numeric_value_out_of_range OR invalid_argument_for_power_function
                OR division_by_zero THEN
     RETURN ARRAY[0, 0, 1, 2, -2, 2]::float8[];
+END $$;
+
+CREATE FUNCTION skyreg_polygon_sides(poly float8[]) RETURNS float8[]
+LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $$
+-- For skyreg_sides_verdict: a convex polygon of 3 or 4 vertices (unit vectors,
+-- counter-clockwise) as its 4 vertices (a triangle's last one repeated) and the normals
+-- a x b of its 4 edges (a triangle's last edge repeated), 24 floats; NULL for a polygon of
+-- more vertices, or one with a component or normal below 1e-60 in magnitude (whose products
+-- could underflow).
+DECLARE
+    n int := array_length(poly, 1) / 3;
+    v float8[];
+    r float8[] := '{}';
+    i int;
+    j int;
+BEGIN
+    IF n < 3 OR n > 4 OR array_length(poly, 1) <> 3 * n THEN
+        RETURN NULL;
+    END IF;
+    v := poly || CASE WHEN n = 3 THEN poly[7:9] ELSE '{}'::float8[] END;
+    FOR k IN 0..3 LOOP
+        i := least(k, n - 1);      -- a triangle's edges: 0-1, 1-2, 2-0 and 2-0 again
+        j := (i + 1) % n;
+        r := r || ARRAY[v[3*i+2] * v[3*j+3] - v[3*i+3] * v[3*j+2],
+                        v[3*i+3] * v[3*j+1] - v[3*i+1] * v[3*j+3],
+                        v[3*i+1] * v[3*j+2] - v[3*i+2] * v[3*j+1]];
+    END LOOP;
+    r := v || r;
+    IF EXISTS (SELECT FROM unnest(r) AS c WHERE c <> 0 AND abs(c) < 1e-60) THEN
+        RETURN NULL;
+    END IF;
+    RETURN r;
+EXCEPTION WHEN numeric_value_out_of_range THEN
+    RETURN NULL;
 END $$;
 
 -- CCD searches ---------------------------------------------------------------------------------
@@ -244,18 +279,25 @@ COMMENT ON FUNCTION skyreg_ccds_containing_point(float8, float8) IS
 CREATE FUNCTION skyreg_ccds_overlapping_vertices(poly float8[])
 RETURNS TABLE (instrument text, visit bigint, detector bigint)
 LANGUAGE sql STABLE PARALLEL SAFE ROWS 200 AS $$
+    -- A polygon of 3 or 4 vertices (patches, tracts, most query polygons) is prefiltered by
+    -- its edges (skyreg_sides_verdict); a larger one by a cap inside it and its bounding
+    -- circle (skyreg_cap_verdict, with limits that decide nothing for the smaller ones).
     WITH q AS MATERIALIZED (
-        SELECT s.poly, l[1] AS cx, l[2] AS cy, l[3] AS cz, l[4] AS t_in, l[5] AS t_out,
-               l[6] AS sin_o
-        FROM (SELECT $1 AS poly) AS s, LATERAL skyreg_polygon_cap(s.poly) AS l)
+        SELECT s.poly, s.sides, l[1] AS cx, l[2] AS cy, l[3] AS cz, l[4] AS t_in,
+               l[5] AS t_out, l[6] AS sin_o
+        FROM (SELECT $1 AS poly, skyreg_polygon_sides($1) AS sides) AS s,
+             LATERAL (SELECT CASE WHEN s.sides IS NULL THEN skyreg_polygon_cap(s.poly)
+                                  ELSE ARRAY[0, 0, 1, 2, -2, 2]::float8[] END) AS k (l))
     SELECT c.instrument, c.visit, c.detector
     FROM q, ccd AS c
+    CROSS JOIN LATERAL skyreg_sides_verdict(c.ra, c.dec, q.sides) AS e
     CROSS JOIN LATERAL skyreg_cap_verdict(c.ra, c.dec, q.cx, q.cy, q.cz, q.t_in, q.t_out,
                                           q.sin_o) AS f
     WHERE c.ccd_id = ANY (ARRAY(
             SELECT p.ccd_id FROM q CROSS JOIN LATERAL skyreg_cover('polygon', q.poly) AS r
             JOIN ccd_pixel AS p ON p.pix >= r.lo AND p.pix < r.hi ORDER BY 1))
-      AND coalesce(f.verdict, skyreg_polygons_overlap(skyreg_vertices(c.ra, c.dec), q.poly))
+      AND coalesce(e.verdict, f.verdict,
+                   skyreg_polygons_overlap(skyreg_vertices(c.ra, c.dec), q.poly))
     ORDER BY 1, 2, 3
 $$;
 COMMENT ON FUNCTION skyreg_ccds_overlapping_vertices(float8[]) IS
