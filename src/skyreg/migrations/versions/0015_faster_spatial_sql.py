@@ -31,7 +31,7 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 #: SHA-256 of ``sql/0015`` (``functions.sql_digest``): the suite fails if the files change.
-SQL_SHA256 = "9f71b105b75900bfd338b9357712785e734bbd14809453530df0952d28ab9f94"
+SQL_SHA256 = "2be1dd980194ec01dea9d517a541a2fe46c97b823e156be07d72ff0361b5d905"
 
 
 def upgrade() -> None:
