@@ -570,16 +570,20 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE ROWS 1 AS $$
                                 + power(d.x4 * d.y1 - d.y4 * d.x1 + 1e-100, 2)) + 1e-13)
              OR CASE WHEN d.d1 > 1e-6 AND d.d1 < t_out
                   THEN d.d4 - (d.x4 * d.x1 + d.y4 * d.y1 + d.z4 * d.z1) * d.d1 < -1e-13
-                       AND d.d2 - (d.x1 * d.x2 + d.y1 * d.y2 + d.z1 * d.z2) * d.d1 < -1e-13 ELSE false END
+                       AND d.d2 - (d.x1 * d.x2 + d.y1 * d.y2 + d.z1 * d.z2) * d.d1 < -1e-13
+                  ELSE false END
              OR CASE WHEN d.d2 > 1e-6 AND d.d2 < t_out
                   THEN d.d1 - (d.x1 * d.x2 + d.y1 * d.y2 + d.z1 * d.z2) * d.d2 < -1e-13
-                       AND d.d3 - (d.x2 * d.x3 + d.y2 * d.y3 + d.z2 * d.z3) * d.d2 < -1e-13 ELSE false END
+                       AND d.d3 - (d.x2 * d.x3 + d.y2 * d.y3 + d.z2 * d.z3) * d.d2 < -1e-13
+                  ELSE false END
              OR CASE WHEN d.d3 > 1e-6 AND d.d3 < t_out
                   THEN d.d2 - (d.x2 * d.x3 + d.y2 * d.y3 + d.z2 * d.z3) * d.d3 < -1e-13
-                       AND d.d4 - (d.x3 * d.x4 + d.y3 * d.y4 + d.z3 * d.z4) * d.d3 < -1e-13 ELSE false END
+                       AND d.d4 - (d.x3 * d.x4 + d.y3 * d.y4 + d.z3 * d.z4) * d.d3 < -1e-13
+                  ELSE false END
              OR CASE WHEN d.d4 > 1e-6 AND d.d4 < t_out
                   THEN d.d3 - (d.x3 * d.x4 + d.y3 * d.y4 + d.z3 * d.z4) * d.d4 < -1e-13
-                       AND d.d1 - (d.x4 * d.x1 + d.y4 * d.y1 + d.z4 * d.z1) * d.d4 < -1e-13 ELSE false END) THEN false END
+                       AND d.d1 - (d.x4 * d.x1 + d.y4 * d.y1 + d.z4 * d.z1) * d.d4 < -1e-13
+                  ELSE false END) THEN false END
     FROM (SELECT v.n, v.x1, v.y1, v.z1, v.x2, v.y2, v.z2, v.x3, v.y3, v.z3, v.x4, v.y4, v.z4,
                  v.x1 * cx + v.y1 * cy + v.z1 * cz AS d1,
                  v.x2 * cx + v.y2 * cy + v.z2 * cz AS d2,
@@ -587,8 +591,9 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE ROWS 1 AS $$
                  v.x4 * cx + v.y4 * cy + v.z4 * cz AS d4,
                  o.det
           FROM skyreg_corner_vectors(ra_deg, dec_deg) AS v
-          CROSS JOIN LATERAL (SELECT v.x3 * (v.y1 * v.z2 - v.z1 * v.y2) + v.y3 * (v.z1 * v.x2 - v.x1 * v.z2)
-                     + v.z3 * (v.x1 * v.y2 - v.y1 * v.x2) AS det) AS o
+          CROSS JOIN LATERAL (SELECT v.x3 * (v.y1 * v.z2 - v.z1 * v.y2)
+                                     + v.y3 * (v.z1 * v.x2 - v.x1 * v.z2)
+                                     + v.z3 * (v.x1 * v.y2 - v.y1 * v.x2) AS det) AS o
           OFFSET 0) AS d
 $$;
 COMMENT ON FUNCTION skyreg_cap_verdict(float8[], float8[], float8, float8, float8, float8,
@@ -622,7 +627,8 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE ROWS 1 AS $$
                  sign(o.det) * (px * (v.y4 * v.z1 - v.z4 * v.y1) + py * (v.z4 * v.x1 - v.x4 * v.z1)
                      + pz * (v.x4 * v.y1 - v.y4 * v.x1)) AS s41
           FROM skyreg_corner_vectors(ra_deg, dec_deg) AS v
-          CROSS JOIN LATERAL (SELECT v.x3 * (v.y1 * v.z2 - v.z1 * v.y2) + v.y3 * (v.z1 * v.x2 - v.x1 * v.z2)
+          CROSS JOIN LATERAL (SELECT v.x3 * (v.y1 * v.z2 - v.z1 * v.y2)
+                                     + v.y3 * (v.z1 * v.x2 - v.x1 * v.z2)
                                      + v.z3 * (v.x1 * v.y2 - v.y1 * v.x2) AS det) AS o
           OFFSET 0) AS d
 $$;
@@ -713,13 +719,18 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE ROWS 1 AS $$
                    AND sign(d.det) * (d.nx4 * s[10] + d.ny4 * s[11] + d.nz4 * s[12]) < -1e-13)
                     THEN false END
     FROM (SELECT v.n, v.x1, v.y1, v.z1, v.x2, v.y2, v.z2, v.x3, v.y3, v.z3, v.x4, v.y4, v.z4,
-                 v.y1 * v.z2 - v.z1 * v.y2 AS nx1, v.z1 * v.x2 - v.x1 * v.z2 AS ny1, v.x1 * v.y2 - v.y1 * v.x2 AS nz1,
-                 v.y2 * v.z3 - v.z2 * v.y3 AS nx2, v.z2 * v.x3 - v.x2 * v.z3 AS ny2, v.x2 * v.y3 - v.y2 * v.x3 AS nz2,
-                 v.y3 * v.z4 - v.z3 * v.y4 AS nx3, v.z3 * v.x4 - v.x3 * v.z4 AS ny3, v.x3 * v.y4 - v.y3 * v.x4 AS nz3,
-                 v.y4 * v.z1 - v.z4 * v.y1 AS nx4, v.z4 * v.x1 - v.x4 * v.z1 AS ny4, v.x4 * v.y1 - v.y4 * v.x1 AS nz4,
+                 v.y1 * v.z2 - v.z1 * v.y2 AS nx1, v.z1 * v.x2 - v.x1 * v.z2 AS ny1,
+                 v.x1 * v.y2 - v.y1 * v.x2 AS nz1,
+                 v.y2 * v.z3 - v.z2 * v.y3 AS nx2, v.z2 * v.x3 - v.x2 * v.z3 AS ny2,
+                 v.x2 * v.y3 - v.y2 * v.x3 AS nz2,
+                 v.y3 * v.z4 - v.z3 * v.y4 AS nx3, v.z3 * v.x4 - v.x3 * v.z4 AS ny3,
+                 v.x3 * v.y4 - v.y3 * v.x4 AS nz3,
+                 v.y4 * v.z1 - v.z4 * v.y1 AS nx4, v.z4 * v.x1 - v.x4 * v.z1 AS ny4,
+                 v.x4 * v.y1 - v.y4 * v.x1 AS nz4,
                  o.det
           FROM skyreg_corner_vectors(ra_deg, dec_deg) AS v
-          CROSS JOIN LATERAL (SELECT v.x3 * (v.y1 * v.z2 - v.z1 * v.y2) + v.y3 * (v.z1 * v.x2 - v.x1 * v.z2)
+          CROSS JOIN LATERAL (SELECT v.x3 * (v.y1 * v.z2 - v.z1 * v.y2)
+                                     + v.y3 * (v.z1 * v.x2 - v.x1 * v.z2)
                                      + v.z3 * (v.x1 * v.y2 - v.y1 * v.x2) AS det) AS o
           OFFSET 0) AS d
 $$;
