@@ -36,7 +36,7 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 #: SHA-256 of ``sql/0015`` (``functions.sql_digest``): the suite fails if the files change.
-SQL_SHA256 = "aa81e788e079d61110263de3f7db614f3a002875b01fb4d25fa9e33c2e1e86b7"
+SQL_SHA256 = "79ca47c57932f572559c2348f0c85d786e7188754e598be3a9d01fd1d558295e"
 
 
 def upgrade() -> None:

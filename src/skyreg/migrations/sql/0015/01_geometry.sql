@@ -506,23 +506,29 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE ROWS 1 AS $$
     -- only be tiny near 0 degrees; adding 1e-60 degrees to its argument keeps every component
     -- 0 or above 1e-94 in magnitude, so that no product of up to three components (with the
     -- query's, 0 or above 1e-100) rounds to zero, which PostgreSQL reports as an underflow
-    -- error. OFFSET 0 keeps each subquery whole when it is inlined: each sine and cosine is
-    -- computed once per row.
+    -- error. OFFSET 0 keeps each subquery whole when it is inlined: each coordinate is read
+    -- from its array, and each sine and cosine computed, once per row.
     SELECT t.n,
            t.cd1 * t.cr1 AS x1, t.cd1 * t.sr1 AS y1, t.sd1 AS z1,
            t.cd2 * t.cr2 AS x2, t.cd2 * t.sr2 AS y2, t.sd2 AS z2,
            t.cd3 * t.cr3 AS x3, t.cd3 * t.sr3 AS y3, t.sd3 AS z3,
            t.cd4 * t.cr4 AS x4, t.cd4 * t.sr4 AS y4, t.sd4 AS z4
-    FROM (SELECT l.n,
-                 cosd(dec_deg[1]) AS cd1, sind(dec_deg[1] + 1e-60) AS sd1,
-                 cosd(ra_deg[1]) AS cr1, sind(ra_deg[1] + 1e-60) AS sr1,
-                 cosd(dec_deg[2]) AS cd2, sind(dec_deg[2] + 1e-60) AS sd2,
-                 cosd(ra_deg[2]) AS cr2, sind(ra_deg[2] + 1e-60) AS sr2,
-                 cosd(dec_deg[3]) AS cd3, sind(dec_deg[3] + 1e-60) AS sd3,
-                 cosd(ra_deg[3]) AS cr3, sind(ra_deg[3] + 1e-60) AS sr3,
-                 cosd(dec_deg[least(4, l.n)]) AS cd4, sind(dec_deg[least(4, l.n)] + 1e-60) AS sd4,
-                 cosd(ra_deg[least(4, l.n)]) AS cr4, sind(ra_deg[least(4, l.n)] + 1e-60) AS sr4
-          FROM (SELECT array_length(ra_deg, 1) AS n) AS l
+    FROM (SELECT a.n,
+                 cosd(a.d1) AS cd1, sind(a.d1 + 1e-60) AS sd1,
+                 cosd(a.r1) AS cr1, sind(a.r1 + 1e-60) AS sr1,
+                 cosd(a.d2) AS cd2, sind(a.d2 + 1e-60) AS sd2,
+                 cosd(a.r2) AS cr2, sind(a.r2 + 1e-60) AS sr2,
+                 cosd(a.d3) AS cd3, sind(a.d3 + 1e-60) AS sd3,
+                 cosd(a.r3) AS cr3, sind(a.r3 + 1e-60) AS sr3,
+                 cosd(a.d4) AS cd4, sind(a.d4 + 1e-60) AS sd4,
+                 cosd(a.r4) AS cr4, sind(a.r4 + 1e-60) AS sr4
+          FROM (SELECT l.n,
+                       ra_deg[1] AS r1, dec_deg[1] AS d1,
+                       ra_deg[2] AS r2, dec_deg[2] AS d2,
+                       ra_deg[3] AS r3, dec_deg[3] AS d3,
+                       ra_deg[least(4, l.n)] AS r4, dec_deg[least(4, l.n)] AS d4
+                FROM (SELECT array_length(ra_deg, 1) AS n) AS l
+                OFFSET 0) AS a
           OFFSET 0) AS t
     OFFSET 0
 $$;
