@@ -286,14 +286,17 @@ def _vertex_covers(vertices: npt.NDArray[np.float64], level: int,
 
 
 def _label_parts(labels: npt.NDArray[np.int64], size: int) -> list[tuple[int, int]]:
-    """Consecutive ranges of about ``size`` rows, each ending where the label changes."""
+    """Consecutive ranges of about ``size`` rows, each ending where the label changes if it
+    changes soon enough (labels only make the groups tighter: any cut gives the same covers)."""
     n = len(labels)
     changes = np.flatnonzero(labels[1:] != labels[:-1]) + 1
     cuts = [0]
     for target in range(size, n, size):
         at = int(np.searchsorted(changes, target))
         cut = int(changes[at]) if at < len(changes) else n
-        if cut > cuts[-1] and cut < n:
+        if cut - target > size // 10:
+            cut = target
+        if cuts[-1] < cut < n:
             cuts.append(cut)
     cuts.append(n)
     return [(a, b) for a, b in itertools.pairwise(cuts) if b > a]

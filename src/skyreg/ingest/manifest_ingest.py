@@ -22,6 +22,7 @@ from sqlalchemy import Engine
 
 from skyreg.errors import InputError
 from skyreg.geometry.pixelization import PixelScheme
+from skyreg.geometry.polygons import unit_vectors
 from skyreg.ingest import manifest_reader as mr
 from skyreg.ingest.footprints import (
     Footprints,
@@ -29,6 +30,7 @@ from skyreg.ingest.footprints import (
     add_uncontained,
     encode_column_pair,
     pixel_coverage,
+    polygon_coverage,
 )
 from skyreg.ingest.loader import Batch, Reference, load
 from skyreg.ingest.problems import Problems
@@ -79,6 +81,7 @@ class _Coverage:
                  inner: Footprints | None, progress: Progress | None) -> None:
         self.scheme, self.kind, self.progress = scheme, kind, progress
         self.outer, self.inner = outer.encoded, inner.encoded if inner is not None else None
+        self.outer_ra, self.outer_dec = outer.ra, outer.dec
         self.first = np.full(len(self.outer), -2, dtype=np.int64)  # -2: not computed
 
     def __call__(self, rows: npt.NDArray[np.int64]) -> PixelSets:
@@ -91,12 +94,32 @@ class _Coverage:
                 self.progress(f"pixelizing {self.kind}", done, total)
 
         outer = [self.outer[i] for i in rows]
-        pixels = pixel_coverage(self.scheme, outer, advance)
+        pixels = self._outer_coverage(rows, outer, advance)
         if self.inner is not None:
             # Tiles are indexed by their outer polygon; where the inner one may stick out,
             # by the union of both covers.
             pixels = add_uncontained(self.scheme, outer, [self.inner[i] for i in rows], pixels)
         self.first[rows] = pixels.first()
+        return pixels
+
+    def _outer_coverage(self, rows: npt.NDArray[np.int64], outer: list[bytes],
+                        advance: Callable[[int], None]) -> PixelSets:
+        """Covers of the outer polygons: on whole arrays when they share a vertex count.
+
+        Consecutive manifest rows are mostly CCDs of one visit, close together, which is what
+        the whole-array cover groups by (any order gives the same covers).
+        """
+        counts = {len(self.outer_ra[i]) for i in rows[:1000].tolist()}
+        if len(counts) != 1 or self.scheme.scheme != "htm":
+            return pixel_coverage(self.scheme, outer, advance)
+        try:
+            ra = np.array([self.outer_ra[i] for i in rows], dtype=np.float64)
+            dec = np.array([self.outer_dec[i] for i in rows], dtype=np.float64)
+        except ValueError:  # ragged: vertex counts differ further on
+            return pixel_coverage(self.scheme, outer, advance)
+        pixels = polygon_coverage(self.scheme, outer, unit_vectors(ra, dec),
+                                  np.zeros(len(rows), dtype=np.int64))
+        advance(len(rows))
         return pixels
 
     def first_pixels(self, rows: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
