@@ -140,9 +140,11 @@ def test_killed_clients_statement_stops_and_frees_the_ingest_lock(
 
 
 def _insert_phase_backend(engine: Engine) -> bool:
-    """Whether an ingest backend is running an INSERT into a registry table (or its DDL)."""
-    return bool(_backends(engine, "INSERT INTO ccd%") or _backends(engine, "INSERT INTO patch%")
-                or _backends(engine, "ALTER TABLE%"))
+    """Whether an ingest backend is inserting into a registry table: INSERT, or the TRUNCATE
+    and COPY of a batch copied straight into an empty table, or their DDL."""
+    return any(_backends(engine, pattern) for pattern in (
+        "INSERT INTO ccd%", "INSERT INTO patch%", "ALTER TABLE%", "TRUNCATE%", 'COPY "ccd"%',
+        'COPY "patch"%'))
 
 
 @pytest.mark.slow

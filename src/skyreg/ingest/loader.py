@@ -663,8 +663,15 @@ def _copy_into_empty(connection: Connection, staged: Staged, first_id: int) -> N
     documented price of ``FREEZE``; readers of an empty table lose nothing they had).
     """
     batch, target = staged.batch, staged.batch.target
+    referring = _referring(connection, target)
+    # Children are inserted after their parents, so these are still empty; should a batch
+    # order ever break that, TRUNCATE must not take their rows with it.
+    filled = [table.name for table in referring if not _is_empty(connection, table)]
+    if filled:
+        raise RuntimeError(f"cannot copy {target.name} directly: {', '.join(filled)} "
+                           "received rows first")
     emptied = [target, *([batch.pixel_table] if batch.pixel_table is not None else []),
-               *_referring(connection, target)]
+               *referring]
     names = list(dict.fromkeys(table.name for table in emptied))
     _driver(connection).execute(sql.SQL("TRUNCATE {}").format(
         sql.SQL(", ").join(sql.Identifier(name) for name in names)))
