@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -25,6 +26,8 @@ from sqlalchemy import (
     text,
 )
 
+from skyreg.db.binary_copy import COPY_HEADER, COPY_TRAILER, Columns
+from skyreg.db.binary_copy import Column as BinaryColumn
 from skyreg.ingest.loader import _column_wise, _copy
 
 COLUMNS = (("t", Text), ("i2", SmallInteger), ("i4", Integer), ("i8", BigInteger),
@@ -72,7 +75,7 @@ def batches(draw: st.DrawFn) -> tuple[bool, list[tuple[Any, ...]]]:
     ragged_floats = st.lists(floats, min_size=1, max_size=5)
     blobs = st.binary(min_size=width, max_size=width)
     columns = [
-        draw(_column(st.text(alphabet=characters, max_size=8), rows, fixed, varying=False)),
+        draw(_column(st.text(alphabet=characters, max_size=8), rows, fixed)),
         draw(_column(st.integers(-2**15, 2**15 - 1), rows, fixed)),
         draw(_column(st.integers(-2**31, 2**31 - 1), rows, fixed)),
         draw(_column(st.integers(-2**63, 2**63 - 1), rows, fixed)),
@@ -118,3 +121,30 @@ def test_fixed_width_rows_take_the_column_wise_path() -> None:
     assert _column_wise(list(table.columns), ragged) is None
     too_big = [*rows[:2], ("LSSTCam", 2**15, 2, 3, 0.5, b"ab", [1.0, 2.0], [1, 2], 2)]
     assert _column_wise(list(table.columns), too_big) is None
+
+
+@settings(max_examples=50, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(texts=st.lists(st.one_of(st.none(), st.text(alphabet=characters, max_size=40)),
+                      min_size=1, max_size=30),
+       chunk=st.integers(1, 7))
+def test_texts_of_any_length_and_nulls_copy_exactly(connection: Connection,
+                                                    texts: list[str | None],
+                                                    chunk: int) -> None:
+    # Rows with a text of its own each: laid out by scattering bytes (binary_copy), in chunks.
+    rows = [(i, text_value, "shared") for i, text_value in enumerate(texts)]
+    columns = Columns([BinaryColumn("int8", np.arange(len(texts), dtype=np.int64)),
+                       BinaryColumn("texts", texts), BinaryColumn("text", "shared")],
+                      len(texts))
+    driver = connection.connection.driver_connection
+    with connection.begin() as transaction:
+        connection.execute(text("CREATE TEMPORARY TABLE varying (n int8, t text, s text)"))
+        with driver.cursor() as cursor, cursor.copy(
+                "COPY varying FROM STDIN (FORMAT BINARY)") as copy:
+            copy.write(COPY_HEADER)
+            for piece in columns.chunks(chunk):
+                copy.write(piece)
+            copy.write(COPY_TRAILER)
+        stored = connection.execute(text("SELECT n, t, s FROM varying ORDER BY n")).all()
+        assert [tuple(row) for row in stored] == rows
+        transaction.rollback()

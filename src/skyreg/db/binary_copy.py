@@ -35,7 +35,8 @@ class Column:
 
     ``int8``/``int4``/``int2``/``float8``: a 1-D array. ``int8[]``/``int4[]``/``float8[]``: a
     2-D (rows, elements) array. ``bytea``: a 2-D uint8 array (rows, bytes). ``text``: one
-    ``str`` shared by every row. ``null``: NULL in every row.
+    ``str`` shared by every row. ``texts``: one ``str`` or None (NULL) per row, of any
+    lengths (rows are then laid out by :func:`_encode_varying`). ``null``: NULL in every row.
     """
 
     kind: str
@@ -91,6 +92,12 @@ def _field_layout(column: Column) -> list[tuple[Any, ...]]:
 
 
 def _encode(columns: list[Column], start: int, end: int) -> bytes:
+    if any(column.kind == "texts" for column in columns):
+        return _encode_varying(columns, start, end)
+    return _encode_fixed(columns, start, end)
+
+
+def _encode_fixed(columns: list[Column], start: int, end: int) -> bytes:
     dtype = np.dtype([("fields", ">i2")] + [
         (f"c{i}", _field_layout(column)) for i, column in enumerate(columns)])
     rows: npt.NDArray[Any] = np.zeros(end - start, dtype=dtype)
@@ -119,6 +126,48 @@ def _encode(columns: list[Column], start: int, end: int) -> bytes:
             field["items"]["size"] = np.dtype(element).itemsize
             field["items"]["value"] = values[start:end]
     return rows.tobytes()
+
+
+def _encode_varying(columns: list[Column], start: int, end: int) -> bytes:
+    """Rows with texts of different lengths: each column's bytes scattered into place.
+
+    Fixed-width columns are formatted as in :func:`_encode`, one column at a time; a text
+    column is its length prefixes plus its concatenated UTF-8 bytes. Every row's offset is a
+    cumulative sum, so the whole chunk is still a few numpy passes, not a loop over rows.
+    """
+    count = end - start
+    pieces: list[tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64] | None]] = []
+    widths = np.full(count, 2, dtype=np.int64)  # the field count
+    for column in columns:
+        if column.kind == "texts":
+            values = list(column.values[start:end])
+            encoded = [b"" if value is None else str(value).encode() for value in values]
+            lengths = np.fromiter((len(b) for b in encoded), dtype=np.int64, count=count)
+            sizes = np.where([value is None for value in values], -1, lengths)
+            prefix = np.asarray(sizes, dtype=">i4").view(np.uint8).reshape(count, 4)
+            pieces.append((prefix, None))
+            pieces.append((np.frombuffer(b"".join(encoded), dtype=np.uint8), lengths))
+            widths += 4 + lengths
+        else:
+            block = np.frombuffer(_encode_fixed([column], start, end), dtype=np.uint8)
+            block = block.reshape(count, -1)[:, 2:]  # without each row's field count
+            pieces.append((block, None))
+            widths += block.shape[1]
+    out = np.empty(int(widths.sum()), dtype=np.uint8)
+    position = np.concatenate([[0], np.cumsum(widths)[:-1]]).astype(np.int64)
+    out[position[:, None] + np.arange(2)] = np.frombuffer(
+        struct.pack(">h", len(columns)), dtype=np.uint8)
+    position += 2
+    for data, text_lengths in pieces:
+        if text_lengths is None:
+            out[position[:, None] + np.arange(data.shape[1])] = data
+            position += data.shape[1]
+        else:
+            starts = np.concatenate([[0], np.cumsum(text_lengths)[:-1]]).astype(np.int64)
+            within = np.arange(len(data), dtype=np.int64) - np.repeat(starts, text_lengths)
+            out[np.repeat(position, text_lengths) + within] = data
+            position += text_lengths
+    return out.tobytes()
 
 
 def encoded_polygons(blobs: Sequence[bytes]) -> npt.NDArray[np.uint8] | None:

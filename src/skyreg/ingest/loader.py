@@ -198,8 +198,10 @@ def _fixed_column(kind: str, values: Sequence[Any]) -> BinaryColumn | None:
         return None
     if kind == "text":
         first = values[0]
-        same = isinstance(first, str) and all(value == first for value in values)
-        return BinaryColumn("text", first) if same else None
+        if isinstance(first, str) and all(value == first for value in values):
+            return BinaryColumn("text", first)
+        return BinaryColumn("texts", list(values)) \
+            if all(isinstance(value, str) for value in values) else None
     if kind == "bytea":
         if not all(isinstance(value, bytes) for value in values):
             return None
@@ -431,7 +433,14 @@ def _distinct_values(batch: Batch, positions: npt.NDArray[np.int64],
               for part, same in zip(parts, shared, strict=True) if not same]
     if any(array.ndim != 1 for array in arrays):
         raise TypeError(f"batch {batch.kind}: a reference to array columns {columns}")
-    distinct = np.unique(np.stack(arrays, axis=1), axis=0).tolist() if arrays else [[]]
+    distinct: list[Sequence[Any]]
+    if not arrays:
+        distinct = [()]
+    elif any(array.dtype.kind not in "iuf" for array in arrays):  # texts of each row
+        distinct = sorted(set(zip(*(array.tolist() for array in arrays), strict=True)),
+                          key=repr)
+    else:
+        distinct = np.unique(np.stack(arrays, axis=1), axis=0).tolist()
     out = []
     for row in distinct:
         values = iter(row)
@@ -888,12 +897,17 @@ def _ccd_keys(staged: Staged) -> overlaps.CcdKeys:
     if isinstance(rows, Columns):
         # Column-wise text is one value shared by every row (db.binary_copy.Column).
         name_column, visit_column, detector_column = (rows.columns[i] for i in at)
-        if name_column.kind != "text":
+        visits = np.asarray(visit_column.values, dtype=np.int64)[positions]
+        detectors = np.asarray(detector_column.values, dtype=np.int64)[positions]
+        if name_column.kind == "text":
+            return overlaps.CcdKeys((str(name_column.values),),
+                                    np.zeros(len(positions), dtype=np.int64), visits, detectors)
+        if name_column.kind != "texts":
             raise TypeError(f"batch {batch.kind}: instrument column of kind {name_column.kind}")
-        return overlaps.CcdKeys((str(name_column.values),),
-                                np.zeros(len(positions), dtype=np.int64),
-                                np.asarray(visit_column.values, dtype=np.int64)[positions],
-                                np.asarray(detector_column.values, dtype=np.int64)[positions])
+        names, codes = np.unique(np.asarray(name_column.values, dtype=str)[positions],
+                                 return_inverse=True)
+        return overlaps.CcdKeys(tuple(str(name) for name in names), codes.astype(np.int64),
+                                visits, detectors)
     picked = [rows[int(i)] for i in positions]
     names, codes = np.unique(np.array([str(row[at[0]]) for row in picked], dtype=str),
                              return_inverse=True)
