@@ -14,6 +14,7 @@ from skyreg import ConflictError, Registry
 from skyreg.cli.main import cli
 from skyreg.errors import InputErrors
 from skyreg.geometry.pixelization import PixelScheme
+from skyreg.ingest import footprints
 from test_ingest import small_spec
 
 TABLES = ("instrument", "detector", "visit", "ccd", "ccd_pixel", "skymap", "tract",
@@ -100,15 +101,23 @@ def test_cli_check(database_url: str, tmp_path: Path) -> None:
 
 @pytest.fixture
 def envelopes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Counts the footprints whose pixel coverage is computed (sphgeom envelope calls)."""
+    """Counts the footprints whose pixel coverage is computed: sphgeom envelope calls, and
+    the polygons covered on whole arrays (footprints._vertex_covers; small inputs, so in this
+    process)."""
     calls: list[int] = []
     original = PixelScheme.envelope
+    vertex_covers = footprints._vertex_covers
 
     def counting(self: PixelScheme, region: Any) -> Any:
         calls.append(1)
         return original(self, region)
 
+    def counting_arrays(vertices: Any, level: int, neighbours: Any) -> Any:
+        calls.extend([1] * len(vertices))
+        return vertex_covers(vertices, level, neighbours)
+
     monkeypatch.setattr(PixelScheme, "envelope", counting)
+    monkeypatch.setattr(footprints, "_vertex_covers", counting_arrays)
     return calls
 
 
