@@ -131,7 +131,7 @@ def _encode_fixed(columns: list[Column], start: int, end: int) -> bytes:
 def _encode_varying(columns: list[Column], start: int, end: int) -> bytes:
     """Rows with texts of different lengths: each column's bytes scattered into place.
 
-    Fixed-width columns are formatted as in :func:`_encode`, one column at a time; a text
+    Fixed-width columns are formatted by :func:`_encode_fixed`, one column at a time; a text
     column is its length prefixes plus its concatenated UTF-8 bytes. Every row's offset is a
     cumulative sum, so the whole chunk is still a few numpy passes, not a loop over rows.
     """

@@ -10,6 +10,7 @@ import itertools
 import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -205,8 +206,14 @@ def start_pixel_coverage(scheme: PixelScheme, encoded: list[bytes]
     if len(encoded) < POOL_THRESHOLD or (os.cpu_count() or 1) < 2:
         result = pixel_coverage(scheme, encoded)
         return lambda: result
+    return _in_pool([(_pixels_of, (scheme, chunk)) for chunk in _chunks(encoded)])
+
+
+def _in_pool(tasks: Sequence[tuple[Callable[..., PixelSets], tuple[Any, ...]]]
+             ) -> Callable[[], PixelSets]:
+    """Submit the tasks to a new process pool; the result waits, concatenates, shuts it down."""
     pool = process_pool(os.cpu_count() or 1)
-    futures = [pool.submit(_pixels_of, scheme, chunk) for chunk in _chunks(encoded)]
+    futures = [pool.submit(function, *arguments) for function, arguments in tasks]
 
     def wait() -> PixelSets:
         try:
@@ -255,17 +262,8 @@ def start_polygon_coverage(scheme: PixelScheme, encoded: list[bytes],
         result = PixelSets.concat([_vertex_covers(vertices[a:b], scheme.level, neighbours[a:b])
                                    for a, b in parts])
         return lambda: result
-    pool = process_pool(os.cpu_count() or 1)
-    futures = [pool.submit(_vertex_covers, vertices[a:b], scheme.level, neighbours[a:b])
-               for a, b in parts]
-
-    def wait() -> PixelSets:
-        try:
-            return PixelSets.concat([future.result() for future in futures])
-        finally:
-            pool.shutdown()
-
-    return wait
+    return _in_pool([(_vertex_covers, (vertices[a:b], scheme.level, neighbours[a:b]))
+                     for a, b in parts])
 
 
 def polygon_coverage(scheme: PixelScheme, encoded: list[bytes],

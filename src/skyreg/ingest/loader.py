@@ -35,7 +35,8 @@ timeout would not do: the statements of a big load legitimately run for minutes.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -502,6 +503,21 @@ def _stage(connection: Connection, batch: Batch, metadata: MetaData,
     pixel_seconds = time.perf_counter() - pixels_started
     if pixels is not None and pixels_known is not None:
         pixels_known(batch, new, pixels)
+
+    def remaining_pixels() -> PixelSets | None:
+        """The new rows' pixels, computed now unless ordering them needed them (timed)."""
+        nonlocal pixel_seconds
+        result = pixels
+        if with_pixels and batch.pixels is not None and result is None:
+            computing = time.perf_counter()
+            result = _pixels_of(batch, new)
+            pixel_seconds += time.perf_counter() - computing
+            if pixels_known is not None:
+                pixels_known(batch, new, result)
+        if result is not None:
+            timings[f"pixels {batch.kind}"] = pixel_seconds
+        return result
+
     if empty and with_pixels and _copies_directly(connection, batch, references):
         # Nothing to compare against: the rows wait in memory for the insert, once their
         # references are checked.
@@ -509,14 +525,7 @@ def _stage(connection: Connection, batch: Batch, metadata: MetaData,
             if ref.kind == batch.kind:
                 _refuse_unknown_values(connection, batch, new, ref, metadata,
                                        parents.get(ref.parent.name))
-        if batch.pixels is not None and pixels is None:
-            pixels_started = time.perf_counter()
-            pixels = _pixels_of(batch, new)
-            pixel_seconds += time.perf_counter() - pixels_started
-            if pixels_known is not None:
-                pixels_known(batch, new, pixels)
-        if pixels is not None:
-            timings[f"pixels {batch.kind}"] = pixel_seconds
+        pixels = remaining_pixels()
         timings[f"stage {batch.kind}"] = time.perf_counter() - started
         return Staged(batch, None, len(new), None, True, new, pixels)
 
@@ -526,14 +535,7 @@ def _stage(connection: Connection, batch: Batch, metadata: MetaData,
     table = _temporary(f"stage_{batch.kind}", metadata, *columns, Column("row_no", BigInteger))
     table.create(connection)
     _copy(connection, table, _numbered(_take(batch.rows, np.concatenate([new, stored]))))
-    if with_pixels and batch.pixels is not None and pixels is None:
-        pixels_started = time.perf_counter()
-        pixels = _pixels_of(batch, new)
-        pixel_seconds += time.perf_counter() - pixels_started
-        if pixels_known is not None:
-            pixels_known(batch, new, pixels)
-    if pixels is not None:
-        timings[f"pixels {batch.kind}"] = pixel_seconds
+    pixels = remaining_pixels()
     pixel_table = None
     if pixels is not None and len(new):
         pixel_table = _temporary(f"stage_{batch.kind}_pixel", metadata,
@@ -633,23 +635,33 @@ def _insert(connection: Connection, staged: Staged, first_id: int) -> None:
     rows = select(*columns)
     if staged.new < len(batch.rows):
         rows = rows.where(stage.c.row_no < staged.new)
-    # Into an empty table, drop the index and the checks of each row and rebuild them once
-    # afterwards: one sort instead of millions of B-tree descents and trigger calls.
     bulk = staged.target_was_empty and _owns(connection, target)
+    with _keys_built_after(connection, batch, bulk):
+        connection.execute(insert(target).from_select([column.name for column in columns],
+                                                      rows))
+        if batch.pixel_table is not None and staged.pixel_table is not None:
+            pixel_stage = staged.pixel_table
+            pixel_id = (literal(first_id, BigInteger) + pixel_stage.c.row_no).label(id_column)
+            pixel_rows = select(pixel_stage.c.pix, pixel_id)
+            if not bulk:  # B-tree inserts in key order
+                pixel_rows = pixel_rows.order_by(pixel_stage.c.pix)
+            connection.execute(insert(batch.pixel_table).from_select(["pix", id_column],
+                                                                     pixel_rows))
+
+
+@contextmanager
+def _keys_built_after(connection: Connection, batch: Batch, bulk: bool) -> Iterator[None]:
+    """For a bulk load into an empty table (``bulk``), drop the target's deferrable
+    constraints and indexes and build them once the rows are in: one sort instead of millions
+    of B-tree descents and trigger calls. Other loads keep them. (An error rolls the whole
+    transaction back, drops included.)"""
     constraints = _deferrable_constraints(batch) if bulk else []
-    indexes = sorted(target.indexes, key=lambda index: str(index.name)) if bulk else []
+    indexes = sorted(batch.target.indexes, key=lambda index: str(index.name)) if bulk else []
     for constraint in constraints:
         connection.execute(DropConstraint(constraint))
     for index in indexes:
         connection.execute(DropIndex(index))
-    connection.execute(insert(target).from_select([column.name for column in columns], rows))
-    if batch.pixel_table is not None and staged.pixel_table is not None:
-        pixel_stage = staged.pixel_table
-        pixel_id = (literal(first_id, BigInteger) + pixel_stage.c.row_no).label(id_column)
-        pixel_rows = select(pixel_stage.c.pix, pixel_id)
-        if not bulk:
-            pixel_rows = pixel_rows.order_by(pixel_stage.c.pix)  # B-tree inserts in key order
-        connection.execute(insert(batch.pixel_table).from_select(["pix", id_column], pixel_rows))
+    yield
     for constraint in constraints:
         connection.execute(AddConstraint(constraint))  # builds the index / validates once
     for index in indexes:
@@ -684,12 +696,14 @@ def _copy_into_empty(connection: Connection, staged: Staged, first_id: int) -> N
     names = list(dict.fromkeys(table.name for table in emptied))
     _driver(connection).execute(sql.SQL("TRUNCATE {}").format(
         sql.SQL(", ").join(sql.Identifier(name) for name in names)))
-    constraints = _deferrable_constraints(batch)
-    indexes = sorted(target.indexes, key=lambda index: str(index.name))
-    for constraint in constraints:
-        connection.execute(DropConstraint(constraint))
-    for index in indexes:
-        connection.execute(DropIndex(index))
+    with _keys_built_after(connection, batch, bulk=True):
+        _copy_rows_frozen(connection, staged, first_id)
+
+
+def _copy_rows_frozen(connection: Connection, staged: Staged, first_id: int) -> None:
+    """The COPY ... FREEZE of :func:`_copy_into_empty`: the rows with their ids, then the
+    pixel rows."""
+    batch, target = staged.batch, staged.batch.target
     rows = _take(batch.rows, staged.new_positions)
     columns = [target.c[name] for name in batch.columns]
     if batch.pixel_table is not None:
@@ -707,10 +721,6 @@ def _copy_into_empty(connection: Connection, staged: Staged, first_id: int) -> N
                    Columns([BinaryColumn("int8", pixels.flat),
                             BinaryColumn("int8", first_id + pixels.owners())],
                            len(pixels.flat)), freeze=True)
-    for constraint in constraints:
-        connection.execute(AddConstraint(constraint))
-    for index in indexes:
-        connection.execute(CreateIndex(index))
 
 
 def _reserve_ids(connection: Connection, table: Table, column: str, count: int) -> int:
