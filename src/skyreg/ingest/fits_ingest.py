@@ -38,6 +38,7 @@ from skyreg.fits.scan import (
     scan_coadd_file,
     scan_file,
 )
+from skyreg.geometry.bounding_caps import CAP_COLUMNS, caps_of_encoded
 from skyreg.geometry.hull import hull_vertices
 from skyreg.geometry.pixelization import PixelScheme
 from skyreg.geometry.polygons import check_polygons, encode_polygons
@@ -425,9 +426,11 @@ def _ccd_batches(scheme: PixelScheme, scans: list[CcdScan], options: FitsIngestO
                "mjd_tai_start", "mjd_tai_end", "region", "ra", "dec"),
               visit_rows, source=source, compare=VISIT_FIELDS),
         Batch("ccd", ccd, ("instrument", "visit", "detector"),
-              ("instrument", "visit", "detector", "region", "ra", "dec"),
-              [(r.instrument, r.visit, r.detector, blob, *vertices)
-               for (_, r), blob, vertices in zip(records, blobs, footprints, strict=True)],
+              ("instrument", "visit", "detector", "region", "ra", "dec", *CAP_COLUMNS),
+              [(r.instrument, r.visit, r.detector, blob, *vertices, *cap)
+               for (_, r), blob, vertices, cap in zip(records, blobs, footprints,
+                                                      caps_of_encoded(blobs).tolist(),
+                                                      strict=True)],
               ccd_pixel, "ccd_id", pixels, source=source, compare=()),
         Batch("ccd_dataset", ccd_dataset, ("dataset_type", "instrument", "visit", "detector"),
               ("dataset_type", "instrument", "visit", "detector", "uri", "hdu", "format",

@@ -21,6 +21,7 @@ from psycopg.types.json import Jsonb
 from sqlalchemy import Engine
 
 from skyreg.errors import InputError
+from skyreg.geometry.bounding_caps import CAP_COLUMNS, caps_of_encoded
 from skyreg.geometry.pixelization import PixelScheme
 from skyreg.geometry.polygons import unit_vectors
 from skyreg.ingest import manifest_reader as mr
@@ -67,6 +68,12 @@ def _valid(footprints: Footprints | None) -> Footprints:
 
 def _footprint_rows(footprints: Footprints) -> tuple[list[bytes], list[Any], list[Any]]:
     return footprints.encoded, footprints.ra, footprints.dec
+
+
+def _cap_columns(footprints: Footprints) -> list[list[float]]:
+    """The ``ccd.cap_*`` values of each footprint, column by column (CAP_COLUMNS order)."""
+    caps = caps_of_encoded(footprints.encoded)
+    return [caps[:, i].tolist() for i in range(caps.shape[1])]
 
 
 class _Coverage:
@@ -256,10 +263,13 @@ def _batches(manifest: mr.Manifest, scheme: PixelScheme, problems: Problems,
         table = manifest.ccds
         region = _valid(geometry["ccd"][0])
         rows = list(zip(*_columns(table, ["instrument", "visit", "detector"]),
-                        *_footprint_rows(region), strict=True))
+                        *_footprint_rows(region), *_cap_columns(region), strict=True))
+        # The caps are derived from the region: a re-run compares the footprint itself.
         batches.append(Batch("ccd", ccd, ("instrument", "visit", "detector"),
-                             ("instrument", "visit", "detector", "region", "ra", "dec"), rows,
-                             ccd_pixel, "ccd_id", coverage["ccd"], source=mr.CCDS_FILE))
+                             ("instrument", "visit", "detector", "region", "ra", "dec",
+                              *CAP_COLUMNS), rows,
+                             ccd_pixel, "ccd_id", coverage["ccd"], source=mr.CCDS_FILE,
+                             compare=("region", "ra", "dec")))
         references.append(Reference("ccd", ("instrument", "detector"), detector,
                                     ("instrument", "detector")))
         if "uri" in table.column_names:

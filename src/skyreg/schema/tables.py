@@ -64,6 +64,22 @@ def _footprint_columns(prefix: str, what: str) -> list[Column[object]]:
     ]
 
 
+def _cap_columns() -> list[Column[object]]:
+    """Two caps of the footprint, derived from ``region`` at ingest, for the SQL searches'
+    first prefilter (skyreg.geometry.bounding_caps). NULL when a writer did not compute them:
+    the searches then run their other tests, with the same answers."""
+    what = {"cap_x": "centre of both caps (unit vector x), inside the footprint",
+            "cap_y": "centre of both caps (unit vector y)",
+            "cap_z": "centre of both caps (unit vector z)",
+            "cap_inner_cos": "cosine of the radius of a cap inside the footprint",
+            "cap_inner_sin": "sine of that radius",
+            "cap_outer_cos": "cosine of the radius of a cap holding the footprint "
+                             "(-1: no such cap below 90 degrees)",
+            "cap_outer_sin": "sine of that radius"}
+    return [Column(name, Double, nullable=True, comment=comment)
+            for name, comment in what.items()]
+
+
 def _pixel_table(name: str, owner: str, owner_id: str) -> Table:
     return Table(
         name,
@@ -154,6 +170,7 @@ ccd = Table(
     Column("visit", BigInteger, nullable=False),
     Column("detector", BigInteger, nullable=False),
     *_footprint_columns("", "CCD footprint"),
+    *_cap_columns(),
     PrimaryKeyConstraint("ccd_id"),
     UniqueConstraint("instrument", "visit", "detector"),
     ForeignKeyConstraint(["instrument", "visit"], ["visit.instrument", "visit.visit"]),
