@@ -59,9 +59,7 @@ class Columns:
 
     def take(self, order: npt.NDArray[np.int64]) -> Columns:
         """The rows at the given positions, in that order."""
-        return Columns([column if column.kind in ("text", "null")
-                        else Column(column.kind, np.asarray(column.values)[order])
-                        for column in self.columns], len(order))
+        return Columns([_taken(column, order) for column in self.columns], len(order))
 
     def with_columns(self, *extra: Column) -> Columns:
         return Columns([*self.columns, *extra], self.count)
@@ -70,6 +68,17 @@ class Columns:
         """The rows in binary COPY format (without header and trailer), in pieces."""
         for start in range(0, self.count, rows_per_chunk):
             yield _encode(self.columns, start, min(start + rows_per_chunk, self.count))
+
+
+def _taken(column: Column, order: npt.NDArray[np.int64]) -> Column:
+    """One column's rows at the given positions. Texts of each row stay a list of str: as a
+    numpy array they would be fixed-width UTF-32 (1.89 M file URIs: 0.5 GB, ~1.5 s to make)."""
+    if column.kind in ("text", "null"):
+        return column
+    if column.kind == "texts" and not isinstance(column.values, np.ndarray):
+        values = column.values
+        return Column("texts", [values[i] for i in order.tolist()])
+    return Column(column.kind, np.asarray(column.values)[order])
 
 
 def _field_layout(column: Column) -> list[tuple[Any, ...]]:

@@ -54,6 +54,7 @@ from skyreg.ingest.fits_clashes import (
 )
 from skyreg.ingest.footprints import pixel_coverage
 from skyreg.ingest.loader import Batch, load, vacuum_tables
+from skyreg.ingest.paused_gc import with_paused_gc
 from skyreg.ingest.report import KindCount
 from skyreg.schema import (
     ccd,
@@ -218,6 +219,7 @@ def _dataset_dimensions(engine: Engine, options: FitsIngestOptions) -> str:
     return stored
 
 
+@with_paused_gc
 def ingest_fits(engine: Engine, scheme: PixelScheme, paths: Sequence[str | Path],
                 options: FitsIngestOptions, progress: Progress | None = None
                 ) -> FitsIngestReport:

@@ -33,7 +33,8 @@ from skyreg.ingest.footprints import (
     pixel_coverage,
     polygon_coverage,
 )
-from skyreg.ingest.loader import Batch, Reference, load
+from skyreg.ingest.loader import Batch, Reference, column_rows, load
+from skyreg.ingest.paused_gc import with_paused_gc
 from skyreg.ingest.problems import Problems
 from skyreg.ingest.report import IngestReport
 from skyreg.schema import (
@@ -70,10 +71,17 @@ def _footprint_rows(footprints: Footprints) -> tuple[list[bytes], list[Any], lis
     return footprints.encoded, footprints.ra, footprints.dec
 
 
-def _cap_columns(footprints: Footprints) -> list[list[float]]:
+def _cap_columns(footprints: Footprints) -> list[npt.NDArray[np.float64]]:
     """The ``ccd.cap_*`` values of each footprint, column by column (CAP_COLUMNS order)."""
     caps = caps_of_encoded(footprints.encoded)
-    return [caps[:, i].tolist() for i in range(caps.shape[1])]
+    return [np.ascontiguousarray(caps[:, i]) for i in range(caps.shape[1])]
+
+
+def _integers(table: pa.Table, names: list[str]) -> list[Any]:
+    """Integer columns as numpy arrays (as lists where a value is missing: the loader then
+    says which row)."""
+    return [table.column(name).to_numpy() if table.column(name).null_count == 0
+            else table.column(name).to_pylist() for name in names]
 
 
 class _Coverage:
@@ -157,14 +165,16 @@ def _ccd_files(table: pa.Table, coverage: _Coverage) -> Batch:
     def sort_keys(rows: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
         return coverage.first_pixels(ccd_rows[rows])
 
-    rows = list(zip(column("dataset_type", "raw"), *_columns(
-        with_file, ["instrument", "visit", "detector", "uri"]), column("hdu", 0),
-        column("format", "fits"), column("size_bytes", None), column("checksum", None),
-        strict=True))
+    names = ("dataset_type", "instrument", "visit", "detector", "uri", "hdu", "format",
+             "size_bytes", "checksum")
+    rows = column_rows(ccd_dataset, names, [
+        column("dataset_type", "raw"), with_file.column("instrument").to_pylist(),
+        *_integers(with_file, ["visit", "detector"]), with_file.column("uri").to_pylist(),
+        column("hdu", 0), column("format", "fits"), column("size_bytes", None),
+        column("checksum", None)])
     return Batch("ccd_dataset", ccd_dataset, ("dataset_type", "instrument", "visit", "detector"),
-                 ("dataset_type", "instrument", "visit", "detector", "uri", "hdu", "format",
-                  "size_bytes", "checksum"), rows, source=mr.CCDS_FILE,
-                 compare=("uri", "hdu", "checksum"), sort_key=sort_keys)
+                 names, rows, source=mr.CCDS_FILE, compare=("uri", "hdu", "checksum"),
+                 sort_key=sort_keys)
 
 
 def _batches(manifest: mr.Manifest, scheme: PixelScheme, problems: Problems,
@@ -262,14 +272,14 @@ def _batches(manifest: mr.Manifest, scheme: PixelScheme, problems: Problems,
     if manifest.ccds is not None:
         table = manifest.ccds
         region = _valid(geometry["ccd"][0])
-        rows = list(zip(*_columns(table, ["instrument", "visit", "detector"]),
-                        *_footprint_rows(region), *_cap_columns(region), strict=True))
+        ccd_names = ("instrument", "visit", "detector", "region", "ra", "dec", *CAP_COLUMNS)
+        ccd_rows = column_rows(ccd, ccd_names, [
+            table.column("instrument").to_pylist(), *_integers(table, ["visit", "detector"]),
+            *_footprint_rows(region), *_cap_columns(region)])
         # The caps are derived from the region: a re-run compares the footprint itself.
-        batches.append(Batch("ccd", ccd, ("instrument", "visit", "detector"),
-                             ("instrument", "visit", "detector", "region", "ra", "dec",
-                              *CAP_COLUMNS), rows,
-                             ccd_pixel, "ccd_id", coverage["ccd"], source=mr.CCDS_FILE,
-                             compare=("region", "ra", "dec")))
+        batches.append(Batch("ccd", ccd, ("instrument", "visit", "detector"), ccd_names,
+                             ccd_rows, ccd_pixel, "ccd_id", coverage["ccd"],
+                             source=mr.CCDS_FILE, compare=("region", "ra", "dec")))
         references.append(Reference("ccd", ("instrument", "detector"), detector,
                                     ("instrument", "detector")))
         if "uri" in table.column_names:
@@ -279,6 +289,7 @@ def _batches(manifest: mr.Manifest, scheme: PixelScheme, problems: Problems,
     return batches, references
 
 
+@with_paused_gc
 def ingest_manifest(engine: Engine, scheme: PixelScheme, root: Path,
                     progress: Progress | None = None, check: bool = False) -> IngestReport:
     """Load one manifest directory; see :meth:`skyreg.Registry.ingest_manifest`.

@@ -30,6 +30,7 @@ from skyreg.ingest.footprints import (
     start_polygon_coverage,
 )
 from skyreg.ingest.loader import Batch, load
+from skyreg.ingest.paused_gc import with_paused_gc
 from skyreg.ingest.report import KindCount
 from skyreg.schema import patch, patch_pixel, skymap, tract, tract_pixel
 from skyreg.skymaps import SkyMapDefinition, SkyMapGeometry, build_skymap, definition_hash
@@ -73,6 +74,7 @@ def stored_hash(engine: Engine, name: str) -> str | None:
     return None if value is None else str(value)
 
 
+@with_paused_gc
 def register_skymap(engine: Engine, scheme: PixelScheme, name: str,
                     definition: SkyMapDefinition, progress: Progress | None = None
                     ) -> SkymapReport:
