@@ -54,7 +54,7 @@ from skyreg.ingest.fits_clashes import (
 )
 from skyreg.ingest.footprints import pixel_coverage
 from skyreg.ingest.loader import Batch, load, vacuum_tables
-from skyreg.ingest.paused_gc import with_paused_gc
+from skyreg.ingest.paused_gc import paused_gc
 from skyreg.ingest.report import KindCount
 from skyreg.schema import (
     ccd,
@@ -219,7 +219,6 @@ def _dataset_dimensions(engine: Engine, options: FitsIngestOptions) -> str:
     return stored
 
 
-@with_paused_gc
 def ingest_fits(engine: Engine, scheme: PixelScheme, paths: Sequence[str | Path],
                 options: FitsIngestOptions, progress: Progress | None = None
                 ) -> FitsIngestReport:
@@ -243,13 +242,17 @@ def ingest_fits(engine: Engine, scheme: PixelScheme, paths: Sequence[str | Path]
     for scan in scans:
         report.problems.extend(scan.problems)
 
-    if dimensions == "ccd":
-        _load_ccd_files(engine, scheme, good, options, report, progress)  # type: ignore[arg-type]
-    else:
-        from skyreg.ingest.coadd_ingest import load_coadd_files
+    # The collector is paused for the loading only: reading headers makes astropy objects,
+    # which may hold reference cycles that only the collector frees.
+    with paused_gc():
+        if dimensions == "ccd":
+            _load_ccd_files(engine, scheme, good, options, report,  # type: ignore[arg-type]
+                            progress)
+        else:
+            from skyreg.ingest.coadd_ingest import load_coadd_files
 
-        load_coadd_files(engine, scheme, good, options, report,  # type: ignore[arg-type]
-                         progress)
+            load_coadd_files(engine, scheme, good, options, report,  # type: ignore[arg-type]
+                             progress)
     report.files_refused = len({problem.path for problem in report.problems})
     report.seconds = time.perf_counter() - started
     return report

@@ -5,9 +5,10 @@ more are alive (the input's columns, encoded polygons). Every allocation counts 
 collection, and each full collection walks every live container: at 1.89 M CCDs that was
 about 20 s of a 175 s manifest ingest spent re-scanning the same objects (cProfile: one
 list comprehension of 1.89 M tuples took 17.6 s inside the ingest, 0.4 s with the collector
-off). Nothing an ingest builds is cyclic garbage, so the collector is simply switched off
-while it runs; reference counting frees the rows as usual, and the collector is back on
-(if it was) the moment the ingest ends, however it ends.
+off). What a load builds (rows, columns, polygons) is never cyclic garbage, so the collector
+is simply switched off while it runs; reference counting frees the rows as usual, and the
+collector is back on (if it was) the moment the load ends, however it ends. Work that may
+leave cycles behind (astropy's FITS objects while headers are read) runs outside the pause.
 """
 
 from __future__ import annotations
