@@ -214,3 +214,14 @@ def test_ingest_and_migration_store_the_caps_and_null_caps_change_no_answer(
     assert _stored_caps(url) == stored
     with Registry.connect(database_url) as again:
         assert _cone_and_point_answers(again, url) == truth
+    # A region that is no polygon (another program's) gets NULL caps; the upgrade goes on.
+    _alembic(database_url, command.downgrade, "0015")
+    odd = min(stored)
+    circle = Circle(vector(10.0, 0.0), Angle.fromDegrees(0.1)).encode()
+    with psycopg.connect(url) as connection:
+        connection.execute("UPDATE ccd SET region = %s WHERE ccd_id = %s", (circle, odd))
+    _alembic(database_url, command.upgrade, "head")
+    after = _stored_caps(url)
+    assert after[odd][:-1] == (None,) * len(CAP_COLUMNS)
+    assert {k: v for k, v in after.items() if k != odd} == \
+        {k: v for k, v in stored.items() if k != odd}

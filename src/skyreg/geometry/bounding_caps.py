@@ -78,17 +78,18 @@ def footprint_caps(vertices: FloatArray) -> FloatArray:
     return out
 
 
-def caps_of_encoded(blobs: Sequence[bytes]) -> FloatArray:
+def caps_of_encoded(blobs: Sequence[bytes], strict: bool = True) -> FloatArray:
     """:func:`footprint_caps` of encoded sphgeom polygons (``ConvexPolygon.encode()``), from
     the exact vertex vectors they hold.
 
-    Raises ValueError for a blob that is not a polygon encoding (ingest stores only
-    polygons it encoded itself).
+    A blob that is not a polygon encoding raises ValueError (ingest stores only polygons it
+    encoded itself), or with ``strict=False`` gets NaN caps (the migration stores NULL for
+    such a row written by another program).
     """
     polygons = EncodedPolygons.from_blobs(blobs)
     out = np.full((len(polygons), 7), np.nan)
     for rows, vertices in polygons.groups():
         out[rows] = footprint_caps(vertices)
-    if np.isnan(out[:, 0]).any():
+    if strict and np.isnan(out[:, 0]).any():
         raise ValueError("caps_of_encoded: a footprint is not an encoded polygon")
     return out

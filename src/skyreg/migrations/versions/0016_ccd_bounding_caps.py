@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import sqlalchemy as sa
 from alembic import op
 
@@ -73,9 +74,12 @@ def upgrade() -> None:
         rows = connection.execute(_READ, {"after": after, "limit": BATCH}).all()
         if not rows:
             break
-        caps = caps_of_encoded([bytes(region) for _, region in rows])
+        # A region that is not a polygon encoding (written by another program) gets NULL
+        # caps: its searches then skip the caps' test.
+        caps = caps_of_encoded([bytes(region) for _, region in rows], strict=False)
         params: dict[str, object] = {"ids": [ccd_id for ccd_id, _ in rows]}
-        params.update({name: caps[:, i].tolist() for i, name in enumerate(CAP_COLUMNS)})
+        params.update({name: [None if np.isnan(value) else value for value in caps[:, i].tolist()]
+                       for i, name in enumerate(CAP_COLUMNS)})
         connection.execute(_WRITE, params)
         after = rows[-1][0]
     functions.install(revision)
