@@ -26,9 +26,8 @@ from lsst.sphgeom import Angle, Circle, ConvexPolygon, UnitVector3d
 
 from manifest_builder import box, survey_spec, write_manifest
 from skyreg import Registry
-from skyreg.db.engine import make_engine
-from skyreg.db.migrate import alembic_config
 from skyreg.geometry.bounding_caps import CAP_COLUMNS, caps_of_encoded, footprint_caps
+from test_migrations import _alembic
 from test_sql_prefilter import (
     SETTINGS,
     centres,
@@ -149,15 +148,6 @@ def test_degenerate_inputs_give_safe_caps() -> None:
     big = np.array([[[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [-1.0, 0.0, 0.0], [0.0, -1.0, 1e-3]]])
     big /= np.linalg.norm(big, axis=2)[..., None]
     assert footprint_caps(big)[0, 5] == -1.0
-
-
-def _alembic(url: str, action: Any, revision: str) -> None:
-    engine = make_engine(url)
-    try:
-        with engine.begin() as connection:
-            action(alembic_config(connection), revision)
-    finally:
-        engine.dispose()
 
 
 def _cone_and_point_answers(registry: Registry, url: str) -> list[list[tuple[Any, ...]]]:

@@ -255,15 +255,8 @@ def column_rows(target: Table, names: Sequence[str],
     Batch builders that hold their input as columns use this instead of zipping rows: for
     1.89 M CCDs the row tuples, and turning them back into columns for the COPY, cost ~10 s.
     """
-    count = len(values[0]) if values else 0
-    fixed = []
-    for name, column_values in zip(names, values, strict=True):
-        column = _fixed_column(_copy_type(target.c[name].type), column_values) if count \
-            else None
-        if column is None:
-            return list(zip(*values, strict=True))
-        fixed.append(column)
-    return Columns(fixed, count)
+    fixed = _fixed_columns([target.c[name] for name in names], values)
+    return fixed if fixed is not None else list(zip(*values, strict=True))
 
 
 def _column_wise(columns: Sequence[Column[Any]], rows: Sequence[Sequence[Any]]
@@ -273,15 +266,23 @@ def _column_wise(columns: Sequence[Column[Any]], rows: Sequence[Sequence[Any]]
     None when some column has no fixed width (polygons with different vertex counts, say):
     those rows are copied row by row.
     """
-    if not rows:
+    return _fixed_columns(columns, list(zip(*rows, strict=True))) if rows else None
+
+
+def _fixed_columns(columns: Sequence[Column[Any]],
+                   values: Sequence[Sequence[Any] | npt.NDArray[Any]]) -> Columns | None:
+    """Each column's values as a numpy COPY column; None if there are no rows or some
+    column has no fixed width."""
+    count = len(values[0]) if values else 0
+    if not count:
         return None
-    fixed_columns = []
-    for column, values in zip(columns, zip(*rows, strict=True), strict=True):
-        fixed = _fixed_column(_copy_type(column.type), values)
-        if fixed is None:
+    fixed = []
+    for column, column_values in zip(columns, values, strict=True):
+        one = _fixed_column(_copy_type(column.type), column_values)
+        if one is None:
             return None
-        fixed_columns.append(fixed)
-    return Columns(fixed_columns, len(rows))
+        fixed.append(one)
+    return Columns(fixed, count)
 
 
 def _copy(connection: Connection, table: Table, rows: Rows) -> None:
