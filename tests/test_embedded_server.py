@@ -25,6 +25,8 @@ import sqlalchemy as sa
 from embedded_fixtures import query, server_pids, teardown_home, wait_dead, wait_until
 from skyreg.db.embedded import EmbeddedServer, acquire_embedded
 from skyreg.db.embedded import server as embedded
+from skyreg.db.embedded.cluster import memory_settings
+from skyreg.db.machine_memory import usable_memory
 from skyreg.errors import DatabaseError
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="no embedded server on Windows")
@@ -138,7 +140,9 @@ def test_first_use_creates_cluster_and_serves_queries(home: Path) -> None:
     assert query(server, "SELECT current_database()") == "skyreg"
     assert query(server, "SHOW listen_addresses") == ""
     assert query(server, "SHOW fsync") == "on"
-    assert query(server, "SHOW shared_buffers") == "256MB"
+    sized = memory_settings(usable_memory())
+    assert query(server, "SHOW shared_buffers") == sized["shared_buffers"]
+    assert query(server, "SHOW effective_cache_size") == sized["effective_cache_size"]
     assert query(server, "SHOW server_encoding") == "UTF8"
     assert query(server, "SELECT datcollate FROM pg_database WHERE datname = 'skyreg'") == "C"
     log = (server.data_dir / "log" / "postgresql.log").read_text()

@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import itertools
 import operator
-import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -77,6 +76,7 @@ from sqlalchemy.types import TypeEngine
 
 from skyreg.db.binary_copy import COPY_HEADER, COPY_TRAILER, Columns, encoded_polygons
 from skyreg.db.binary_copy import Column as BinaryColumn
+from skyreg.db.machine_memory import usable_memory
 from skyreg.errors import ConflictError, InputError, InputErrors
 from skyreg.ingest.footprints import PixelSets
 from skyreg.ingest.overlap_jobs import OverlapJobs
@@ -843,18 +843,14 @@ def _maintenance_memory(connection: Connection) -> str:
     sort tuples): with 1 GB, which a parallel build splits between its leader and workers,
     they spill to disk; measured on that relation's primary key, 15.8 s with 1 GB and 9.5 s
     with 4 GB. A server on this machine (reached through a Unix socket or the loopback
-    interface) gets up to a quarter of this machine's memory, at most
-    LOCAL_MAINTENANCE_MEM_MAX; a sort takes only what it needs. A server elsewhere keeps
+    interface) gets up to a quarter of this machine's memory (or of its container's limit),
+    at most LOCAL_MAINTENANCE_MEM_MAX; a sort takes only what it needs. A server elsewhere keeps
     BULK_MAINTENANCE_MEM: this machine's memory says nothing about its.
     """
     local = connection.execute(text(
         "SELECT inet_server_addr() IS NULL OR inet_server_addr() << '127.0.0.0/8' "
         "OR inet_server_addr() = '::1'")).scalar_one()
-    try:
-        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):  # not a POSIX system that says
-        memory = 0
-    budget = min(LOCAL_MAINTENANCE_MEM_MAX, memory // 4)
+    budget = min(LOCAL_MAINTENANCE_MEM_MAX, usable_memory() // 4)
     if not local or budget <= 2**30:
         return BULK_MAINTENANCE_MEM
     return f"{budget // 2**20}MB"
