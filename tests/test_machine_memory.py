@@ -16,9 +16,10 @@ GIB = 2**30
 @pytest.mark.parametrize(("memory", "shared", "cache"), [
     (0, "256MB", "2048MB"),             # unknown: what the server had before
     (512 * 2**20, "256MB", "2048MB"),   # a small machine keeps the floor
-    (8 * GIB, "2048MB", "4096MB"),      # a quarter; the planner assumes half cached
-    (24 * GIB, "6144MB", "12288MB"),
-    (256 * GIB, "8192MB", "131072MB"),  # capped
+    (4 * GIB, "1024MB", "2048MB"),      # a quarter; the planner assumes half cached
+    (6 * GIB, "1536MB", "3072MB"),
+    (24 * GIB, "2048MB", "12288MB"),    # capped
+    (256 * GIB, "2048MB", "131072MB"),
 ])
 def test_settings_scale_with_memory(memory: int, shared: str, cache: str) -> None:
     assert memory_settings(memory) == {"shared_buffers": shared, "effective_cache_size": cache}

@@ -111,24 +111,27 @@ def write_settings(layout: Layout, tcp_port: int | None) -> None:
 
 #: The buffer cache's share of the machine's memory (PostgreSQL's own advice: a quarter) ...
 SHARED_BUFFERS_SHARE = 4
-#: ... never below what the server had before it was sized by the machine, nor above the
-#: size past which the OS page cache serves as well (a larger cache also lengthens
-#: checkpoints).
+#: ... never below what the server had before it was sized by the machine ...
 SHARED_BUFFERS_MIN = 256 * 2**20
-SHARED_BUFFERS_MAX = 8 * 2**30
+#: ... nor above 2 GB. A table larger than a quarter of the cache is scanned through a small
+#: ring of buffers that stays in the CPU cache; below that, a scan streams through fresh
+#: shared memory. At 10,000 visits the tables the ingest scans to build its indexes are
+#: 0.6-1 GB: with a 6 GB cache those builds were 5-15% slower (the ingest 175-187 s against
+#: 162-171 s with 256 MB), with 2 GB as fast as with 256 MB (165 s).
+SHARED_BUFFERS_MAX = 2 * 2**30
 
 
 def memory_settings(memory: int) -> dict[str, str]:
     """``shared_buffers`` and ``effective_cache_size`` for a machine with ``memory`` bytes
     (0: unknown).
 
-    Why sized by the machine: a survey's registry outgrows a fixed 256 MB cache (10,000
-    visits: 5 GB of tables and indexes, the full-scale APDB data set 3.9 GB), and
-    each page read then goes through the kernel, and each dirty page evicted by a writer is
-    written by that writer. Measured on the full-scale APDB (2 M DiaObject versions, 3 M
-    DiaSources, 5 M DiaForcedSources), warm: a 189-CCD visit 35.0 s with 256 MB and 26.8 s
-    with 4 GB; the DiaSource history of a CCD 64.7 against 47.3 ms. The shared memory is
-    only reserved: pages are taken as the cache fills.
+    Why sized by the machine: a survey's data outgrow a fixed 256 MB cache (10,000 visits:
+    5 GB of tables and indexes; the full-scale APDB data set 3.9 GB), and each page read then
+    goes through the kernel, and each dirty page a writer evicts is written by that writer.
+    Measured on the full-scale APDB (2 M DiaObject versions, 3 M DiaSources, 5 M
+    DiaForcedSources), warm, 256 MB against 4 GB: a 189-CCD visit 35.0 against 26.8 s, the
+    DiaSource history of a CCD 64.7 against 47.3 ms. The shared memory is only reserved:
+    pages are taken as the cache fills.
     """
     shared = min(max(memory // SHARED_BUFFERS_SHARE, SHARED_BUFFERS_MIN), SHARED_BUFFERS_MAX)
     cache = max(memory // 2, 2 * 2**30)  # the planner's guess of cached data: half the RAM
@@ -193,7 +196,7 @@ unix_socket_permissions = 0700
 hba_file = {hba_file}
 
 # Memory for one user on a workstation, running large spatial queries and bulk loads; the
-# buffer cache is a quarter of this machine's memory (at least 256MB, at most 8GB).
+# buffer cache is a quarter of this machine's memory (at least 256MB, at most 2GB).
 shared_buffers = {shared_buffers}
 work_mem = 32MB
 maintenance_work_mem = 256MB
