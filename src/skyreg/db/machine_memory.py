@@ -22,7 +22,8 @@ def usable_memory() -> int:
     """Bytes of memory this process may use: physical memory, capped by a cgroup limit;
     0 when the system does not say (not a POSIX system)."""
     try:
-        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        # sysconf says -1 for a value it does not know: that is 0 here too.
+        memory = max(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"), 0)
     except (ValueError, OSError, AttributeError):
         memory = 0
     for path in _CGROUP_LIMITS:
@@ -30,4 +31,4 @@ def usable_memory() -> int:
             limit = int(path.read_text().strip())  # "max" (no limit) raises ValueError
             if limit > 0 and (memory == 0 or limit < memory):
                 memory = limit
-    return max(memory, 0)
+    return memory
