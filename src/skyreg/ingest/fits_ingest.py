@@ -39,6 +39,7 @@ from skyreg.fits.scan import (
     scan_file,
 )
 from skyreg.geometry.bounding_caps import CAP_COLUMNS, caps_of_encoded
+from skyreg.geometry.centre_pixels import centre_pixels
 from skyreg.geometry.hull import hull_vertices
 from skyreg.geometry.pixelization import PixelScheme
 from skyreg.geometry.polygons import check_polygons, encode_polygons
@@ -417,6 +418,7 @@ def _ccd_batches(scheme: PixelScheme, scans: list[CcdScan], options: FitsIngestO
                            first.rotation_deg, first.exposure_time, first.mjd_tai_start,
                            first.mjd_tai_end, visit_region[0], ra, dec))
     source = "FITS headers"
+    caps = caps_of_encoded(blobs)
     return [
         Batch("instrument", instrument, ("name",), ("name", "detector_max", "visit_max"),
               [(name, UNBOUNDED, UNBOUNDED) for name in instruments], source=source,
@@ -431,11 +433,12 @@ def _ccd_batches(scheme: PixelScheme, scans: list[CcdScan], options: FitsIngestO
                "mjd_tai_start", "mjd_tai_end", "region", "ra", "dec"),
               visit_rows, source=source, compare=VISIT_FIELDS),
         Batch("ccd", ccd, ("instrument", "visit", "detector"),
-              ("instrument", "visit", "detector", "region", "ra", "dec", *CAP_COLUMNS),
-              [(r.instrument, r.visit, r.detector, blob, *vertices, *cap)
-               for (_, r), blob, vertices, cap in zip(records, blobs, footprints,
-                                                      caps_of_encoded(blobs).tolist(),
-                                                      strict=True)],
+              ("instrument", "visit", "detector", "region", "ra", "dec", *CAP_COLUMNS,
+               "centre_pix"),
+              [(r.instrument, r.visit, r.detector, blob, *vertices, *cap, int(pixel))
+               for (_, r), blob, vertices, cap, pixel in zip(
+                   records, blobs, footprints, caps.tolist(), centre_pixels(caps).tolist(),
+                   strict=True)],
               ccd_pixel, "ccd_id", pixels, source=source, compare=()),
         Batch("ccd_dataset", ccd_dataset, ("dataset_type", "instrument", "visit", "detector"),
               ("dataset_type", "instrument", "visit", "detector", "uri", "hdu", "format",

@@ -22,6 +22,7 @@ from sqlalchemy import Engine
 
 from skyreg.errors import InputError
 from skyreg.geometry.bounding_caps import CAP_COLUMNS, caps_of_encoded
+from skyreg.geometry.centre_pixels import centre_pixels
 from skyreg.geometry.pixelization import PixelScheme
 from skyreg.geometry.polygons import unit_vectors
 from skyreg.ingest import manifest_reader as mr
@@ -71,10 +72,12 @@ def _footprint_rows(footprints: Footprints) -> tuple[list[bytes], list[Any], lis
     return footprints.encoded, footprints.ra, footprints.dec
 
 
-def _cap_columns(footprints: Footprints) -> list[npt.NDArray[np.float64]]:
-    """The ``ccd.cap_*`` values of each footprint, column by column (CAP_COLUMNS order)."""
+def _cap_columns(footprints: Footprints) -> list[npt.NDArray[Any]]:
+    """The ``ccd.cap_*`` values of each footprint, column by column (CAP_COLUMNS order), then
+    its ``ccd.centre_pix``."""
     caps = caps_of_encoded(footprints.encoded)
-    return [np.ascontiguousarray(caps[:, i]) for i in range(caps.shape[1])]
+    return [*(np.ascontiguousarray(caps[:, i]) for i in range(caps.shape[1])),
+            centre_pixels(caps).astype(np.int64)]
 
 
 def _integers(table: pa.Table, names: list[str]) -> list[Any]:
@@ -272,7 +275,8 @@ def _batches(manifest: mr.Manifest, scheme: PixelScheme, problems: Problems,
     if manifest.ccds is not None:
         table = manifest.ccds
         region = _valid(geometry["ccd"][0])
-        ccd_names = ("instrument", "visit", "detector", "region", "ra", "dec", *CAP_COLUMNS)
+        ccd_names = ("instrument", "visit", "detector", "region", "ra", "dec", *CAP_COLUMNS,
+                     "centre_pix")
         ccd_rows = column_rows(ccd, ccd_names, [
             table.column("instrument").to_pylist(), *_integers(table, ["visit", "detector"]),
             *_footprint_rows(region), *_cap_columns(region)])

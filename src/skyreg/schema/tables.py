@@ -171,6 +171,9 @@ ccd = Table(
     Column("detector", BigInteger, nullable=False),
     *_footprint_columns("", "CCD footprint"),
     *_cap_columns(),
+    Column("centre_pix", BigInteger, nullable=True,
+           comment="HTM index of the caps' centre at a level chosen by the outer radius "
+                   "(skyreg.geometry.centre_pixels); NULL when a writer did not compute it"),
     PrimaryKeyConstraint("ccd_id"),
     UniqueConstraint("instrument", "visit", "detector"),
     ForeignKeyConstraint(["instrument", "visit"], ["visit.instrument", "visit.visit"]),
@@ -180,6 +183,12 @@ ccd = Table(
     # an index-only probe instead of a heap fetch of the wide footprint row.
     Index("ix_ccd_ccd_id_key", "ccd_id",
           postgresql_include=["instrument", "visit", "detector"]),
+    # Cone and point searches: one entry per CCD with its key, caps and polygon, so that the
+    # candidates of a cone are an index-only range scan, most of them decided by their caps.
+    Index("ix_ccd_centre_pix", "centre_pix",
+          postgresql_include=["ccd_id", "instrument", "visit", "detector", "cap_x", "cap_y",
+                              "cap_z", "cap_inner_cos", "cap_inner_sin", "cap_outer_cos",
+                              "cap_outer_sin", "region"]),
     comment="CCDs: one detector of one visit, with its footprint on the sky.",
 )
 

@@ -8,7 +8,7 @@ from typing import Any
 from skyreg.db.connection import ReadConnection
 from skyreg.geometry.pixelization import PixelScheme
 from skyreg.search import relation_statements, relations, statements
-from skyreg.search.ccd_columns import exact_ccd_table
+from skyreg.search.ccd_columns import exact_ccd_table, exact_ccd_table_by_centre
 from skyreg.search.columns import resolve
 from skyreg.search.exact import exact_rows
 from skyreg.search.regions import names, query_region
@@ -80,6 +80,8 @@ def find_ccds(
             conn, kind, stored,
             compiled(relation_statements.ccds_of_tile, kind, inner, filters, extras),
             {**params, **tile_params})
+    elif not extras and query.kind in ("cone", "point"):
+        return exact_ccd_table_by_centre(conn, filters, query, params)
     elif not extras:
         return exact_ccd_table(conn, scheme, compiled(statements.ccd_candidate_columns, filters),
                                query, params)
