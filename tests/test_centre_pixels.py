@@ -19,6 +19,7 @@ from lsst.sphgeom import Angle, Circle, ConvexPolygon, LonLat, UnitVector3d
 
 from manifest_builder import Polygon, box, survey_spec, write_manifest
 from skyreg import Registry
+from skyreg.errors import DatabaseError
 from skyreg.geometry.centre_pixels import (
     FINEST_CLASS,
     LEVEL_OFFSET,
@@ -250,7 +251,10 @@ def test_the_migration_fills_the_centre_pixels_as_ingest_does(
 @pytest.mark.parametrize("radius", [0.0, 0.2])
 def test_a_cone_reads_one_index_entry_per_candidate(
         registry: Registry, database_url: str, tmp_path: Path, radius: float) -> None:
-    """The plan: an index-only scan of ix_ccd_centre_pix, no pixel rows, no table visit."""
+    """The plan: an index-only scan of ix_ccd_centre_pix, no pixel rows, no table visit.
+
+    The table is small, so sequential and bitmap scans are turned off: the planner then
+    shows an *index-only* scan only if the index holds every column the statement reads."""
     polygons = [box(150.0 + 0.2 * (i % 7), 2.0 + 0.2 * (i // 7), 0.114) for i in range(49)]
     registry.ingest_manifest(write_manifest(tmp_path / "m", survey_spec(polygons)))
     centre = vector(150.6, 2.6)
@@ -260,7 +264,27 @@ def test_a_cone_reads_one_index_entry_per_candidate(
               **_bounds("other_lo", "other_hi", [])}
     with psycopg.connect(_url(database_url), autocommit=True) as connection:
         connection.execute("VACUUM (ANALYZE) ccd")
+        connection.execute("SET enable_seqscan = off")
+        connection.execute("SET enable_bitmapscan = off")
         plan = "\n".join(row[0] for row in connection.execute(
             "EXPLAIN (ANALYZE, COSTS OFF) " + sql, params))
     assert "Index Only Scan using ix_ccd_centre_pix" in plan
-    assert "ccd_pixel" not in plan and "Seq Scan on ccd" not in plan
+    assert "ccd_pixel" not in plan and "Index Scan" not in plan, plan
+
+
+def test_a_centre_pixel_that_is_none_of_skyregs_is_refused_not_missed(
+        registry: Registry, database_url: str, tmp_path: Path) -> None:
+    polygons = [box(150.0 + 0.01 * i, 2.0, 0.05) for i in range(10)]
+    registry.ingest_manifest(write_manifest(tmp_path / "m", survey_spec(polygons)))
+    assert len(_keys(registry, {"cone": (150.05, 2.0, 0.5)})) == 10
+    with psycopg.connect(_url(database_url)) as connection:
+        # HTM level 20 (no size class's), as another program might write it.
+        connection.execute("UPDATE ccd SET centre_pix = %s WHERE ccd_id = "
+                           "(SELECT min(ccd_id) FROM ccd)",
+                           (int(htm_indices([150.0], [2.0], 20)[0]),))
+    with pytest.raises(DatabaseError, match="not a centre pixel"):
+        registry.find_ccds(cone=(150.05, 2.0, 0.5))
+    with psycopg.connect(_url(database_url)) as connection:
+        connection.execute("UPDATE ccd SET centre_pix = NULL WHERE centre_pix > %s",
+                           (16 * 4**14,))
+    assert len(_keys(registry, {"cone": (150.05, 2.0, 0.5)})) == 10

@@ -148,7 +148,8 @@ def test_shipped_sql_never_changes() -> None:
     assert max(recorded) <= head_revision()
 
 
-@pytest.mark.parametrize("revision", ["0002", "0004", "0007", "0013", "0014", "0015", "0016"])
+@pytest.mark.parametrize("revision", ["0002", "0004", "0007", "0013", "0014", "0015", "0016",
+                                      "0017"])
 def test_frozen_sql_is_complete(revision: str) -> None:
     """Each copy holds the whole set (install replaces every function), and only functions."""
     text = "".join(p.read_text(encoding="utf-8") for p in sorted((FROZEN / revision).glob("*.sql")))

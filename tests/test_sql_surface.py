@@ -336,9 +336,9 @@ LARGE = re.compile(r"Seq Scan on (ccd|ccd_pixel|patch|patch_pixel|tract|tract_pi
 def test_entry_points_use_the_indexes(conn: psycopg.Connection[Any], statement: str) -> None:
     plan = "\n".join(row[0] for row in conn.execute("EXPLAIN " + statement).fetchall())
     assert not LARGE.search(plan), plan
-    # The pixel index, or for stored footprints the overlap relations, is in the (inlined)
-    # plan.
-    assert "_pixel" in plan or "_overlap" in plan, plan
+    # The pixel index (for cones and points: the CCDs' centre pixels), or for stored
+    # footprints the overlap relations, is in the (inlined) plan.
+    assert "_pixel" in plan or "_overlap" in plan or "ix_ccd_centre_pix" in plan, plan
 
 
 # -- pixelization and migration -------------------------------------------------------------------
@@ -350,7 +350,13 @@ def test_healpix_registry_gets_a_clear_error(database_factory: Callable[..., str
         pass
     with psycopg.connect(libpq_url(database_url)) as connection, \
             pytest.raises(psycopg.errors.FeatureNotSupported, match="HTM-indexed registries"):
-        connection.execute("SELECT * FROM skyreg_ccds_in_cone(1, 1, 1)")
+        connection.execute("SELECT * FROM skyreg_ccds_in_polygon('{0,1,1}', '{0,0,1}')")
+    # Cone and point searches read the CCDs' centre pixels, which are HTM indices whatever
+    # the registry's pixelization: they work here too.
+    with psycopg.connect(libpq_url(database_url)) as connection:
+        assert connection.execute("SELECT * FROM skyreg_ccds_in_cone(1, 1, 1)").fetchall() == []
+        assert connection.execute(
+            "SELECT * FROM skyreg_ccds_containing_point(1, 1)").fetchall() == []
 
 
 def test_downgrade_drops_the_functions(empty_database_url: str) -> None:

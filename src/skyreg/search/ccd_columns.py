@@ -21,6 +21,7 @@ import numpy as np
 from lsst.sphgeom import Circle, UnitVector3d
 
 from skyreg.db.connection import ReadConnection
+from skyreg.errors import DatabaseError
 from skyreg.geometry.centre_pixels import LEVELS, search_ranges
 from skyreg.geometry.encoded_polygons import EncodedPolygons
 from skyreg.geometry.pixelization import PixelScheme
@@ -48,8 +49,8 @@ def exact_ccd_table_by_centre(conn: ReadConnection, filters: CcdFilters, query: 
     centre pixels (:mod:`skyreg.search.centre_statements`), as :func:`exact_ccd_table`.
 
     The levels at which centres are stored are remembered per connection; the statement
-    reports a centre stored at another level (a CCD of a new size class written since), and
-    the search then looks the levels up and runs again, so the answer is always that of one
+    reports a centre pixel outside them (a CCD of a new size class written since), and the
+    search then looks the levels up and runs again, so the answer is always that of one
     snapshot.
     """
     circle = query.region
@@ -61,18 +62,35 @@ def exact_ccd_table_by_centre(conn: ReadConnection, filters: CcdFilters, query: 
     sql = compiled(centre_statements.centre_candidate_columns, filters)
     params = {**params, **_cone_params(centre, radius)}
     levels = _LEVELS.get(conn)
-    for _ in range(2):
+    for attempt in range(2):
         if levels is None:
             rows = conn.fetch(compiled(centre_statements.centre_levels_present, LEVELS), {})
             levels = _LEVELS[conn] = tuple(int(row[0]) for row in rows)
         searched = search_ranges(centre, radius, list(levels))
-        others = [(8 * 4**level, 16 * 4**level) for level in LEVELS if level not in levels]
         groups = conn.fetch(sql, {**params, **_bounds("lo", "hi", searched),
-                                  **_bounds("other_lo", "other_hi", others)})
+                                  **_bounds("other_lo", "other_hi", _outside(levels))})
         if all(group[0] is not None for group in groups):
             return _table(groups, query)
+        if attempt:
+            break
         levels = None
-    raise RuntimeError("the levels of the centre pixels kept changing during a search")
+    # Looked up again, the levels still leave a centre pixel outside: not a value ingest
+    # writes (or the levels change faster than a search runs). Refuse rather than miss it.
+    raise DatabaseError("ccd.centre_pix holds a value that is not a centre pixel at any level "
+                       "skyreg uses (written by another program?); set it to NULL, which "
+                       "every search handles, or write the value of "
+                       "skyreg.geometry.centre_pixels")
+
+
+def _outside(levels: tuple[int, ...]) -> list[tuple[int, int]]:
+    """Every bigint value outside the intervals of ``levels`` (bar 2**63 - 1, which no
+    half-open range can end after), as half-open ranges."""
+    ranges, start = [], -(2**63)
+    for level in sorted(levels):
+        ranges.append((start, 8 * 4**level))
+        start = 16 * 4**level
+    ranges.append((start, 2**63 - 1))
+    return [(lo, hi) for lo, hi in ranges if lo < hi]
 
 
 #: The levels of the centre pixels stored, as last seen on each connection.

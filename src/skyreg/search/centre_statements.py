@@ -69,8 +69,8 @@ def _in_ranges(lo: str, hi: str, *, verdict: bool = True) -> Select[Any]:
 def centre_candidate_columns(filters: CcdFilters) -> Select[Any]:
     """The CCDs a cone may overlap, by centre pixel, as one row per instrument:
     ``(instrument, keys, regions)``, plus a row ``(NULL, NULL, NULL)`` when a CCD's centre
-    lies in the ``other_lo``/``other_hi`` ranges (a level the caller did not search: its cover
-    is out of date and the answer incomplete, so it must search again).
+    pixel lies in the ``other_lo``/``other_hi`` ranges (outside the levels the caller
+    searched: its list of levels is out of date and the answer incomplete).
 
     ``keys`` concatenates, per CCD the caps did not reject, its visit and detector (int8) and
     the length of its polygon (int4), or -1 for a CCD the caps accept; ``regions``

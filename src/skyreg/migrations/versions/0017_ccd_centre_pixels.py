@@ -12,7 +12,9 @@ the caps decide most of them; only the undecided rest is sent with its polygon
 The upgrade adds the column (nullable: a CCD written without it is still found, as an
 undecided candidate of every cone), fills it for the stored CCDs from their caps in batches of
 :data:`BATCH` (which rewrites every ``ccd`` row once; a VACUUM reclaims the old versions),
-and builds the index. The downgrade drops both.
+builds the index, and installs the SQL of ``skyreg/migrations/sql/0017``: 0016's, with
+``skyreg_ccds_in_cone`` and ``skyreg_ccds_containing_point`` reading their candidates from
+the index (``skyreg_centre_cover``). The downgrade puts back 0016's functions and drops both.
 
 Revision ID: 0017
 Revises: 0016
@@ -28,11 +30,15 @@ import sqlalchemy as sa
 from alembic import op
 
 from skyreg.geometry.centre_pixels import centre_pixels
+from skyreg.migrations import functions
 
 revision: str = "0017"
 down_revision: str | None = "0016"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
+
+#: SHA-256 of ``sql/0017`` (``functions.sql_digest``): the suite fails if the files change.
+SQL_SHA256 = "1d85133fd4bab868cd3482e5004e7c6e95b14eb24c7eb851d2a6f4a4249c248a"
 
 #: The column's comment as this revision wrote it (skyreg.schema.tables may move on).
 _COMMENT = ("HTM index of the caps' centre at a level chosen by the outer radius "
@@ -73,8 +79,10 @@ def upgrade() -> None:
                                         "pix": pixels[known].astype(np.int64).tolist()})
         after = rows[-1][0]
     op.create_index("ix_ccd_centre_pix", "ccd", ["centre_pix"], postgresql_include=_INCLUDE)
+    functions.install(revision)
 
 
 def downgrade() -> None:
+    functions.install("0016")
     op.drop_index("ix_ccd_centre_pix", table_name="ccd")
     op.drop_column("ccd", "centre_pix")
