@@ -140,6 +140,10 @@ def main() -> None:
             "('ccd', 'ccd_pixel', 'visit', 'patch', 'patch_pixel', 'tract', 'tract_pixel', "
             "'ccd_patch_overlap', 'ccd_tract_overlap')"
         )).all())
+        # Part of ccd's total above; shown on its own for the size cost of the cone index.
+        centre_index_bytes = connection.execute(text(
+            "SELECT coalesce(pg_relation_size(to_regclass('ix_ccd_centre_pix')), 0)"
+        )).scalar_one()
         pixel_rows = connection.execute(text("SELECT count(*) FROM ccd_pixel")).scalar_one()
         pair_rows = {name: connection.execute(text(f"SELECT count(*) FROM {name}")).scalar_one()
                      for name in ("ccd_patch_overlap", "ccd_tract_overlap")}
@@ -259,6 +263,7 @@ def main() -> None:
         "ingest_stage_seconds": report.stage_seconds,
         "ccd_pixel_rows_per_ccd": pixel_rows / n_ccds,
         "bytes_per_ccd": ccd_bytes / n_ccds, "database_bytes": db_bytes,
+        "centre_index_bytes_per_ccd": centre_index_bytes / n_ccds,
         "overlap_rows_per_ccd": {k: v / n_ccds for k, v in pair_rows.items()},
         "overlap_bytes_per_ccd": overlap_bytes / n_ccds,
         "table_bytes": sizes, "queries": results, "bulk_join": bulk,
@@ -273,6 +278,8 @@ def main() -> None:
         print(f"| … {stage} | {seconds:.1f} s |")
     print(f"| pixel rows per CCD | {pixel_rows / n_ccds:.2f} |")
     print(f"| ccd + ccd_pixel size per CCD (tables + indexes) | {ccd_bytes / n_ccds:,.0f} B |")
+    print(f"| … of which the centre-pixel index (cones, points) | "
+          f"{centre_index_bytes / n_ccds:,.0f} B |")
     print(f"| overlap relations per CCD (tables + indexes) | {overlap_bytes / n_ccds:,.0f} B "
           f"({pair_rows['ccd_patch_overlap'] / n_ccds:.2f} patch and "
           f"{pair_rows['ccd_tract_overlap'] / n_ccds:.2f} tract pairs) |")

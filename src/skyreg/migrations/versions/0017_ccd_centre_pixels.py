@@ -13,8 +13,7 @@ The upgrade adds the column (nullable: a CCD written without it is still found, 
 undecided candidate of every cone), fills it for the stored CCDs from their caps in batches of
 :data:`BATCH` (which rewrites every ``ccd`` row once; a VACUUM reclaims the old versions),
 builds the index, and installs the SQL of ``skyreg/migrations/sql/0017``: 0016's, with
-``skyreg_ccds_in_cone`` and ``skyreg_ccds_containing_point`` reading their candidates from
-the index (``skyreg_centre_cover``). The downgrade puts back 0016's functions and drops both.
+``skyreg_ccds_in_cone`` reading its candidates from the index (``skyreg_centre_cover``). The downgrade puts back 0016's functions and drops both.
 
 Revision ID: 0017
 Revises: 0016
@@ -38,7 +37,7 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 #: SHA-256 of ``sql/0017`` (``functions.sql_digest``): the suite fails if the files change.
-SQL_SHA256 = "1d85133fd4bab868cd3482e5004e7c6e95b14eb24c7eb851d2a6f4a4249c248a"
+SQL_SHA256 = "e07a7a027df5962d49c6c98e8966c2e6cefe6e32c5becc5b828bcdeb361eed10"
 
 #: The column's comment as this revision wrote it (skyreg.schema.tables may move on).
 _COMMENT = ("HTM index of the caps' centre at a level chosen by the outer radius "

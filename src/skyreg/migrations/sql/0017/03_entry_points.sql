@@ -240,7 +240,8 @@ END $$;
 CREATE FUNCTION skyreg_centre_cover(circle float8[]) RETURNS TABLE (lo bigint, hi bigint)
 LANGUAGE sql STABLE STRICT PARALLEL SAFE ROWS 64 AS $$
     -- Ranges [lo, hi) of ccd.centre_pix where the centre of a CCD overlapping the circle (from
-    -- skyreg_circle) can lie. Each CCD's centre is stored at an HTM level chosen by the radius
+    -- skyreg_circle) can lie, for the cone search. (The point search keeps the pixel rows:
+    -- the cover of a point grown by a CCD's size costs more in SQL than it saves.) Each CCD's centre is stored at an HTM level chosen by the radius
     -- of its outer cap (skyreg.geometry.centre_pixels): at level L >= 2 that radius is at most
     -- 90 / 2^(L - 2) degrees, at level 0 it is unbounded. For every level at which some
     -- centre is stored (one index probe each), the circle grown by that bound and by 1e-9 rad
@@ -312,30 +313,20 @@ CREATE FUNCTION skyreg_ccds_containing_point(ra_deg float8, dec_deg float8)
 RETURNS TABLE (instrument text, visit bigint, detector bigint)
 LANGUAGE sql STABLE PARALLEL SAFE ROWS 20 AS $$
     -- As the cone search, for a cone of radius 0 (cos 1, sin 0).
-    WITH q AS MATERIALIZED (SELECT skyreg_circle($1, $2, 0) AS circle),
-    k AS MATERIALIZED (
-        SELECT c.ccd_id, c.instrument, c.visit, c.detector, c.verdict
-        FROM q CROSS JOIN LATERAL skyreg_centre_cover(q.circle) AS r
-        CROSS JOIN LATERAL (
-            SELECT p.ccd_id, p.instrument, p.visit, p.detector,
-                   skyreg_bounds_verdict(p.cap_x, p.cap_y, p.cap_z, p.cap_inner_cos,
-                                         p.cap_inner_sin, p.cap_outer_cos, p.cap_outer_sin,
-                                         q.circle[1], q.circle[2], q.circle[3], 1, 0) AS verdict
-            FROM ccd AS p WHERE p.centre_pix >= r.lo AND p.centre_pix < r.hi OFFSET 0) AS c
-        UNION ALL
-        SELECT p.ccd_id, p.instrument, p.visit, p.detector, NULL
-        FROM ccd AS p WHERE p.centre_pix IS NULL)
-    SELECT k.instrument, k.visit, k.detector
-    FROM q, k
-    WHERE coalesce(k.verdict,
-                   (SELECT coalesce(f.verdict,
-                                    skyreg_polygon_contains(skyreg_vertices(h.ra, h.dec),
-                                                            q.circle[1], q.circle[2],
-                                                            q.circle[3]))
-                    FROM ccd AS h
-                    CROSS JOIN LATERAL skyreg_point_verdict(h.ra, h.dec, q.circle[1],
-                                                            q.circle[2], q.circle[3]) AS f
-                    WHERE h.ccd_id = k.ccd_id))
+    WITH q AS MATERIALIZED (SELECT skyreg_circle($1, $2, 0) AS circle)
+    SELECT c.instrument, c.visit, c.detector
+    FROM q, ccd AS c
+    WHERE c.ccd_id = ANY (ARRAY(
+            SELECT p.ccd_id FROM q CROSS JOIN LATERAL skyreg_cover('circle', q.circle) AS r
+            JOIN ccd_pixel AS p ON p.pix >= r.lo AND p.pix < r.hi ORDER BY 1))
+      AND coalesce(skyreg_bounds_verdict(c.cap_x, c.cap_y, c.cap_z, c.cap_inner_cos,
+                                         c.cap_inner_sin, c.cap_outer_cos, c.cap_outer_sin,
+                                         q.circle[1], q.circle[2], q.circle[3], 1, 0),
+                   (SELECT f.verdict
+                    FROM skyreg_point_verdict(c.ra, c.dec, q.circle[1], q.circle[2],
+                                              q.circle[3]) AS f),
+                   skyreg_polygon_contains(skyreg_vertices(c.ra, c.dec), q.circle[1],
+                                           q.circle[2], q.circle[3]))
     ORDER BY 1, 2, 3
 $$;
 COMMENT ON FUNCTION skyreg_ccds_containing_point(float8, float8) IS
