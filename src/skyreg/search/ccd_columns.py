@@ -9,6 +9,11 @@ keys and polygons of all its candidates concatenated; the polygons are tested in
 (:meth:`skyreg.geometry.QueryRegion.matching`, exactly sphgeom's answers), the keys sorted
 with numpy, and the result is a :class:`~skyreg.search.results.ResultTable` holding columns,
 whose row tuples are made only when it is iterated.
+
+Cones and points take their candidates from the CCDs' centre pixels instead
+(:func:`exact_ccd_table_by_centre`, :mod:`skyreg.search.centre_statements`): one index entry
+per candidate, and the caps decide most of them in the statement, so only the undecided
+arrive with a polygon (a key with the length -1 was accepted by its caps).
 """
 
 from __future__ import annotations
