@@ -31,7 +31,7 @@ from skyreg.geometry.centre_pixels import (
 )
 from skyreg.geometry.htm_index import htm_indices
 from skyreg.search import centre_statements
-from skyreg.search.ccd_columns import _bounds, _cone_params
+from skyreg.search.centres import cone_params, range_params
 from skyreg.search.sql import compiled
 from skyreg.search.statements import CcdFilters
 from test_migrations import _alembic
@@ -187,7 +187,14 @@ def test_cone_and_point_searches_of_every_size_class_equal_brute_force(
                                   ).fetchone() == (0,)
     assert UNBOUNDED_LEVEL in levels and len(levels) >= 8
     for query in _queries(rng, polygons, 150):
-        assert _keys(registry, query) == _oracle(polygons, query), query
+        truth = _oracle(polygons, query)
+        assert _keys(registry, query) == truth, query
+        # With extra columns: the exact ids by centre pixel, then the rows by id.
+        rows = registry.find_ccds(**query, columns=["band", "footprint_ra"])
+        assert {(r.instrument, r.visit, r.detector) for r in rows} == truth, query
+        assert [str(band) for band in rows["band"]] == [
+            "gr"[(int(visit) - 1000) % 2] for visit in rows["visit"]]
+        assert all(len(ra) in (3, 4) for ra in rows["footprint_ra"])
 
 
 def test_a_new_size_class_written_meanwhile_is_found(
@@ -259,9 +266,8 @@ def test_a_cone_reads_one_index_entry_per_candidate(
     registry.ingest_manifest(write_manifest(tmp_path / "m", survey_spec(polygons)))
     centre = vector(150.6, 2.6)
     sql = compiled(centre_statements.centre_candidate_columns, CcdFilters())
-    params = {**_cone_params(centre, math.radians(radius)),
-              **_bounds("lo", "hi", search_ranges(centre, math.radians(radius), [11])),
-              **_bounds("other_lo", "other_hi", [])}
+    params = {**cone_params(centre, math.radians(radius)),
+              **range_params(centre, math.radians(radius), (11,))}
     with psycopg.connect(_url(database_url), autocommit=True) as connection:
         connection.execute("VACUUM (ANALYZE) ccd")
         connection.execute("SET enable_seqscan = off")

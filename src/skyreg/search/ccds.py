@@ -9,6 +9,7 @@ from skyreg.db.connection import ReadConnection
 from skyreg.geometry.pixelization import PixelScheme
 from skyreg.search import relation_statements, relations, statements
 from skyreg.search.ccd_columns import exact_ccd_table, exact_ccd_table_by_centre
+from skyreg.search.centres import matching_ccd_ids, searchable
 from skyreg.search.columns import resolve
 from skyreg.search.exact import exact_rows
 from skyreg.search.regions import names, query_region
@@ -41,8 +42,9 @@ def find_ccds(
     """CCDs whose footprint overlaps one region (see :meth:`skyreg.Registry.find_ccds`).
 
     A patch or a tract is answered from the overlap relation (an index scan, no geometry);
-    other regions by pixel candidates and the exact test (as columns when no extra column is
-    asked for: :mod:`skyreg.search.ccd_columns`). All give the same rows.
+    a cone or a point by the CCDs' centre pixels (:mod:`skyreg.search.centres`), other
+    regions by pixel candidates, each with the exact test (as columns when no extra column
+    is asked for: :mod:`skyreg.search.ccd_columns`). All give the same rows.
 
     ``checker`` remembers filter names already found (warnings about unknown ones are raised
     ``stacklevel`` frames up, counted as for :func:`warnings.warn` from the checker).
@@ -80,8 +82,13 @@ def find_ccds(
             conn, kind, stored,
             compiled(relation_statements.ccds_of_tile, kind, inner, filters, extras),
             {**params, **tile_params})
-    elif not extras and query.kind in ("cone", "point"):
+    elif searchable(query) and not extras:
         return exact_ccd_table_by_centre(conn, filters, query, params)
+    elif searchable(query):
+        # Extra columns: the exact answer by centre pixel first, then its rows by id.
+        ids = matching_ccd_ids(conn, query).tolist()
+        rows = (conn.fetch(compiled(statements.ccd_rows_by_id, filters, extras),
+                           {**params, "ids": ids}) if ids else [])
     elif not extras:
         return exact_ccd_table(conn, scheme, compiled(statements.ccd_candidate_columns, filters),
                                query, params)

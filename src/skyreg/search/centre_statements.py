@@ -66,6 +66,37 @@ def _in_ranges(lo: str, hi: str, *, verdict: bool = True) -> Select[Any]:
         scan, true())
 
 
+def _candidates() -> Any:
+    """Every candidate (``ccd_id``, key, ``verdict``, ``region``) of the bound ranges, and
+    every CCD without a centre pixel (undecided)."""
+    unindexed = (select(ccd.c.ccd_id, ccd.c.instrument, ccd.c.visit, ccd.c.detector,
+                        null().label("verdict"), ccd.c.region)
+                 .where(ccd.c.centre_pix.is_(None)))
+    return union_all(_in_ranges("lo", "hi"), unindexed).subquery("candidate")
+
+
+def _undecided_region(found: Any) -> Any:
+    """The polygon of an undecided candidate, NULL for one the caps decided. (The index holds
+    the polygon too: the undecided need no visit to the table.)"""
+    return case((found.c.verdict.is_(None), found.c.region), else_=null())
+
+
+def _kept(found: Any) -> ColumnElement[bool]:
+    """Candidates the caps did not reject."""
+    return or_(found.c.verdict.is_(None), found.c.verdict)
+
+
+def _length(region: Any) -> Any:
+    """int4 length of a polygon, -1 for none (accepted by its caps)."""
+    return func.int4send(func.coalesce(func.octet_length(region), literal_column("-1")))
+
+
+def _stale(width: int) -> Select[Any]:
+    """A row of ``width`` NULLs when a centre pixel lies in the ``other_*`` ranges."""
+    nulls: list[Any] = [null() for _ in range(width)]
+    return select(*nulls).where(exists(_in_ranges("other_lo", "other_hi", verdict=False)))
+
+
 def centre_candidate_columns(filters: CcdFilters) -> Select[Any]:
     """The CCDs a cone may overlap, by centre pixel, as one row per instrument:
     ``(instrument, keys, regions)``, plus a row ``(NULL, NULL, NULL)`` when a CCD's centre
@@ -81,29 +112,35 @@ def centre_candidate_columns(filters: CcdFilters) -> Select[Any]:
     centre ``qx``, ``qy``, ``qz`` and the cosine ``t`` and sine ``s`` of its radius, and the
     filters' as :func:`~skyreg.search.statements.ccd_candidates`.
     """
-    unindexed = (select(ccd.c.ccd_id, ccd.c.instrument, ccd.c.visit, ccd.c.detector,
-                        null().label("verdict"), ccd.c.region)
-                 .where(ccd.c.centre_pix.is_(None)))
-    found = union_all(_in_ranges("lo", "hi"), unindexed).subquery("candidate")
-    undecided = found.c.verdict.is_(None)
-    # The index holds the polygon too: the undecided need no visit to the table.
-    region = case((undecided, found.c.region), else_=null())
-    rows = (ccd_statement(found, [or_(undecided, found.c.verdict)], filters, (),
-                          polygon=False, keys=found)
-            .add_columns(region.label("region"))
-            # OFFSET 0 keeps the subquery apart, so the polygon is fetched once per row.
+    found = _candidates()
+    rows = (ccd_statement(found, [_kept(found)], filters, (), polygon=False, keys=found)
+            .add_columns(_undecided_region(found).label("region"))
+            # OFFSET 0 keeps the subquery apart, so the polygon is chosen once per row.
             .offset(literal_column("0"))
             .subquery("kept"))
-    length = func.coalesce(func.octet_length(rows.c.region), literal_column("-1"))
     record = (func.int8send(rows.c.visit).op("||")(func.int8send(rows.c.detector))
-              .op("||")(func.int4send(length)))
+              .op("||")(_length(rows.c.region)))
     empty: ColumnElement[Any] = literal_column("''::bytea")
     groups = (select(rows.c.instrument, func.string_agg(record, empty).label("keys"),
                      func.string_agg(rows.c.region, empty).label("regions"))
               .group_by(rows.c.instrument))
-    stale = select(null(), null(), null()).where(
-        exists(_in_ranges("other_lo", "other_hi", verdict=False)))
-    return union_all(groups, stale)  # type: ignore[return-value]
+    return union_all(groups, _stale(3))  # type: ignore[return-value]
+
+
+def centre_candidate_ids() -> Select[Any]:
+    """The CCDs a cone may overlap, by centre pixel, as one row ``(ids, regions)``: per CCD
+    the caps did not reject, its ``ccd_id`` (int8) and polygon length (int4, or -1), and the
+    polygons of the undecided, as :func:`centre_candidate_columns` (no filters); plus its
+    ``(NULL, NULL)`` row when the levels are out of date. Parameters as there."""
+    found = _candidates()
+    rows = (select(found.c.ccd_id, _undecided_region(found).label("region"))
+            .where(_kept(found)).offset(literal_column("0")).subquery("kept"))
+    empty: ColumnElement[Any] = literal_column("''::bytea")
+    record = func.int8send(rows.c.ccd_id).op("||")(_length(rows.c.region))
+    # coalesce: no candidate gives '' rather than NULL, which would read as out of date.
+    one = select(func.coalesce(func.string_agg(record, empty), empty).label("ids"),
+                 func.string_agg(rows.c.region, empty).label("regions"))
+    return union_all(one, _stale(2))  # type: ignore[return-value]
 
 
 def centre_levels_present(levels: tuple[int, ...]) -> Select[Any]:

@@ -8,6 +8,7 @@ from typing import Any
 from skyreg.db.connection import ReadConnection
 from skyreg.geometry.pixelization import PixelScheme
 from skyreg.search import dataset_statements
+from skyreg.search.centres import matching_ccd_ids, searchable
 from skyreg.search.columns import resolve
 from skyreg.search.exact import exact_rows
 from skyreg.search.regions import names, query_region
@@ -73,7 +74,10 @@ def find_datasets(
                              inner=inner)
         footprints = (compiled(dataset_statements.ccd_footprints) if dimensions == "ccd"
                       else compiled(dataset_statements.patch_footprints, inner))
-        params["ids"] = [row[0] for row in exact_rows(conn, scheme, footprints, query, {})]
+        if dimensions == "ccd" and searchable(query):
+            params["ids"] = matching_ccd_ids(conn, query).tolist()
+        else:
+            params["ids"] = [row[0] for row in exact_rows(conn, scheme, footprints, query, {})]
         if not params["ids"]:
             return dataset_results([], extras)
     return dataset_results(conn.fetch(compiled(builder, filters, extras), params), extras)

@@ -124,6 +124,13 @@ def ccd_candidate_columns(filters: CcdFilters) -> Select[Any]:
     ).group_by(ccd.c.instrument)
 
 
+def ccd_rows_by_id(filters: CcdFilters, extras: tuple[ColumnSpec, ...]) -> Select[Any]:
+    """The CCDs of the bound ``ids`` (the survivors of an exact test) that pass ``filters``:
+    key and ``extras``. Parameters as :func:`ccd_candidates`, ``ids`` for the pixel ranges."""
+    return ccd_statement(ccd, [ccd.c.ccd_id == any_(bindparam("ids", type_=ARRAY(BigInteger)))],
+                         filters, extras, polygon=False)
+
+
 def ccd_statement(source: FromClause, where: list[ColumnElement[bool]], filters: CcdFilters,
                   extras: tuple[ColumnSpec, ...], *, polygon: bool,
                   keys: FromClause | None = None) -> Select[Any]:
