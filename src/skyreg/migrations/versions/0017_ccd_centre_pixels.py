@@ -13,7 +13,8 @@ The upgrade adds the column (nullable: a CCD written without it is still found, 
 undecided candidate of every cone), fills it for the stored CCDs from their caps in batches of
 :data:`BATCH` (which rewrites every ``ccd`` row once; a VACUUM reclaims the old versions),
 builds the index, and installs the SQL of ``skyreg/migrations/sql/0017``: 0016's, with
-``skyreg_ccds_in_cone`` reading its candidates from the index (``skyreg_centre_cover``). The downgrade puts back 0016's functions and drops both.
+``skyreg_ccds_in_cone`` reading its candidates from the index (``skyreg_centre_cover``).
+The downgrade puts back 0016's functions and drops both.
 
 Revision ID: 0017
 Revises: 0016
