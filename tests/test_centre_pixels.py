@@ -15,7 +15,7 @@ import pytest
 from alembic import command
 from hypothesis import given
 from hypothesis import strategies as st
-from lsst.sphgeom import Angle, Circle, ConvexPolygon, LonLat, UnitVector3d
+from lsst.sphgeom import Angle, Circle, ConvexPolygon, HtmPixelization, LonLat, UnitVector3d
 
 from manifest_builder import Polygon, box, survey_spec, write_manifest
 from skyreg import Registry
@@ -105,6 +105,10 @@ def test_centre_pixels_are_sphgeoms_htm_indices_and_missing_caps_stay_missing() 
     assert np.isnan(pixels[7])
     for level in np.unique(np.delete(levels, 7)).tolist():
         rows = np.flatnonzero((levels == level) & ~np.isnan(pixels))
+        sphgeom = HtmPixelization(level)
+        assert pixels[rows].astype(np.int64).tolist() == [
+            sphgeom.index(UnitVector3d(*map(float, caps[i, :3]))) for i in rows.tolist()]
+        # The same trixels as the RA/Dec the centres were made from (none is on an edge).
         assert (pixels[rows].astype(np.int64) == htm_indices(ra[rows], dec[rows], level)).all()
     assert len(np.unique(levels)) >= 5
 

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from lsst.sphgeom import HtmPixelization, LonLat, UnitVector3d
 
-from skyreg.geometry.htm_index import htm_indices
+from skyreg.geometry.htm_index import htm_indices, htm_indices_of_vectors
 
 
 def _reference(ra: np.ndarray, dec: np.ndarray, level: int) -> np.ndarray:
@@ -52,3 +52,22 @@ def test_any_points(points: list[tuple[float, float]]) -> None:
     reps = 600 // len(ra) + 1
     ra, dec = np.tile(ra, reps), np.tile(dec, reps)
     assert len(ra) > 512 and (htm_indices(ra, dec) == _reference(ra, dec, 20)).all()
+
+
+def test_unit_vectors_on_edges_and_random() -> None:
+    """The vector entry point gives sphgeom's index of the vector itself: random vectors,
+    trixel-edge midpoints (sphgeom's own vectors) and the axes, past the chunk size too."""
+    rng = np.random.default_rng(5)
+    vectors = rng.normal(size=(70_000, 3))
+    vectors /= np.linalg.norm(vectors, axis=1)[:, None]
+    pixelization = HtmPixelization(12)
+    for row, index in enumerate(rng.integers(8 * 4**12, 16 * 4**12, 200).tolist()):
+        corners = pixelization.triangle(int(index)).getVertices()
+        middle = UnitVector3d(corners[0] + corners[1])
+        vectors[row] = (middle.x(), middle.y(), middle.z())
+    vectors[200:206] = np.vstack([np.eye(3), -np.eye(3)])
+    for level in (0, 7, 12):
+        sphgeom = HtmPixelization(level)
+        reference = np.array([sphgeom.index(UnitVector3d(*map(float, v))) for v in vectors])
+        assert (htm_indices_of_vectors(vectors, level) == reference).all()
+        assert (htm_indices_of_vectors(vectors[:300], level) == reference[:300]).all()

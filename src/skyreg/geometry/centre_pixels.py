@@ -18,8 +18,8 @@ with the bound 180°.
 
 A footprint overlapping the cone of centre ``q`` and radius ``r`` has its centre within
 ``r + R <= r + B_j`` of ``q``; the search covers that circle, grown by :data:`COVER_MARGIN`,
-at each level present. The stored trixel holds the centre (the indexer is sphgeom's to within
-~1e-16 rad), so it touches the grown circle and is in its cover: no footprint is missed.
+at each level present. The stored trixel holds the centre (the indexer gives sphgeom's
+answer), so it touches the grown circle and is in its cover: no footprint is missed.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ import numpy as np
 import numpy.typing as npt
 from lsst.sphgeom import Angle, Circle, HtmPixelization, UnitVector3d
 
-from skyreg.geometry.htm_index import htm_indices
+from skyreg.geometry.htm_index import htm_indices_of_vectors
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
@@ -83,14 +83,12 @@ def centre_pixels(caps: FloatArray) -> npt.NDArray[np.float64]:
     known = ~np.isnan(caps).any(axis=1)
     if not known.any():
         return out
-    x, y, z = caps[known, 0], caps[known, 1], caps[known, 2]
-    ra = np.degrees(np.arctan2(y, x)) % 360.0
-    dec = np.degrees(np.arctan2(z, np.hypot(x, y)))
+    centres = caps[known, :3]
     levels = centre_levels(caps[known, 5])
     pixels = np.empty(len(levels), dtype=np.int64)
     for level in np.unique(levels).tolist():
         rows = levels == level
-        pixels[rows] = htm_indices(ra[rows], dec[rows], level)
+        pixels[rows] = htm_indices_of_vectors(centres[rows], level)
     out[known] = pixels
     return out
 

@@ -14,6 +14,7 @@ result is always sphgeom's — a stored pixel index and sphgeom's region envelop
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 
 import numpy as np
 import numpy.typing as npt
@@ -81,21 +82,51 @@ def htm_indices(ra_deg: npt.ArrayLike, dec_deg: npt.ArrayLike,
     dec = np.asarray(dec_deg, dtype=np.float64).reshape(-1)
     if ra.shape != dec.shape:
         raise ValueError("ra and dec must have the same length")
+
+    def point(i: int) -> UnitVector3d:
+        return UnitVector3d(LonLat.fromDegrees(float(ra[i]), float(dec[i])))
+
     if len(ra) <= _SCALAR_BELOW:
-        # The 20 numpy passes cost ~4 ms whatever the size; sphgeom costs ~10 µs a point.
-        pixelization = HtmPixelization(level)
-        return np.array([pixelization.index(UnitVector3d(LonLat.fromDegrees(a, d)))
-                         for a, d in zip(ra.tolist(), dec.tolist(), strict=True)],
-                        dtype=np.int64)
-    if len(ra) <= _CHUNK:
-        return _indices(ra, dec, level)
-    return np.concatenate([_indices(ra[i:i + _CHUNK], dec[i:i + _CHUNK], level)
-                           for i in range(0, len(ra), _CHUNK)])
+        return _by_sphgeom(len(ra), point, level)
+    return _indices(unit_vectors(ra, dec), point, level)
 
 
-def _indices(ra: npt.NDArray[np.float64], dec: npt.NDArray[np.float64],
+def htm_indices_of_vectors(vectors: npt.ArrayLike, level: int = 20) -> npt.NDArray[np.int64]:
+    """HTM indices at ``level`` of ``(N, 3)`` unit vectors, as sphgeom's HtmPixelization
+    (for positions held as vectors: no round trip through RA/Dec)."""
+    xyz = np.asarray(vectors, dtype=np.float64).reshape(-1, 3)
+
+    def point(i: int) -> UnitVector3d:
+        return UnitVector3d(float(xyz[i, 0]), float(xyz[i, 1]), float(xyz[i, 2]))
+
+    if len(xyz) <= _SCALAR_BELOW:
+        return _by_sphgeom(len(xyz), point, level)
+    return _indices(xyz, point, level)
+
+
+def _by_sphgeom(n: int, point: Callable[[int], UnitVector3d],
+                level: int) -> npt.NDArray[np.int64]:
+    # The numpy passes cost ~4 ms whatever the size; sphgeom costs ~10 µs a point.
+    pixelization = HtmPixelization(level)
+    return np.array([pixelization.index(point(i)) for i in range(n)], dtype=np.int64)
+
+
+def _indices(xyz: npt.NDArray[np.float64], point: Callable[[int], UnitVector3d],
              level: int) -> npt.NDArray[np.int64]:
-    xyz = unit_vectors(ra, dec)
+    """The numpy descent in chunks of :data:`_CHUNK`; ``point(i)`` is point ``i`` as sphgeom
+    sees it, for the few that lie on an edge."""
+    index = np.concatenate([_chunk_indices(xyz[i:i + _CHUNK], level)
+                            for i in range(0, len(xyz), _CHUNK)])
+    ambiguous = index < 0
+    if ambiguous.any():
+        pixelization = HtmPixelization(level)
+        for i in np.flatnonzero(ambiguous).tolist():
+            index[i] = pixelization.index(point(i))
+    return index
+
+
+def _chunk_indices(xyz: npt.NDArray[np.float64], level: int) -> npt.NDArray[np.int64]:
+    """Indices of one chunk of unit vectors, -1 where sphgeom must decide."""
     p: Vec = (xyz[:, 0].copy(), xyz[:, 1].copy(), xyz[:, 2].copy())
     x, y, z = p
     # Root trixel: hemisphere by z, then the quadrant of (x, y), as the HTM definition.
@@ -118,11 +149,7 @@ def _indices(ra: npt.NDArray[np.float64], dec: npt.NDArray[np.float64],
         index = index * 4 + child
         v0, v1, v2 = (_pick(child, v0, v1, v2, w0), _pick(child, w2, w0, w1, w1),
                       _pick(child, w1, w2, w0, w2))
-    if ambiguous.any():
-        pixelization = HtmPixelization(level)
-        for i in np.flatnonzero(ambiguous):
-            index[i] = pixelization.index(
-                UnitVector3d(LonLat.fromDegrees(float(ra[i]), float(dec[i]))))
+    index[ambiguous] = -1
     return index
 
 
