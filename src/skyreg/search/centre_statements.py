@@ -16,7 +16,6 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import (
-    BigInteger,
     ColumnElement,
     Double,
     Select,
@@ -31,16 +30,9 @@ from sqlalchemy import (
     true,
     union_all,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
 
 from skyreg.schema import ccd
-from skyreg.search.statements import CcdFilters, ccd_statement
-
-
-def _ranges(lo: str, hi: str) -> Any:
-    return (func.unnest(bindparam(lo, type_=ARRAY(BigInteger)),
-                        bindparam(hi, type_=ARRAY(BigInteger)))
-            .table_valued("lo", "hi").render_derived(name=f"r_{lo}"))
+from skyreg.search.statements import CcdFilters, ccd_statement, range_table
 
 
 def _in_ranges(lo: str, hi: str, *, verdict: bool = True) -> Select[Any]:
@@ -50,7 +42,7 @@ def _in_ranges(lo: str, hi: str, *, verdict: bool = True) -> Select[Any]:
     a plain join, the planner's estimate for range conditions on parameters made it scan the
     whole index once and filter.
     """
-    ranges = _ranges(lo, hi)
+    ranges = range_table(lo, hi, f"r_{lo}")
     columns: list[Any] = [ccd.c.ccd_id]
     if verdict:
         test = func.skyreg_bounds_verdict(

@@ -72,11 +72,11 @@ def find_datasets(
         query = query_region(conn, stored=("patch", "tract"), patch=patch, tract=tract,
                              cone=cone, polygon=polygon, point=point, region=region,
                              inner=inner)
-        footprints = (compiled(dataset_statements.ccd_footprints) if dimensions == "ccd"
-                      else compiled(dataset_statements.patch_footprints, inner))
         if dimensions == "ccd" and searchable(query):
             params["ids"] = matching_ccd_ids(conn, query).tolist()
         else:
+            footprints = (compiled(dataset_statements.ccd_footprints) if dimensions == "ccd"
+                          else compiled(dataset_statements.patch_footprints, inner))
             params["ids"] = [row[0] for row in exact_rows(conn, scheme, footprints, query, {})]
         if not params["ids"]:
             return dataset_results([], extras)

@@ -60,6 +60,14 @@ class CcdFilters:
     time: bool = False
 
 
+def range_table(lo: str, hi: str, name: str) -> Any:
+    """The half-open ranges bound as the bigint arrays ``lo`` and ``hi``, as a table
+    ``name (lo, hi)``: one statement serves any number of ranges."""
+    return (func.unnest(bindparam(lo, type_=ARRAY(BigInteger)),
+                        bindparam(hi, type_=ARRAY(BigInteger)))
+            .table_valued("lo", "hi").render_derived(name=name))
+
+
 def candidate_ids(pixel_table: object, id_column: str) -> ColumnElement[bool]:
     """Array of ids whose pixel rows fall into any of the bound half-open ranges [lo, hi).
 
@@ -75,9 +83,7 @@ def candidate_ids(pixel_table: object, id_column: str) -> ColumnElement[bool]:
     (millions of rows) makes it size the hash table for that.
     """
     pixels = pixel_table.c  # type: ignore[attr-defined]
-    ranges = (func.unnest(bindparam("lo", type_=ARRAY(BigInteger)),
-                          bindparam("hi", type_=ARRAY(BigInteger)))
-              .table_valued("lo", "hi").render_derived(name="r"))
+    ranges = range_table("lo", "hi", "r")
     ids = (
         select(pixels[id_column])
         .select_from(ranges)

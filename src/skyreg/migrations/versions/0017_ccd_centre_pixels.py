@@ -29,6 +29,7 @@ import numpy as np
 import sqlalchemy as sa
 from alembic import op
 
+from skyreg.geometry.bounding_caps import CAP_COLUMNS
 from skyreg.geometry.centre_pixels import centre_pixels
 from skyreg.migrations import functions
 
@@ -46,14 +47,11 @@ _COMMENT = ("HTM index of the caps' centre at a level chosen by the outer radius
 #: What the index holds beside the centre pixel, as this revision built it.
 _INCLUDE = ["ccd_id", "instrument", "visit", "detector", "cap_x", "cap_y", "cap_z",
             "cap_inner_cos", "cap_inner_sin", "cap_outer_cos", "cap_outer_sin", "region"]
-#: The caps in the order centre_pixels reads them.
-_CAPS = ("cap_x", "cap_y", "cap_z", "cap_inner_cos", "cap_inner_sin", "cap_outer_cos",
-         "cap_outer_sin")
 
 #: CCDs read, computed and updated at a time by the backfill.
 BATCH = 100_000
 
-_READ = sa.text("SELECT ccd_id, " + ", ".join(_CAPS) + " FROM ccd WHERE ccd_id > :after "
+_READ = sa.text("SELECT ccd_id, " + ", ".join(CAP_COLUMNS) + " FROM ccd WHERE ccd_id > :after "
                 "ORDER BY ccd_id LIMIT :limit")
 _WRITE = sa.text("UPDATE ccd SET centre_pix = v.pix FROM unnest(CAST(:ids AS bigint[]), "
                  "CAST(:pix AS bigint[])) AS v (ccd_id, pix) WHERE ccd.ccd_id = v.ccd_id")
