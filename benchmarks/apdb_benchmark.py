@@ -35,6 +35,7 @@ from lsst.sphgeom import ConvexPolygon, LonLat, UnitVector3d
 from skyreg import Registry
 from skyreg.catalogs.apdb_binary import to_binary
 from skyreg.catalogs.apdb_frames import layout, to_arrow
+from skyreg.catalogs.apdb_load import in_pixel_order
 from skyreg.synthetic.apdb_catalogs import Box, dia_forced_sources, dia_objects, dia_sources
 
 FULL_OBJECTS = 1_000_000
@@ -48,6 +49,9 @@ CENTER = (45.0, 0.0)
 PEERS = {"get_dia_objects": "240 ms", "get_dia_sources(ids)": "372 ms",
          "get_dia_forced_sources(ids)": "276 ms", "store (one CCD)": "0.6-1.0 s",
          "contains_visit_detector": "1.8 ms"}
+#: Set by --random-order: COPY the generated rows as they come (each row on a page of its own
+#: for a region's reads), not in sky order.
+RANDOM_ORDER = [False]
 TARGETS = {"get_dia_objects": 10.0, "get_dia_sources(ids)": 20.0, "store (one CCD)": 50.0,
            "visit (189 CCDs)": 5000.0}
 
@@ -68,7 +72,11 @@ def _field(scale: float) -> Box:
 
 
 def _copy(registry: Registry, name: str, frame: pd.DataFrame) -> None:
+    """COPY a chunk in sky order, as ``skyreg catalog load-apdb`` writes its batches (and
+    as a store writes a CCD's rows together); ``--random-order`` keeps the generated one."""
     table = to_arrow(frame, name)
+    if not RANDOM_ORDER[0]:
+        table, _ = in_pixel_order(table, np.arange(table.num_rows))
     data, columns = to_binary(table, layout(name).stored_columns)
     quoted = ", ".join(f'"{c}"' for c in columns)
     with registry.engine.begin() as connection:
@@ -293,7 +301,12 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--reuse", action="store_true",
                         help="keep the data already loaded (skip generation)")
+    parser.add_argument("--random-order", action="store_true",
+                        help="generate the tables in random order (each row of a region on "
+                             "a page of its own) instead of the sky order the bulk load and "
+                             "the stores write")
     args = parser.parse_args()
+    RANDOM_ORDER[0] = args.random_order
     run(args.db, args.scale, args.regions, args.workers, args.reuse)
 
 

@@ -16,6 +16,7 @@ from alembic.runtime.migration import MigrationContext
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from lsst.sphgeom import Angle, Circle, ConvexPolygon, LonLat, Region, UnitVector3d
+from lsst.sphgeom import Box as SkyBox
 
 from apdb_builder import ccd_frames, random_objects
 from skyreg import Registry
@@ -96,7 +97,11 @@ def _regions() -> st.SearchStrategy[Region]:
         lambda c, h: ConvexPolygon([UnitVector3d(LonLat.fromDegrees(c[0] + dx, c[1] + dy))
                                     for dx, dy in ((-h, -h), (h, -h), (h * 1.3, h), (-h, h))]),
         centres, st.floats(0.01, 0.8))
-    return st.one_of(circles, polygons)
+    boxes = st.builds(
+        lambda c, w, h: SkyBox(LonLat.fromDegrees(c[0] - w, max(c[1] - h, -90.0)),
+                               LonLat.fromDegrees(c[0] + w, min(c[1] + h, 90.0))),
+        st.one_of(centres, pole), st.floats(0.001, 1.5), st.floats(0.001, 1.0))
+    return st.one_of(circles, polygons, boxes)
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[
@@ -381,6 +386,39 @@ def test_one_store_of_newer_new_and_older_versions(database_url: str) -> None:
                 assert starts == [T0 + 1, T0 + 5] and ends[0] == T0 + 5 and pd.isna(ends[1])
             else:
                 assert starts == [T0 + 1] and pd.isna(ends[0])
+
+
+def test_newest_and_new_objects_are_copied_straight_in(database_url: str) -> None:
+    """A visit's store: objects seen before (its versions the newest) and new ones. They go
+    straight into DiaObject; the chains come out as by the general path, and a neighbouring
+    CCD's version of the same visit still replaces, never duplicates."""
+    ids, ra, dec = random_objects(40, Box(75.0, 75.1, 0.0, 0.1), seed=15)
+    rng = np.random.default_rng(15)
+    with Registry.connect(database_url) as registry:
+        apdb = registry.apdb
+        first = apdb.store(T0, dia_objects(ids[:25], ra[:25], dec[:25], rng))
+        assert first.objects_inserted == 25
+        second = apdb.store(T0 + 1, dia_objects(ids, ra, dec, rng))
+        assert (second.objects_inserted, second.objects_replaced) == (40, 0)
+        neighbour = dia_objects(ids[20:30], ra[20:30], dec[20:30], rng)
+        third = apdb.store(T0 + 1, neighbour)
+        assert (third.objects_inserted, third.objects_replaced) == (0, 10)
+        rows = apdb._select("DiaObject", ["TRUE"])
+        assert len(rows) == 65
+        for object_id, versions in rows.groupby("diaObjectId"):
+            versions = versions.sort_values("validityStartMjdTai")
+            starts = versions["validityStartMjdTai"].tolist()
+            ends = versions["validityEndMjdTai"].tolist()
+            if object_id in ids[:25]:
+                assert starts == [T0, T0 + 1] and ends[0] == T0 + 1 and pd.isna(ends[1])
+            else:
+                assert starts == [T0 + 1] and pd.isna(ends[0])
+        latest = apdb.get_dia_objects(ConvexPolygon([UnitVector3d(LonLat.fromDegrees(a, d))
+                                                      for a, d in ((74.9, -0.1), (75.2, -0.1),
+                                                                   (75.2, 0.2), (74.9, 0.2))]))
+        assert sorted(latest["diaObjectId"]) == sorted(ids.tolist())
+        replaced = latest.set_index("diaObjectId").loc[ids[20:30], "ra"].to_numpy()
+        assert np.array_equal(replaced, neighbour["ra"].to_numpy())
 
 
 def test_store_over_sources_already_there(database_url: str) -> None:

@@ -24,6 +24,7 @@ import numpy as np
 import numpy.typing as npt
 import psycopg
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from sqlalchemy import Engine
 
@@ -39,6 +40,7 @@ from skyreg.catalogs.apdb_store import (
 )
 from skyreg.db.connection import writing
 from skyreg.errors import InputError
+from skyreg.schema.apdb import PIXEL_COLUMN
 
 #: The files of a load directory, in load order (objects first: sources refer to them).
 FILES = ("DiaObject", "DiaSource", "DiaForcedSource")
@@ -148,6 +150,7 @@ def _prepare(table: pa.Table, name: str, file: str, rows: npt.NDArray[np.int64],
 def _store_batch(engine: Engine, name: str, table: pa.Table, rows: npt.NDArray[np.int64],
                  file: str, report: LoadReport) -> tuple[int, int]:
     spec = layout(name)
+    table, rows = in_pixel_order(table, rows)
     with writing(engine, "the APDB load"), engine.begin() as connection:
         driver: psycopg.Connection[Any] = connection.connection.driver_connection  # type: ignore[assignment]
         key_lookups_only(driver)
@@ -163,6 +166,23 @@ def _store_batch(engine: Engine, name: str, table: pa.Table, rows: npt.NDArray[n
             discard_clashes(driver, name)
         inserted = insert_new(driver, name)
         return inserted, table.num_rows - len(clashes) - inserted
+
+
+def in_pixel_order(table: pa.Table, rows: npt.NDArray[np.int64]
+                   ) -> tuple[pa.Table, npt.NDArray[np.int64]]:
+    """The batch sorted by ``pixelId`` (and ``rows`` with it), so that it is written in sky
+    order.
+
+    A region's rows then share heap pages: the history of a CCD's objects is read from a
+    few runs of pages instead of one page per row (measured at a fifth of the full data
+    set: 21 against 41 ms of server time for the DiaSources of a CCD's objects, 13 against
+    33 ms for their DiaForcedSources). That is the order the APDB's own writes have, as a
+    store writes one CCD's rows together.
+    """
+    if PIXEL_COLUMN not in table.column_names or table.num_rows < 2:
+        return table, rows
+    order = pc.sort_indices(table, [(PIXEL_COLUMN, "ascending")]).to_numpy()
+    return table.take(order), rows[order]
 
 
 def _refuse_clashes(table: pa.Table, name: str, rows: npt.NDArray[np.int64], file: str,
