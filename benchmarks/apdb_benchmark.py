@@ -5,7 +5,11 @@ in 64 deg²), at a chosen ``--scale``.
 The scale shrinks the field (64 x scale deg²) and keeps the density, so every per-CCD call
 reads and writes as many rows as at full scale; only the tables are smaller. Data are made
 with numpy and COPYed straight into the tables (validity chains computed in numpy), then
-ANALYZEd. Measured, median over CCD-sized regions (0.2275° squares) inside the field:
+ANALYZEd. They are laid out as the APDB's own writes leave them: objects numbered CCD cell by
+CCD cell (Rubin's ids pack the visit and detector of the first detection), every chunk
+written in ``pixelId`` order (as ``skyreg catalog load-apdb`` writes, and as a store writes a
+CCD's rows together); ``--random-order`` generates the old way, ids and rows in random sky
+order. Measured, median over CCD-sized regions (0.2275° squares) inside the field:
 
 * ``get_dia_objects(region)``, ``get_dia_sources(object_ids)`` and
   ``get_dia_forced_sources(object_ids)`` (12 months), ``contains_visit_detector``;
