@@ -3,7 +3,7 @@ and next to the edges included) and drops what lies clearly outside."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import psycopg
@@ -17,8 +17,8 @@ from skyreg.catalogs.region_sql import region_conditions
 
 
 @pytest.fixture(scope="module")
-def connection(database_factory: object) -> Iterator[psycopg.Connection[object]]:
-    url = database_factory()  # type: ignore[operator]
+def connection(database_factory: Callable[..., str]) -> Iterator[psycopg.Connection[object]]:
+    url = database_factory()
     with psycopg.connect(url.replace("postgresql+psycopg", "postgresql"), autocommit=True
                          ) as driver:
         yield driver
@@ -72,13 +72,13 @@ def _probes(region: Region, rng: np.random.Generator, *, edges: bool = True
             ) -> tuple[np.ndarray, np.ndarray]:
     """Random points around the region, and (``edges``) points on a polygon's edges."""
     circle = region.getBoundingCircle()
-    centre = LonLat(circle.getCenter())
     radius = min(circle.getOpeningAngle().asDegrees() * 1.5, 180.0)
     n = 3000
     vectors = rng.normal(size=(n, 3))
     vectors /= np.linalg.norm(vectors, axis=1)[:, None]
     c = np.array([circle.getCenter().x(), circle.getCenter().y(), circle.getCenter().z()])
-    # Pull the random directions towards the centre, so most land near the region.
+    # Points in random directions from the centre, at random distances up to 1.5 times the
+    # bounding radius: most land near the region's edge.
     t = rng.uniform(0.0, np.radians(radius), n)[:, None]
     towards = vectors - (vectors @ c)[:, None] * c
     towards /= np.linalg.norm(towards, axis=1)[:, None]
@@ -90,7 +90,6 @@ def _probes(region: Region, rng: np.random.Generator, *, edges: bool = True
             edge = (1 - s) * a + s * b
             edge /= np.linalg.norm(edge, axis=1)[:, None]
             points = np.vstack([points, edge, *vertices])
-    del centre
     ra = np.degrees(np.arctan2(points[:, 1], points[:, 0])) % 360.0
     dec = np.degrees(np.arcsin(np.clip(points[:, 2], -1.0, 1.0)))
     # Also as other programs write them: RA just under 360 or negative.

@@ -1,13 +1,14 @@
 """A conservative SQL test of a region on a row's ``ra``/``dec`` (degrees), for the APDB reads.
 
-The HTM-20 envelope of a CCD-sized region (64 ranges) holds ~1.6 times the rows the region
-contains, and every candidate sent costs the server ~84 fields of output and the client
-their decoding (measured at a fifth of the full data set: 1,278 candidates for 807 rows).
-This test runs on the server before the output, on the candidates the envelope found, and
-keeps every row the exact test (sphgeom on the client, :func:`skyreg.catalogs.apdb_store.
-inside`) can keep: each half-space of the region is widened by :data:`MARGIN`, far more
-than the rounding of the server's and the client's unit vectors apart. So the result is
-still exactly the region; the client's test stays the one that decides.
+The HTM-20 envelope of a CCD-sized region holds more rows than the region contains (1.6
+times as many with 64 ranges: 1,278 candidates for 807 rows, measured at a fifth of the full
+data set; more with the 16 ranges the reads use), and every candidate sent costs the server
+~84 fields of output and the client their decoding. This test runs on the server before the
+output, on the candidates the envelope found, and keeps every row that the exact test
+(sphgeom on the client, :func:`skyreg.catalogs.apdb_store.inside`) can keep: each
+half-space of the region is widened by :data:`MARGIN`, far more than the rounding of the
+server's and the client's unit vectors apart. So the result is still exactly the region;
+the client's test stays the one that decides.
 
 Stated for the regions alert production passes (``ConvexPolygon``, ``Circle``, ``Box``);
 any other region gets no such test (its envelope alone is conservative).
@@ -23,7 +24,7 @@ from lsst.sphgeom import Box, Circle, ConvexPolygon, Region
 #: Slack of every half-space test, as a dot product of unit vectors (~20 µas): the server's
 #: and numpy's unit vectors of one ra/dec differ by a few 1e-16.
 MARGIN = 1e-10
-#: The same slack on declinations, in degrees.
+#: The slack of the declination bounds, in degrees (ten times the half-spaces').
 _DEC_MARGIN = math.degrees(MARGIN) * 10.0
 
 _X = 'cos(radians("dec")) * cos(radians("ra"))'
