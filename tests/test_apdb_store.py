@@ -182,6 +182,15 @@ def test_store_is_idempotent_and_refuses_a_different_rerun(database_url: str) ->
             apdb.store(T0 + 1, pd.concat([frames.objects, frames.objects.iloc[:1]]))
 
 
+def _chains(apdb: Any) -> dict[int, tuple[list[float], list[float]]]:
+    """Every stored DiaObject's version starts and ends (NaN: open), in start order."""
+    rows = apdb._select("DiaObject", ["TRUE"]).sort_values(
+        ["diaObjectId", "validityStartMjdTai"])
+    return {int(object_id): (versions["validityStartMjdTai"].tolist(),
+                             versions["validityEndMjdTai"].tolist())
+            for object_id, versions in rows.groupby("diaObjectId")}
+
+
 def test_out_of_order_versions_keep_one_chain(database_url: str) -> None:
     ids, ra, dec = random_objects(20, Box(20.0, 20.1, 0.0, 0.1), seed=4)
     rng = np.random.default_rng(0)
@@ -189,11 +198,8 @@ def test_out_of_order_versions_keep_one_chain(database_url: str) -> None:
         apdb = registry.apdb
         for time in (T0 + 2, T0, T0 + 1):
             apdb.store(time, dia_objects(ids, ra, dec, rng))
-        rows = apdb._select("DiaObject", ["TRUE"]).sort_values(
-            ["diaObjectId", "validityStartMjdTai"])
-        for _, versions in rows.groupby("diaObjectId"):
-            assert versions["validityStartMjdTai"].tolist() == [T0, T0 + 1, T0 + 2]
-            ends = versions["validityEndMjdTai"].tolist()
+        for starts, ends in _chains(apdb).values():
+            assert starts == [T0, T0 + 1, T0 + 2]
             assert ends[:2] == [T0 + 1, T0 + 2] and pd.isna(ends[2])
         circle = Circle(UnitVector3d(LonLat.fromDegrees(20.05, 0.05)), Angle.fromDegrees(1))
         assert (apdb.get_dia_objects(circle)["validityStartMjdTai"] == T0 + 2).all()
@@ -375,11 +381,7 @@ def test_one_store_of_newer_new_and_older_versions(database_url: str) -> None:
         apdb.store(T0 + 5, dia_objects(ids[10:20], ra[10:20], dec[10:20], rng))  # later
         report = apdb.store(T0 + 1, dia_objects(ids, ra, dec, rng))
         assert report.objects_inserted == 30
-        rows = apdb._select("DiaObject", ["TRUE"])
-        for object_id, versions in rows.groupby("diaObjectId"):
-            versions = versions.sort_values("validityStartMjdTai")
-            starts = versions["validityStartMjdTai"].tolist()
-            ends = versions["validityEndMjdTai"].tolist()
+        for object_id, (starts, ends) in _chains(apdb).items():
             if object_id in ids[:10]:
                 assert starts == [T0, T0 + 1] and ends[0] == T0 + 1 and pd.isna(ends[1])
             elif object_id in ids[10:20]:
@@ -403,12 +405,9 @@ def test_newest_and_new_objects_are_copied_straight_in(database_url: str) -> Non
         neighbour = dia_objects(ids[20:30], ra[20:30], dec[20:30], rng)
         third = apdb.store(T0 + 1, neighbour)
         assert (third.objects_inserted, third.objects_replaced) == (0, 10)
-        rows = apdb._select("DiaObject", ["TRUE"])
-        assert len(rows) == 65
-        for object_id, versions in rows.groupby("diaObjectId"):
-            versions = versions.sort_values("validityStartMjdTai")
-            starts = versions["validityStartMjdTai"].tolist()
-            ends = versions["validityEndMjdTai"].tolist()
+        chains = _chains(apdb)
+        assert sum(len(starts) for starts, _ in chains.values()) == 65
+        for object_id, (starts, ends) in chains.items():
             if object_id in ids[:25]:
                 assert starts == [T0, T0 + 1] and ends[0] == T0 + 1 and pd.isna(ends[1])
             else:
