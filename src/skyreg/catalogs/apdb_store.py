@@ -447,9 +447,10 @@ class _Store:
 
     def run(self) -> StoreReport:
         driver = self.driver
-        # One round trip (a pipeline): the planner settings, the CCD's lock and digest, the
-        # temporary tables. Each round trip is a wait for the server's turn on a core: under
-        # load, 0.3-3 ms of a store's wall time apiece.
+        # One round trip (a pipeline): the planner settings, the CCD's lock and digest. Each
+        # round trip is a wait for the server's turn on a core: under load, 0.3-3 ms of a
+        # store's wall time apiece. The temporary tables are made only by the paths that
+        # use them (a visit's store copies straight into the tables).
         digest_cursor = None
         with driver.pipeline():
             _key_lookups_only(driver)
@@ -459,14 +460,12 @@ class _Store:
                 digest_cursor = driver.execute(
                     f"SELECT digest FROM {_t(STORED_CCD_TABLE)} WHERE visit = %s AND "
                     "detector = %s", self.ccd)
-            for name in self.data:
-                driver.execute(_create_temp_sql(name))
         stored = digest_cursor.fetchone() if digest_cursor is not None else None
         if (self.ccd is not None and stored is not None
                 and _same_digest(stored[0], self.time, self.tables, self.digest)):
             return StoreReport(*self.ccd, already_stored=True)
         if stored is not None:
-            copy_to_temps(driver, self.data, create=False)
+            copy_to_temps(driver, self.data)
             self._refuse_rerun()
         inserted = self._insert_sources(
             [n for n in ("DiaSource", "DiaForcedSource") if n in self.data])
@@ -546,7 +545,7 @@ class _Store:
             return counts
         except psycopg.errors.UniqueViolation:
             driver.execute("ROLLBACK TO SAVEPOINT skyreg_apdb_sources")
-        copy_to_temps(driver, {name: self.data[name] for name in names}, create=False)
+        copy_to_temps(driver, {name: self.data[name] for name in names})
         counts = insert_new_many(driver, names)
         for name in names:
             if counts[name] < self.counts.get(name, 0):  # some were there: same values?
@@ -591,15 +590,12 @@ def _create_temp_sql(name: str) -> str:
 
 
 def copy_to_temps(driver: psycopg.Connection[Any],
-                  frames: dict[str, tuple[bytes, tuple[str, ...]]], *,
-                  create: bool = True) -> None:
+                  frames: dict[str, tuple[bytes, tuple[str, ...]]]) -> None:
     """:func:`copy_to_temp` for several tables in three round trips fewer per table: one
-    message creates the temporary tables (unless ``create`` is false: the caller did), one
-    COPY each, one ANALYZE for all."""
+    message creates the temporary tables, one COPY each, one ANALYZE for all."""
     if not frames:
         return
-    if create:
-        driver.execute("; ".join(_create_temp_sql(name) for name in frames))
+    driver.execute("; ".join(_create_temp_sql(name) for name in frames))
     for name, (data, columns) in frames.items():
         copy_into(driver, _temp(name), data, columns)
     driver.execute(_analyze_sql(frames))
