@@ -459,3 +459,66 @@ def test_a_failing_copy_leaves_the_read_session_usable(database_url: str) -> Non
             driver: Any = connection.connection.driver_connection
             data = copy_out(driver, "COPY (SELECT 1::int4) TO STDOUT (FORMAT binary)")
             assert data.endswith(b"\x00\x01\x00\x00\x00\x04\x00\x00\x00\x01\xff\xff")
+
+
+def _comparable_chains(apdb: Any) -> dict[int, tuple[list[float], list[float | None]]]:
+    """:func:`_chains` with None for open ends (NaN equals nothing)."""
+    return {object_id: (starts, [None if pd.isna(end) else end for end in ends])
+            for object_id, (starts, ends) in _chains(apdb).items()}
+
+
+def test_refused_sources_leave_the_open_versions_open(database_url: str) -> None:
+    """The objects' open versions are closed on the server while a thread checks the
+    sources: sources refused there roll all of it back."""
+    ids, ra, dec = random_objects(50, Box(85.0, 85.1, 0.0, 0.1), seed=16)
+    with Registry.connect(database_url) as registry:
+        apdb = registry.apdb
+        first = ccd_frames(20, 1, T0, ids, ra, dec, seed=16)
+        apdb.store(T0, first.objects, first.sources, first.forced)
+        before = _comparable_chains(apdb)
+        second = ccd_frames(21, 1, T0 + 1, ids, ra, dec, seed=17)
+        broken = second.sources.copy()
+        broken.loc[2, "dec"] = 91.0
+        with pytest.raises(InputError, match=r"row 2, field 'dec': DiaSource"):
+            apdb.store(T0 + 1, second.objects, broken, second.forced)
+        with pytest.raises(InputError, match="DiaForcedSource: required column 'visit'"):
+            apdb.store(T0 + 1, second.objects, second.sources,
+                       second.forced.drop(columns=["visit"]))
+        assert _comparable_chains(apdb) == before
+        assert not apdb.contains_visit_detector(21, 1)
+        assert apdb.count("DiaSource") == len(first.sources)
+
+
+def test_rerun_after_a_later_visit_changes_nothing(database_url: str) -> None:
+    """A CCD stored again with the same rows after a later visit of its objects: the
+    closing statement that runs before the digest is compared finds nothing to close."""
+    ids, ra, dec = random_objects(40, Box(86.0, 86.1, 0.0, 0.1), seed=18)
+    with Registry.connect(database_url) as registry:
+        apdb = registry.apdb
+        first = ccd_frames(30, 4, T0, ids, ra, dec, seed=18)
+        apdb.store(T0, first.objects, first.sources, first.forced)
+        later = ccd_frames(31, 4, T0 + 1, ids, ra, dec, seed=19)
+        apdb.store(T0 + 1, later.objects, later.sources, later.forced)
+        before = _comparable_chains(apdb)
+        assert all(ends == [T0 + 1, None] for _, ends in before.values())
+        assert apdb.store(T0, first.objects, first.sources, first.forced).already_stored
+        assert _comparable_chains(apdb) == before
+
+
+def _store_in_child(url: str) -> int:
+    ids, ra, dec = random_objects(30, Box(87.0, 87.1, 0.0, 0.1), seed=21, first_id=5000)
+    frames = ccd_frames(41, 0, T0, ids, ra, dec, seed=21)
+    with Registry.connect(url) as registry:
+        return registry.apdb.store(T0, frames.objects, frames.sources,
+                                   frames.forced).objects_inserted
+
+
+def test_a_forked_child_stores_after_its_parent(database_url: str) -> None:
+    """The threads that prepare a store's rows do not survive a fork: a child whose parent
+    stored before makes its own (with the parent's, it would wait forever)."""
+    ids, ra, dec = random_objects(30, Box(88.0, 88.1, 0.0, 0.1), seed=20)
+    frames = ccd_frames(40, 0, T0, ids, ra, dec, seed=20)
+    with Registry.connect(database_url) as registry:
+        registry.apdb.store(T0, frames.objects, frames.sources, frames.forced)
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        assert pool.apply_async(_store_in_child, (database_url,)).get(timeout=60) == 30

@@ -8,9 +8,11 @@ parsed by numpy
 (sphgeom, vectorized): the result is exactly the region, never the superset dax_apdb hands
 back.
 
-Writes (:meth:`Apdb.store`) run in one transaction: the frames go into session temporary
-tables by binary COPY built from their Arrow buffers, then a few set-oriented statements
-merge them. The rules:
+Writes (:meth:`Apdb.store`) run in one transaction. The frames are checked, then the server
+locks the objects and closes their open versions while a thread encodes the rows as binary
+COPY data built from their Arrow buffers; the rows are COPYed straight into the tables (or,
+when some of them are there already, through session temporary tables merged by a few
+set-oriented statements). The rules:
 
 * DiaObject rows are versions keyed by (diaObjectId, validityStartMjdTai); ``store`` gives its
   rows ``validityStartMjdTai = visit_time``. Each object's validity intervals form a chain —
@@ -20,9 +22,10 @@ merge them. The rules:
 * Neighbouring CCDs of one visit share DiaObjects near their edges, so two writers may both
   store a version of the same object at the same visit time: the later commit replaces the
   earlier version (the rule of Cassandra-backed APDBs, "last writer wins"), never a duplicate.
-  Writers lock the object ids they touch (advisory locks taken in one sorted order, so two
-  writers cannot deadlock) before reading the chains. A version newer than every stored one
-  (the usual case) closes the open version in one statement without reading the chain.
+  Writers lock the object ids they touch (advisory locks taken in one sorted order, then
+  the CCD's, so two writers cannot deadlock) before reading the chains. A version newer
+  than every stored one (the usual case) closes the open version in one statement without
+  reading the chain.
 * A (visit, detector) stored once is recorded with the digest of its rows (SHA-256 of the
   binary COPY data in key order; digests recorded over CSV by earlier versions are still
   recognised): storing the same
@@ -35,7 +38,9 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 from collections.abc import Iterable, Sequence
+from concurrent import futures
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -317,23 +322,22 @@ class Apdb:
                                  pixel=False)
         objects_table = with_column(objects_table, "validityStartMjdTai",
                                     pa.array(np.full(objects_table.num_rows, time)))
-        batches = {"DiaObject": objects_table}
-        if sources is not None:
-            batches["DiaSource"] = to_arrow(sources, "DiaSource", pixel=False)
-        if forced_sources is not None:
-            batches["DiaForcedSource"] = to_arrow(forced_sources, "DiaForcedSource",
-                                                  pixel=False)
-        batches = add_pixels(batches)
-        objects_table = batches["DiaObject"]
-        for name, table in batches.items():
-            check_unique(table, name)
-        ccd = _ccd_of(batches)
-        batches = {name: _canonical(table, name) for name, table in batches.items()}
-        data = {name: to_binary(table, layout(name).stored_columns)
-                for name, table in batches.items()}
-        with writing(self.engine, "the APDB store"), self.engine.begin() as connection:
-            driver: psycopg.Connection[Any] = connection.connection.driver_connection  # type: ignore[assignment]
-            return _Store(driver, time, ccd, data, batches, batches["DiaObject"]).run()
+        check_unique(objects_table, "DiaObject")
+        # The server starts on the objects (their locks, the closing of their open
+        # versions: ~15 ms) while a thread checks the sources and makes every row ready to
+        # write (~15 ms: pixel indices, key order, COPY data); the server's waits release
+        # the GIL. A refused input is raised from the thread: nothing is written.
+        pool = _prepare_executor()
+        source_rows = pool.submit(_sources_to_write, objects_table, sources, forced_sources)
+        rows = pool.submit(_rows_to_write, time, source_rows)
+        threads: list[futures.Future[Any]] = [source_rows, rows]
+        try:
+            with writing(self.engine, "the APDB store"), self.engine.begin() as connection:
+                driver: psycopg.Connection[Any] = connection.connection.driver_connection  # type: ignore[assignment]
+                return _Store(driver, time, objects_table, source_rows, rows).run()
+        finally:
+            # Back to the caller only once nothing reads its frames any more.
+            futures.wait(threads)
 
     def store_matches(self, matches: pd.DataFrame) -> int:
         """Replace the DiaObject → Object matches of the DiaObjects in ``matches``.
@@ -402,6 +406,69 @@ def _canonical(table: pa.Table, name: str) -> pa.Table:
                           if k in table.column_names])
 
 
+@dataclass(frozen=True)
+class _SourceRows:
+    """A store's checked DiaSources and DiaForcedSources, ready to write (with ``pixelId``,
+    in key order, as COPY data), their CCD, and the DiaObjects with ``pixelId``."""
+
+    ccd: tuple[int, int] | None
+    tables: dict[str, pa.Table]
+    data: dict[str, tuple[bytes, tuple[str, ...]]]
+    objects: pa.Table
+
+
+def _sources_to_write(objects: pa.Table, sources: pd.DataFrame | None,
+                      forced_sources: pd.DataFrame | None) -> _SourceRows:
+    """Check the sources, index every row's position (forced sources lie at the objects'
+    positions: each distinct position is indexed once) and encode the sources."""
+    batches = {"DiaObject": objects}
+    if sources is not None:
+        batches["DiaSource"] = to_arrow(sources, "DiaSource", pixel=False)
+    if forced_sources is not None:
+        batches["DiaForcedSource"] = to_arrow(forced_sources, "DiaForcedSource", pixel=False)
+    for name, table in batches.items():
+        if name != "DiaObject":
+            check_unique(table, name)
+    ccd = _ccd_of(batches)
+    batches = add_pixels(batches)
+    tables = {name: _canonical(table, name) for name, table in batches.items()
+              if name != "DiaObject"}
+    data = {name: to_binary(table, layout(name).stored_columns)
+            for name, table in tables.items()}
+    return _SourceRows(ccd, tables, data, batches["DiaObject"])
+
+
+@dataclass(frozen=True)
+class _Rows:
+    """All rows of a store ready to write: Arrow tables with ``pixelId`` in key order, their
+    COPY data, and the digest of it all."""
+
+    tables: dict[str, pa.Table]
+    data: dict[str, tuple[bytes, tuple[str, ...]]]
+    digest: str
+
+
+def _rows_to_write(time: float, source_rows: futures.Future[_SourceRows]) -> _Rows:
+    """Encode the DiaObjects (while the server takes the sources) and digest the store."""
+    ready = source_rows.result()
+    objects = _canonical(ready.objects, "DiaObject")
+    data = {"DiaObject": to_binary(objects, layout("DiaObject").stored_columns), **ready.data}
+    return _Rows({"DiaObject": objects, **ready.tables}, data, store_digest(time, data))
+
+
+_executor: tuple[int, futures.ThreadPoolExecutor] | None = None
+
+
+def _prepare_executor() -> futures.ThreadPoolExecutor:
+    """The threads that prepare stores' rows, one pool per process (a pool's threads do not
+    survive a fork: a forked child that used its parent's pool would wait forever)."""
+    global _executor
+    if _executor is None or _executor[0] != os.getpid():
+        _executor = (os.getpid(), futures.ThreadPoolExecutor(
+            max_workers=4, thread_name_prefix="skyreg-apdb-store"))
+    return _executor[1]
+
+
 #: Marks digests taken over the binary COPY data; digests without it were taken over CSV.
 _DIGEST_FORMAT = "bin1:"
 
@@ -433,52 +500,85 @@ def _temp(name: str) -> str:
 class _Store:
     """The statements of one store, in one transaction (see the module docstring)."""
 
-    def __init__(self, driver: psycopg.Connection[Any], time: float,
-                 ccd: tuple[int, int] | None, data: dict[str, tuple[bytes, tuple[str, ...]]],
-                 tables: dict[str, pa.Table], objects: pa.Table) -> None:
+    def __init__(self, driver: psycopg.Connection[Any], time: float, objects: pa.Table,
+                 source_rows: futures.Future[_SourceRows], rows: futures.Future[_Rows]
+                 ) -> None:
         self.driver = driver
-        self.objects = objects
         self.time = time
-        self.ccd = ccd
-        self.data = data
-        self.tables = tables
-        self.digest = store_digest(time, data)
-        self.counts = {name: table.num_rows for name, table in tables.items()}
+        self.objects = objects  # checked, in the caller's order, without pixelId
+        self._source_rows = source_rows
+        self._rows = rows
+        self.ccd: tuple[int, int] | None = None
+        self.data: dict[str, tuple[bytes, tuple[str, ...]]] = {}
+        self.counts: dict[str, int] = {}
+
+    def source_rows(self) -> _SourceRows:
+        """The sources, waiting for their thread."""
+        ready = self._source_rows.result()
+        self.ccd = ready.ccd
+        self.data = dict(ready.data)
+        self.counts = {name: table.num_rows for name, table in ready.tables.items()}
+        return ready
+
+    def rows(self) -> _Rows:
+        """Every row, waiting for their thread."""
+        ready = self._rows.result()
+        self.data = ready.data
+        self.counts = {name: table.num_rows for name, table in ready.tables.items()}
+        return ready
 
     def run(self) -> StoreReport:
         driver = self.driver
-        # One round trip (a pipeline): the planner settings, the CCD's lock and digest. Each
-        # round trip is a wait for the server's turn on a core: under load, 0.3-3 ms of a
-        # store's wall time apiece. The temporary tables are made only by the paths that
-        # use them (a visit's store copies straight into the tables).
-        digest_cursor = None
+        # Each round trip is a wait for the server's turn on a core: under load, 0.3-3 ms of
+        # a store's wall time apiece, so statements go in pipelines. First the planner
+        # settings, the objects' locks and the closing of their open versions (the usual
+        # case of merge_objects), then the CCD's lock and digest. The locks are taken in
+        # that order by every store (objects in sorted order, then the CCD): two writers
+        # cannot deadlock. The temporary tables are made only by the paths that use them (a
+        # visit's store copies straight into the tables).
+        closing_cursor = None
+        ids = self.objects.column("diaObjectId").to_numpy().astype(np.int64)
+        starts = self.objects.column("validityStartMjdTai").to_numpy().astype(np.float64)
         with driver.pipeline():
             _key_lookups_only(driver)
-            if self.ccd is not None:
+            if len(ids):  # (ids are unique: check_unique, all versions start at self.time)
+                closing_cursor = lock_and_close(driver, ids, starts)
+        closed = (np.fromiter((row[0] for row in closing_cursor.fetchall()), np.int64)
+                  if closing_cursor is not None else np.zeros(0, dtype=np.int64))
+        self.source_rows()
+        stored = None
+        if self.ccd is not None:
+            with driver.pipeline():
                 driver.execute("SELECT pg_advisory_xact_lock(%s, hashint8(%s::bigint * 65536 "
                                "+ %s))", (_CCD_LOCK, *self.ccd))
                 digest_cursor = driver.execute(
                     f"SELECT digest FROM {_t(STORED_CCD_TABLE)} WHERE visit = %s AND "
                     "detector = %s", self.ccd)
-        stored = digest_cursor.fetchone() if digest_cursor is not None else None
-        if (self.ccd is not None and stored is not None
-                and _same_digest(stored[0], self.time, self.tables, self.digest)):
-            return StoreReport(*self.ccd, already_stored=True)
+            stored = digest_cursor.fetchone()
         if stored is not None:
+            assert self.ccd is not None
+            rows = self.rows()
+            # Stored with the same rows: the closing above changed nothing, as every object
+            # of the CCD has a version starting at self.time (stored by the CCD, or by a
+            # neighbour of the same visit), and its open version starts there or later.
+            if _same_digest(stored[0], self.time, rows.tables, rows.digest):
+                return StoreReport(*self.ccd, already_stored=True)
             copy_to_temps(driver, self.data)
             self._refuse_rerun()
         inserted = self._insert_sources(
             [n for n in ("DiaSource", "DiaForcedSource") if n in self.data])
         sources, forced = inserted.get("DiaSource", 0), inserted.get("DiaForcedSource", 0)
-        merged = (merge_objects(driver, self.objects, replace=True,
-                                data=self.data["DiaObject"])
-                  if self.objects.num_rows else MergeResult(0, 0, 0, []))
+        rows = self.rows()
+        objects = rows.tables["DiaObject"]
+        merged = (merge_objects(driver, objects, replace=True, data=self.data["DiaObject"],
+                                closed=closed)
+                  if objects.num_rows else MergeResult(0, 0, 0, []))
         if self.ccd is not None:
             driver.execute(
                 f"INSERT INTO {_t(STORED_CCD_TABLE)} (visit, detector, {_q('visitTimeMjdTai')}, "
                 f"digest, {_q('nDiaObjects')}, {_q('nDiaSources')}, {_q('nDiaForcedSources')}) "
                 "VALUES (%s, %s, %s, %s, %s, %s, %s)",
-                (*self.ccd, self.time, self.digest, self.counts.get("DiaObject", 0),
+                (*self.ccd, self.time, rows.digest, self.counts.get("DiaObject", 0),
                  self.counts.get("DiaSource", 0), self.counts.get("DiaForcedSource", 0)))
         visit, detector = self.ccd if self.ccd is not None else (None, None)
         return StoreReport(visit, detector, False, merged.inserted, merged.replaced,
@@ -713,9 +813,32 @@ def _array(values: npt.NDArray[Any]) -> str:
     return "{" + ",".join(map(repr, values.tolist())) + "}"
 
 
+_OBJECT_LOCK_SQL = (f"SELECT count(pg_advisory_xact_lock({_OBJECT_LOCK}, h)) FROM (SELECT "
+                    "DISTINCT hashint8(x) AS h FROM unnest(%s::int8[]) AS x ORDER BY 1) AS l")
+
+
+def lock_and_close(driver: psycopg.Connection[Any], ids: npt.NDArray[np.int64],
+                   starts: npt.NDArray[np.float64]) -> psycopg.Cursor[Any]:
+    """Lock the objects ``ids`` (unique) and close each one's open version where it starts
+    before the given version (``starts``); the cursor returns the closed objects' ids.
+
+    The usual case of a merge: the given version is newer than every stored one (a visit's
+    objects, of an object seen before). The open version is the newest of its chain, so
+    closing it settles the chain in one statement, by the unique index of open versions,
+    without reading any stored version (measured: the read cost 10-18 ms of a CCD's store,
+    the update of the ends another 8-12 ms). Two statements, to be sent in a pipeline.
+    """
+    oid, start, end = _q("diaObjectId"), _q("validityStartMjdTai"), _q("validityEndMjdTai")
+    driver.execute(_OBJECT_LOCK_SQL, (_array(np.unique(ids)),))
+    return driver.execute(
+        f"UPDATE {_t('DiaObject')} AS d SET {end} = u.s FROM unnest(%s::int8[], "
+        f"%s::float8[]) AS u(i, s) WHERE d.{oid} = u.i AND d.{end} IS NULL AND "
+        f"d.{start} < u.s RETURNING d.{oid}", (_array(ids), _array(starts)))
+
+
 def merge_objects(driver: psycopg.Connection[Any], table: pa.Table, *,
-                  replace: bool, data: tuple[bytes, tuple[str, ...]] | None = None
-                  ) -> MergeResult:
+                  replace: bool, data: tuple[bytes, tuple[str, ...]] | None = None,
+                  closed: npt.NDArray[np.int64] | None = None) -> MergeResult:
     """Merge DiaObject versions (an Arrow table with validityStartMjdTai and pixelId).
 
     Locks the objects, reads their stored version starts, derives every version's validity
@@ -724,37 +847,28 @@ def merge_objects(driver: psycopg.Connection[Any], table: pa.Table, *,
     CCDs of one visit) or refuses them (reported in ``clashes``), inserts new versions.
     Statements look rows up by key: arrays in, no joins left to the planner's guesses.
     ``data``: the rows (without validity ends) as :func:`to_binary` data, if the caller
-    has them (else they are made here). When every given version is either the newest of
-    its object or the first one of a new object (a visit's store, a first load), they are
-    copied straight into DiaObject; otherwise they go through the temporary table.
+    has them (else they are made here). ``closed``: the caller ran :func:`lock_and_close`
+    on these rows in this transaction, which closed these objects. When every given version
+    is either the newest of its object or the first one of a new object (a visit's store, a
+    first load), they are copied straight into DiaObject; otherwise they go through the
+    temporary table.
     """
     oid, start, end = _q("diaObjectId"), _q("validityStartMjdTai"), _q("validityEndMjdTai")
     catalog = _t("DiaObject")
     ids = table.column("diaObjectId").to_numpy().astype(np.int64)
     starts = table.column("validityStartMjdTai").to_numpy().astype(np.float64)
     unique_ids = np.unique(ids)
-    lock = (f"SELECT count(pg_advisory_xact_lock({_OBJECT_LOCK}, h)) FROM (SELECT DISTINCT "
-            "hashint8(x) AS h FROM unnest(%s::int8[]) AS x ORDER BY 1) AS l")
-    # The usual case first: the given version is newer than every stored one (a visit's
-    # objects, of an object seen before). The open version is the newest of its chain, so
-    # closing it where it starts earlier settles the chain in one statement, by the unique
-    # index of open versions, without reading any stored version (measured: the read cost
-    # 10-18 ms of a CCD's store, the update of the ends another 8-12 ms). The objects it did
-    # not close — new ones, a version of the same visit stored by a neighbouring CCD, or
-    # one older than what is stored — take the general path below.
-    # The lock and that statement go in one round trip (a pipeline).
-    newest = np.zeros(len(ids), dtype=bool)
-    if len(ids) and len(unique_ids) == len(ids):
+    # The objects lock_and_close did not close (new ones, a version of the same visit
+    # stored by a neighbouring CCD, or one older than what is stored) take the general
+    # path below. The lock and that statement go in one round trip (a pipeline).
+    if closed is None and len(ids) and len(unique_ids) == len(ids):
         with driver.pipeline():
-            driver.execute(lock, (_array(unique_ids),))
-            closing_cursor = driver.execute(
-                f"UPDATE {catalog} AS d SET {end} = u.s FROM unnest(%s::int8[], "
-                f"%s::float8[]) AS u(i, s) WHERE d.{oid} = u.i AND d.{end} IS NULL AND "
-                f"d.{start} < u.s RETURNING d.{oid}", (_array(ids), _array(starts)))
-        rows = closing_cursor.fetchall()
-        newest = np.isin(ids, np.fromiter((row[0] for row in rows), np.int64, len(rows)))
-    else:
-        driver.execute(lock, (_array(unique_ids),))
+            closing_cursor = lock_and_close(driver, ids, starts)
+        closed = np.fromiter((row[0] for row in closing_cursor.fetchall()), np.int64)
+    elif closed is None:
+        driver.execute(_OBJECT_LOCK_SQL, (_array(unique_ids),))
+    newest = (np.isin(ids, closed) if closed is not None and len(closed)
+              else np.zeros(len(ids), dtype=bool))
     other_ids = unique_ids if not newest.any() else np.unique(ids[~newest])
     # The stored versions of the others as fixed-width binary COPY, straight into numpy
     # (fetching them as Python tuples cost ~1 µs a value). COPY takes no parameters: the ids
