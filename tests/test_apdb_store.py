@@ -522,3 +522,19 @@ def test_a_forked_child_stores_after_its_parent(database_url: str) -> None:
         registry.apdb.store(T0, frames.objects, frames.sources, frames.forced)
     with multiprocessing.get_context("fork").Pool(1) as pool:
         assert pool.apply_async(_store_in_child, (database_url,)).get(timeout=60) == 30
+
+
+def test_a_ccd_named_by_float_columns_is_locked_once_checked(database_url: str) -> None:
+    """Visits and detectors given as floats are not taken before they are checked: the
+    CCD's lock and digest then follow the check, and a re-run is still recognised."""
+    ids, ra, dec = random_objects(20, Box(89.0, 89.1, 0.0, 0.1), seed=22)
+    frames = ccd_frames(50, 6, T0, ids, ra, dec, seed=22)
+    sources = frames.sources.astype({"visit": "float64", "detector": "float64"})
+    forced = frames.forced.astype({"visit": "float64"})
+    with Registry.connect(database_url) as registry:
+        apdb = registry.apdb
+        first = apdb.store(T0, frames.objects, sources, forced)
+        assert (first.visit, first.detector, first.already_stored) == (50, 6, False)
+        assert apdb.store(T0, frames.objects, frames.sources, frames.forced).already_stored
+        with pytest.raises(InputError, match="name different CCDs"):
+            apdb.store(T0, frames.objects, sources.assign(visit=51.0), forced)

@@ -130,27 +130,28 @@ def _row(position: int, rows: npt.NDArray[np.int64] | None) -> int:
     return int(rows[position]) if rows is not None else position
 
 
+def _column_arrays(frame: pd.DataFrame) -> list[Any]:
+    """The frame's columns, each as the array pandas holds (numpy or extension array).
+
+    Any public way to a column builds a Series first (~20 µs: 2.6 ms for a DiaSource frame's
+    103 columns, against 0.13 ms this way). ``DataFrame._get_column_array`` is the accessor
+    pandas itself uses for that (pandas 1.5 to 3); without it, the public way.
+    """
+    column = getattr(frame, "_get_column_array", None)
+    if column is None:
+        return [frame.iloc[:, position] for position in range(frame.shape[1])]
+    return [column(position) for position in range(frame.shape[1])]
+
+
 def _from_pandas(frame: pd.DataFrame) -> pa.Table:
-    """The frame as Arrow columns (NaN and None as NULL), without a Series per column.
+    """The frame as Arrow columns (NaN and None as NULL).
 
     ``Table.from_pandas`` spends more on its thread pool and per-column bookkeeping than on
-    the data for a CCD's 1,000 rows, and so does any loop over the frame's columns (pandas
-    builds a Series for each, ~40 µs): numeric columns of one dtype are taken out as one 2-D
-    array instead, the others (texts, nullable extension types) one by one.
+    the data for a CCD's 1,000 rows (8 ms for a DiaSource frame of 80 rows): each column
+    goes to Arrow by itself instead, as pandas holds it.
     """
-    names = [str(c) for c in frame.columns]
-    arrays: list[pa.Array | None] = [None] * len(names)
-    groups: dict[np.dtype[Any], list[int]] = {}
-    for position, dtype in enumerate(frame.dtypes.tolist()):
-        if isinstance(dtype, np.dtype) and dtype.kind in "biuf":
-            groups.setdefault(dtype, []).append(position)
-        else:
-            arrays[position] = pa.array(frame.iloc[:, position], from_pandas=True)
-    for dtype, positions in groups.items():
-        block = np.ascontiguousarray(frame.iloc[:, positions].to_numpy(dtype=dtype).T)
-        for row, position in enumerate(positions):
-            arrays[position] = pa.array(block[row], from_pandas=True)
-    return pa.table(arrays, names=names)
+    return pa.table([pa.array(values, from_pandas=True) for values in _column_arrays(frame)],
+                    names=[str(c) for c in frame.columns])
 
 
 def to_arrow(frame: pd.DataFrame | pa.Table, name: str, *, file: str | None = None,
@@ -225,9 +226,12 @@ def add_pixels(tables: dict[str, pa.Table]) -> dict[str, pa.Table]:
     if len(ra) == 0:
         indices = np.zeros(0, dtype=np.int64)
     else:
-        positions, inverse = np.unique(np.stack([ra, dec], axis=1), axis=0,
-                                       return_inverse=True)
-        indices = htm_indices(positions[:, 0], positions[:, 1],
+        # A position as one complex number: np.unique sorts those natively, ~12x faster
+        # than rows of a 2-D array (axis=0), and compares them by both parts, exactly.
+        keys = np.empty(len(ra), dtype=np.complex128)
+        keys.real, keys.imag = ra, dec
+        positions, inverse = np.unique(keys, return_inverse=True)
+        indices = htm_indices(positions.real, positions.imag,
                               APDB_HTM_LEVEL)[inverse.reshape(-1)]
     result = dict(tables)
     start = 0

@@ -334,7 +334,8 @@ class Apdb:
         try:
             with writing(self.engine, "the APDB store"), self.engine.begin() as connection:
                 driver: psycopg.Connection[Any] = connection.connection.driver_connection  # type: ignore[assignment]
-                return _Store(driver, time, objects_table, source_rows, rows).run()
+                return _Store(driver, time, objects_table, source_rows, rows,
+                              _likely_ccd(sources, forced_sources)).run()
         finally:
             # Back to the caller only once nothing reads its frames any more.
             futures.wait(threads)
@@ -396,6 +397,24 @@ def _ccd_of(batches: dict[str, pa.Table]) -> tuple[int, int] | None:
         raise InputError(f"DiaSource and DiaForcedSource name different CCDs: {sorted(pairs)}",
                          field="visit")
     return next(iter(pairs)) if pairs else None
+
+
+def _likely_ccd(*frames: pd.DataFrame | None) -> tuple[int, int] | None:
+    """The CCD the sources name as given, before they are checked (by :func:`_ccd_of`, which
+    decides), or None where that is not plain: its lock can then go in the first round
+    trip."""
+    pairs: set[tuple[int, int]] = set()
+    for frame in frames:
+        if frame is None or len(frame) == 0:
+            continue
+        if not isinstance(frame, pd.DataFrame) or not {"visit", "detector"} <= set(frame):
+            return None
+        visits, detectors = frame["visit"].to_numpy(), frame["detector"].to_numpy()
+        if (visits.dtype.kind not in "iu" or detectors.dtype.kind not in "iu"
+                or (visits != visits[0]).any() or (detectors != detectors[0]).any()):
+            return None
+        pairs.add((int(visits[0]), int(detectors[0])))
+    return pairs.pop() if len(pairs) == 1 else None
 
 
 def _canonical(table: pa.Table, name: str) -> pa.Table:
@@ -501,13 +520,14 @@ class _Store:
     """The statements of one store, in one transaction (see the module docstring)."""
 
     def __init__(self, driver: psycopg.Connection[Any], time: float, objects: pa.Table,
-                 source_rows: futures.Future[_SourceRows], rows: futures.Future[_Rows]
-                 ) -> None:
+                 source_rows: futures.Future[_SourceRows], rows: futures.Future[_Rows],
+                 likely_ccd: tuple[int, int] | None) -> None:
         self.driver = driver
         self.time = time
         self.objects = objects  # checked, in the caller's order, without pixelId
         self._source_rows = source_rows
         self._rows = rows
+        self.likely_ccd = likely_ccd
         self.ccd: tuple[int, int] | None = None
         self.data: dict[str, tuple[bytes, tuple[str, ...]]] = {}
         self.counts: dict[str, int] = {}
@@ -532,29 +552,29 @@ class _Store:
         # Each round trip is a wait for the server's turn on a core: under load, 0.3-3 ms of
         # a store's wall time apiece, so statements go in pipelines. First the planner
         # settings, the objects' locks and the closing of their open versions (the usual
-        # case of merge_objects), then the CCD's lock and digest. The locks are taken in
-        # that order by every store (objects in sorted order, then the CCD): two writers
-        # cannot deadlock. The temporary tables are made only by the paths that use them (a
-        # visit's store copies straight into the tables).
-        closing_cursor = None
+        # case of merge_objects), and the CCD's lock and digest. The locks are taken in that
+        # order by every store (objects in sorted order, then the CCD): two writers cannot
+        # deadlock. The CCD is the one the sources name as given; should the checked sources
+        # name another, its lock and digest take a round trip of their own. The temporary
+        # tables are made only by the paths that use them (a visit's store copies straight
+        # into the tables).
+        closing_cursor = digest_cursor = None
         ids = self.objects.column("diaObjectId").to_numpy().astype(np.int64)
         starts = self.objects.column("validityStartMjdTai").to_numpy().astype(np.float64)
         with driver.pipeline():
             _key_lookups_only(driver)
             if len(ids):  # (ids are unique: check_unique, all versions start at self.time)
                 closing_cursor = lock_and_close(driver, ids, starts)
+            if self.likely_ccd is not None:
+                digest_cursor = self._lock_ccd(self.likely_ccd)
         closed = (np.fromiter((row[0] for row in closing_cursor.fetchall()), np.int64)
                   if closing_cursor is not None else np.zeros(0, dtype=np.int64))
         self.source_rows()
-        stored = None
-        if self.ccd is not None:
+        if self.ccd is not None and self.ccd != self.likely_ccd:
             with driver.pipeline():
-                driver.execute("SELECT pg_advisory_xact_lock(%s, hashint8(%s::bigint * 65536 "
-                               "+ %s))", (_CCD_LOCK, *self.ccd))
-                digest_cursor = driver.execute(
-                    f"SELECT digest FROM {_t(STORED_CCD_TABLE)} WHERE visit = %s AND "
-                    "detector = %s", self.ccd)
-            stored = digest_cursor.fetchone()
+                digest_cursor = self._lock_ccd(self.ccd)
+        stored = (digest_cursor.fetchone()
+                  if self.ccd is not None and digest_cursor is not None else None)
         if stored is not None:
             assert self.ccd is not None
             rows = self.rows()
@@ -583,6 +603,13 @@ class _Store:
         visit, detector = self.ccd if self.ccd is not None else (None, None)
         return StoreReport(visit, detector, False, merged.inserted, merged.replaced,
                            merged.unchanged, sources, forced)
+
+    def _lock_ccd(self, ccd: tuple[int, int]) -> psycopg.Cursor[Any]:
+        """Lock the CCD; the cursor returns its stored digest, if any (for a pipeline)."""
+        self.driver.execute("SELECT pg_advisory_xact_lock(%s, hashint8(%s::bigint * 65536 "
+                            "+ %s))", (_CCD_LOCK, *ccd))
+        return self.driver.execute(f"SELECT digest FROM {_t(STORED_CCD_TABLE)} WHERE "
+                                   "visit = %s AND detector = %s", ccd)
 
     def _keys(self, sql: str) -> list[tuple[Any, ...]]:
         return [tuple(row) for row in self.driver.execute(sql).fetchall()]
