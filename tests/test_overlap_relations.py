@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from alembic import command
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from lsst.sphgeom import ConvexPolygon, LonLat, UnitVector3d
 from sqlalchemy import create_engine, text
 
@@ -386,3 +388,51 @@ def test_tile_pixel_lookup_table_equals_binary_search(monkeypatch: pytest.Monkey
         for p, first, n in zip(probe, low, count, strict=True):
             assert n == int((tiles.pix == p).sum())
             assert (tiles.pix[first:first + n] == p).all()
+
+
+def _decoded(pieces: list[np.ndarray]) -> list[tuple[int, str, int, int, int, bool, bool]]:
+    """Relation rows of :func:`overlaps._overlap_rows` as (tile, instrument, visit, detector,
+    CCD, outer, inner), in the order they would be copied."""
+    return [(int(row["tile"]), bytes(row["instrument"]).decode(), int(row["visit"]),
+             int(row["detector"]), int(row["ccd"]), bool(row["outer"]), bool(row["inner"]))
+            for piece in pieces for row in piece]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.data())
+def test_keyed_rows_are_the_pairs_in_primary_key_order(data: st.DataObject) -> None:
+    """The packed-integer ordering of the relation rows gives every pair once, with its own
+    CCD's key and flags, each instrument's rows in (tile, visit, detector) order — also when
+    the keys are too wide to pack (visits of 2^62) and the rows fall back to ``np.lexsort``."""
+    names = data.draw(st.lists(st.sampled_from(["LSSTCam", "HSC", "DECam", "Ü"]), min_size=1,
+                               max_size=3, unique=True))
+    wide = data.draw(st.booleans())
+    count = data.draw(st.integers(1, 40))
+    keys = data.draw(st.lists(st.tuples(st.integers(0, len(names) - 1),
+                                        st.integers(-5, 2**62 if wide else 10**12),
+                                        st.integers(0, 200)),
+                              min_size=count, max_size=count, unique=True))
+    ccd_keys = overlaps.CcdKeys(tuple(names), *(np.array(column, dtype=np.int64)
+                                                for column in zip(*keys, strict=True)))
+    ids = np.array(data.draw(st.lists(st.integers(1, 2**40), min_size=count, max_size=count,
+                                      unique=True)), dtype=np.int64)
+    pairs = sorted(data.draw(st.sets(st.tuples(st.integers(1, 6) | st.integers(2**30, 2**30 + 3),
+                                               st.integers(0, count - 1)), max_size=200)))
+    flags = [data.draw(st.sampled_from([(True, True), (True, False), (False, True)]))
+             for _ in pairs]
+    tile_ids = np.array([tile for tile, _ in pairs], dtype=np.int64)
+    rows = np.array([row for _, row in pairs], dtype=np.int64)
+    outer = np.array([f[0] for f in flags], dtype=bool)
+    inner = np.array([f[1] for f in flags], dtype=bool)
+    for ordered in (True, False):
+        found = _decoded(overlaps._overlap_rows(tile_ids, outer, inner,
+                                                overlaps.PairCcds(ids, ccd_keys, rows), ordered))
+        expected = [(tile, names[keys[row][0]], keys[row][1], keys[row][2], int(ids[row]),
+                     bool(o), bool(i))
+                    for (tile, row), o, i in zip(pairs, outer, inner, strict=True)]
+        assert sorted(found) == sorted(expected)
+        # One piece per instrument, in byte order of the names (C collation).
+        by_name = [row[1] for row in found]
+        assert by_name == sorted(by_name, key=str.encode)
+        if ordered or not wide:
+            assert found == sorted(found, key=lambda r: (r[1].encode(), r[0], r[2], r[3]))

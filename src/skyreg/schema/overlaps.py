@@ -113,9 +113,6 @@ class CcdKeys:
     def __len__(self) -> int:
         return len(self.visit)
 
-    def take(self, rows: IntArray) -> CcdKeys:
-        return CcdKeys(self.names, self.instrument[rows], self.visit[rows], self.detector[rows])
-
     @classmethod
     def concat(cls, parts: Sequence[CcdKeys]) -> CcdKeys:
         """One set of keys from several (their name tables merged)."""
@@ -347,13 +344,13 @@ def _test_and_store(connection: Connection, tiles: Tiles, ccd_ids: IntArray,
     found = _test_candidates(connection, tiles, ccd_ids, tile_ids,
                              _stored(ccd, "ccd_id", ("region",)),
                              _stored(tiles.table, tiles.id_column, _TILE_COLUMNS))
-    keys = None
+    ccds: IntArray | PairCcds = found.ccd_refs
     if _is_keyed(connection, tiles.relation.name):
         distinct = _distinct(found.ccd_refs)
-        keys = stored_ccd_keys(connection, distinct).take(
-            np.searchsorted(distinct, found.ccd_refs))
-    _copy_rows(connection, tiles, _overlap_rows(found.tile_refs, found.ccd_refs, found.outer,
-                                                found.inner, keys, ordered=True))
+        ccds = PairCcds(distinct, stored_ccd_keys(connection, distinct),
+                        np.searchsorted(distinct, found.ccd_refs))
+    _copy_rows(connection, tiles, _overlap_rows(found.tile_refs, found.outer, found.inner, ccds,
+                                                ordered=True))
     return len(found)
 
 
@@ -381,15 +378,31 @@ def stored_ccd_keys(connection: Connection, ids: IntArray) -> CcdKeys:
     return CcdKeys(names, codes[order], values[order, 1].copy(), values[order, 2].copy())
 
 
-def _overlap_rows(tile_ids: IntArray, ccd_ids: IntArray, outer: BoolArray, inner: BoolArray,
-                  keys: CcdKeys | None, ordered: bool) -> list[npt.NDArray[np.void]]:
+@dataclass(frozen=True)
+class PairCcds:
+    """The CCDs of some pairs: each distinct CCD once (``ids`` and ``keys`` row by row) and,
+    per pair, its CCD's row there. A survey's patch pairs name each CCD ~8 times: ordering and
+    packing work on the CCDs once, the pairs only gather."""
+
+    ids: IntArray
+    keys: CcdKeys
+    rows: IntArray
+
+
+def _overlap_rows(tile_ids: IntArray, outer: BoolArray, inner: BoolArray,
+                  ccds: IntArray | PairCcds, ordered: bool) -> list[npt.NDArray[np.void]]:
     """Relation rows in binary COPY format (without header and trailer), in pieces.
 
-    With ``keys`` (those of each pair's CCD) the rows have the CCD key: one piece per
-    instrument, whose name has one width within it. ``ordered``: the pieces' rows in key order
-    (instrument, then tile, visit, detector), for B-tree inserts into a relation with indexes.
+    ``ccds``: the CCD id of each pair (a relation without the CCD key, as revision 0007
+    created it), or the pairs' CCDs with their keys; then there is one piece per instrument,
+    whose name has one width within it, and each piece's rows are in the primary key's order
+    (tile, visit, detector) whenever the keys pack into one integer (:func:`_packed_order`,
+    nearly always), else only when ``ordered`` (B-tree inserts into a relation with indexes).
+    A relation filled in key order builds its primary key without sorting: PostgreSQL's sort
+    finds presorted input in one pass (measured on 14 M pairs: 19 s instead of 36 s).
     """
-    if keys is None:
+    if not isinstance(ccds, PairCcds):
+        ccd_ids = ccds
         if ordered:
             by_key = np.lexsort((ccd_ids, tile_ids))
             tile_ids, ccd_ids, outer, inner = (tile_ids[by_key], ccd_ids[by_key], outer[by_key],
@@ -399,27 +412,90 @@ def _overlap_rows(tile_ids: IntArray, ccd_ids: IntArray, outer: BoolArray, inner
         rows["tile"], rows["ccd"] = tile_ids, ccd_ids
         rows["outer"], rows["inner"] = outer, inner
         return [rows]
-    order: IntArray | None = None
-    if ordered:
-        order = np.lexsort((keys.detector, keys.visit, tile_ids, keys.instrument))
-    elif len(keys.names) > 1:
-        order = np.argsort(keys.instrument, kind="stable")
-    codes = keys.instrument if order is None else keys.instrument[order]
-    bounds = np.flatnonzero(np.diff(codes)) + 1 if len(codes) else np.empty(0, np.int64)
+    if not len(tile_ids):
+        return []
+    # Codes in the order of the names' bytes, which is text order in the C collation.
+    names = sorted(ccds.keys.names)
+    renamed = np.array([names.index(name) for name in ccds.keys.names], dtype=np.int64)
+    table_codes = renamed[ccds.keys.instrument]
+    packed = _packed_order(tile_ids, outer, inner, ccds, table_codes)
+    if packed is not None:
+        codes, tile_ids, table_rows, outer, inner = packed
+    else:
+        table_rows = ccds.rows
+        codes = table_codes[table_rows]
+        order: IntArray | None = None
+        if ordered:
+            order = np.lexsort((ccds.keys.detector[table_rows], ccds.keys.visit[table_rows],
+                                tile_ids, codes))
+        elif len(names) > 1:
+            order = np.argsort(codes, kind="stable")
+        if order is not None:
+            codes, tile_ids, table_rows = codes[order], tile_ids[order], table_rows[order]
+            outer, inner = outer[order], inner[order]
+    bounds = np.flatnonzero(np.diff(codes)) + 1
     pieces = []
     for first, last in itertools.pairwise([0, *bounds.tolist(), len(codes)]):
-        if first == last:
-            continue
-        picked = slice(first, last) if order is None else order[first:last]
-        name = keys.names[int(codes[first])].encode()
+        at = table_rows[first:last]
+        name = names[int(codes[first])].encode()
         rows = np.empty(last - first, dtype=_keyed_row(name))
         rows["fields"], rows["len_t"], rows["len_n"], rows["len_v"] = 7, 8, len(name), 8
         rows["len_d"], rows["len_c"], rows["len_o"], rows["len_i"] = 8, 8, 1, 1
-        rows["tile"], rows["instrument"] = tile_ids[picked], name
-        rows["visit"], rows["detector"] = keys.visit[picked], keys.detector[picked]
-        rows["ccd"], rows["outer"], rows["inner"] = ccd_ids[picked], outer[picked], inner[picked]
+        rows["tile"], rows["instrument"] = tile_ids[first:last], name
+        rows["visit"], rows["detector"] = ccds.keys.visit[at], ccds.keys.detector[at]
+        rows["ccd"] = ccds.ids[at]
+        rows["outer"], rows["inner"] = outer[first:last], inner[first:last]
         pieces.append(rows)
     return pieces
+
+
+def _packed_order(tile_ids: IntArray, outer: BoolArray, inner: BoolArray, ccds: PairCcds,
+                  table_codes: IntArray
+                  ) -> tuple[IntArray, IntArray, IntArray, BoolArray, BoolArray] | None:
+    """(instrument code, tile, CCD table row, outer, inner) of the pairs in key order
+    (instrument, tile, visit, detector), or None when that order does not pack into 63 bits.
+
+    Each pair becomes one integer — instrument code, tile id, the rank of its CCD's
+    (instrument, visit, detector) among the CCDs, and its two flags — and one sort of plain
+    integers orders them all: 0.4 s for 14 M pairs where a three-key ``np.lexsort`` took 14.5 s
+    and an ``argsort`` 2.5 s. The CCDs themselves (an eighth as many) are ranked by a sort of
+    their own packed keys.
+    """
+    by_key = _ccd_order(ccds.keys, table_codes)
+    if by_key is None or int(tile_ids.min()) < 0:
+        return None
+    code_bits = int(table_codes.max()).bit_length()
+    tile_bits = int(tile_ids.max()).bit_length()
+    rank_bits = max(len(by_key) - 1, 1).bit_length()
+    if code_bits + tile_bits + rank_bits + 2 > 63:
+        return None
+    rank = np.empty(len(by_key), dtype=np.int64)
+    rank[by_key] = np.arange(len(by_key), dtype=np.int64)
+    rows = ccds.rows
+    key = table_codes[rows] << (tile_bits + rank_bits + 2)
+    key |= tile_ids << (rank_bits + 2)
+    key |= rank[rows] << 2
+    key |= outer.astype(np.int64) << 1
+    key |= inner.astype(np.int64)
+    key.sort()
+    return (key >> (tile_bits + rank_bits + 2), (key >> (rank_bits + 2)) & ((1 << tile_bits) - 1),
+            by_key[(key >> 2) & ((1 << rank_bits) - 1)], (key & 2).astype(bool),
+            (key & 1).astype(bool))
+
+
+def _ccd_order(keys: CcdKeys, codes: IntArray) -> IntArray | None:
+    """The CCD table's rows in (instrument code, visit, detector) order, sorting one packed
+    integer per CCD; None when the three do not pack into 63 bits."""
+    if not len(keys):
+        return np.empty(0, np.int64)
+    visit = keys.visit - int(keys.visit.min())
+    detector = keys.detector - int(keys.detector.min())
+    visit_bits = int(visit.max()).bit_length()
+    detector_bits = int(detector.max()).bit_length()
+    if int(codes.max()).bit_length() + visit_bits + detector_bits > 63:
+        return None
+    packed = (codes << (visit_bits + detector_bits)) | (visit << detector_bits) | detector
+    return np.argsort(packed).astype(np.int64)
 
 
 def _copy_rows(connection: Connection, tiles: Tiles, pieces: Sequence[npt.NDArray[np.void]],
@@ -772,22 +848,23 @@ def prepare_overlaps(connection: Connection, first_ids: dict[str, int],
     stored_ids = _distinct(np.concatenate([np.empty(0, np.int64)] + [
         found.ccd_refs[found.ccd_refs >= 0] for found in pairs.values()]))
     stored = stored_ccd_keys(connection, stored_ids)
+    # One table of the CCDs the pairs name: the new ones by row_no, then the stored ones.
+    count = len(new_ccds)
+    table_ids = np.concatenate([first_ids.get("ccd", 0) + np.arange(count, dtype=np.int64),
+                                stored_ids])
+    table_keys = CcdKeys.concat([new_ccds, stored]) if len(stored) else new_ccds
     for tiles in TILES:
         found = pairs.get(tiles.kind)
         if found is None or not len(found):
             continue
         tile_ids = _resolve(found.tile_refs, first_ids.get(tiles.kind, 0))
-        ccd_ids = _resolve(found.ccd_refs, first_ids.get("ccd", 0))
-        staged = found.ccd_refs < 0
-        keys = new_ccds.take(-found.ccd_refs[staged] - 1)
-        if not staged.all():
-            old = stored.take(np.searchsorted(stored_ids, ccd_ids[~staged]))
-            order = np.concatenate([np.flatnonzero(staged), np.flatnonzero(~staged)])
-            keys = CcdKeys.concat([keys, old]).take(np.argsort(order, kind="stable"))
+        rows = -found.ccd_refs - 1
+        old = np.flatnonzero(found.ccd_refs >= 0)
+        rows[old] = count + np.searchsorted(stored_ids, found.ccd_refs[old])
         bulk = _is_empty(connection, tiles.relation)
-        prepared.append(Prepared(tiles, _overlap_rows(tile_ids, ccd_ids, found.outer,
-                                                      found.inner, keys, ordered=not bulk),
-                                 bulk))
+        prepared.append(Prepared(tiles, _overlap_rows(
+            tile_ids, found.outer, found.inner, PairCcds(table_ids, table_keys, rows),
+            ordered=not bulk), bulk))
     return prepared
 
 
